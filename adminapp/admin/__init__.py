@@ -1,0 +1,20 @@
+"""The Flask-Admin site: one place that registers every view."""
+
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+
+from ..extensions import db
+from ..models import Product
+from .base import DashboardView
+from .products import ProductView
+
+
+def init_admin(app) -> Admin:
+    admin = Admin(
+        app,
+        name="adminapp",
+        index_view=DashboardView(name="Dashboard", url="/admin"),
+        theme=Bootstrap4Theme(swatch="default", fluid=True, base_template="admin/adminapp_master.html"),
+    )
+    admin.add_view(ProductView(Product, db, name="Products", endpoint="product"))
+    return admin

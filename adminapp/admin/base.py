@@ -1,0 +1,146 @@
+"""The secured ModelView every admin view derives from.
+
+It holds, once: login and role checks on every endpoint (403 for a signed-in
+user without the right), CSRF on every form, domain errors turned into
+messages, and the single commit of a bulk action.
+"""
+
+import logging
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import AdminIndexView, expose
+from flask_admin.babel import gettext
+from flask_admin.contrib.sqla import ModelView
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from wtforms import HiddenField
+
+from ..domain.errors import DomainError, StaleVersion
+from ..extensions import db
+from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
+
+log = logging.getLogger(__name__)
+
+
+def login_redirect():
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+class VersionField(HiddenField):
+    """The version the form was opened at. Compared on save, never written to the record."""
+
+    def populate_obj(self, obj, name):
+        pass
+
+
+class SecuredModelView(ModelView):
+    form_base_class = FlaskForm  # CSRF token on create/edit, row delete and action forms
+    named_filter_urls = True
+    can_set_page_size = True
+    page_size_options = (20, 50, 100)
+    can_view_details = True
+    # The right each bulk action needs; an action missing here is refused.
+    action_rights = {"delete": DELETE}
+
+    # --- permissions, all read from permissions.ROLE_RIGHTS ---
+    def has_right(self, right) -> bool:
+        return can(current_user, self.endpoint, right)
+
+    def is_accessible(self):
+        return self.has_right(VIEW)
+
+    def inaccessible_callback(self, name, **kwargs):
+        if not current_user.is_authenticated:
+            return login_redirect()
+        abort(403)
+
+    def _handle_view(self, name, **kwargs):
+        refused = super()._handle_view(name, **kwargs)
+        if refused is not None:
+            return refused
+        if name == "action_view":
+            right = self.action_rights.get(request.form.get("action"))
+        else:
+            right = METHOD_RIGHTS.get(name)  # a view method not listed there is refused
+        if right is None or not self.has_right(right):
+            abort(403)
+        return None
+
+    @property
+    def can_create(self):
+        return self.has_right(ADD)
+
+    @property
+    def can_edit(self):
+        return self.has_right(CHANGE)
+
+    @property
+    def can_delete(self):
+        return self.has_right(DELETE)
+
+    @property
+    def can_export(self):
+        return self.has_right(VIEW)
+
+    def is_action_allowed(self, name):
+        right = self.action_rights.get(name)
+        return right is not None and self.has_right(right)
+
+    # --- errors the user can act on become messages; the view then rolls back ---
+    def handle_view_exception(self, exc):
+        if isinstance(exc, DomainError):
+            flash(str(exc), "error")
+            return True
+        if isinstance(exc, StaleDataError):
+            flash(str(StaleVersion(
+                "This record was changed by someone else while you were saving. "
+                "Your changes were not saved: reopen it to see the current data."
+            )), "error")
+            return True
+        if isinstance(exc, IntegrityError):
+            log.warning("Integrity error in %s: %s", self.endpoint, exc)
+            flash(gettext("The change conflicts with existing data and was not saved."), "error")
+            return True
+        return super().handle_view_exception(exc)
+
+    # --- bulk actions: parse ids, run one operation, commit once ---
+    def run_action(self, operation, ids, done_message):
+        """Run ``operation(session, ids)`` as the request's single transaction."""
+        try:
+            row_ids = [int(i) for i in ids]
+        except ValueError:
+            flash(gettext("Invalid selection."), "error")
+            return
+        if not row_ids:
+            flash(gettext("No rows selected."), "error")
+            return
+        try:
+            count = operation(db.session, row_ids)
+            db.session.commit()
+        except Exception as exc:
+            db.session.rollback()
+            if not self.handle_view_exception(exc):
+                log.exception("Action failed in %s", self.endpoint)
+                flash(gettext("Failed to perform action. %(error)s", error=str(exc)), "error")
+            return
+        flash(done_message % {"count": count}, "success")
+
+
+class DashboardView(AdminIndexView):
+    """`/admin/`: any signed-in user."""
+
+    def is_accessible(self):
+        return current_user.is_authenticated and current_user.is_active
+
+    def inaccessible_callback(self, name, **kwargs):
+        if not current_user.is_authenticated:
+            return login_redirect()
+        abort(403)
+
+    @expose("/")
+    def index(self):
+        from . import dashboard
+
+        return self.render("admin/index.html", **dashboard.figures(db.session))

@@ -1,0 +1,85 @@
+from decimal import Decimal
+
+from flask_admin.actions import action
+from flask_admin.babel import lazy_gettext
+from wtforms import fields
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
+
+from ..domain import catalog
+from ..extensions import db
+from ..formatting import money
+from ..models import Product
+from ..permissions import CHANGE, DELETE
+from .base import SecuredModelView, VersionField
+from .filters import AtLeast, AtMost, IntAtOrBelow
+from .validators import cents, finite_decimal, plain_text, strip
+
+MAX_PRICE = Decimal("9999999999.99")  # NUMERIC(12,2)
+MAX_STOCK = 2**31 - 1  # a 32-bit INTEGER column
+
+
+class ProductView(SecuredModelView):
+    column_list = ["sku", "name", "price", "stock", "is_active"]
+    column_labels = {"sku": "SKU", "is_active": "Active"}
+    column_default_sort = [("sku", False)]  # unique, so paging is stable
+    column_sortable_list = ["sku", "name", "price", "stock", "is_active"]
+    column_searchable_list = ["sku", "name"]
+    column_filters = [
+        "is_active",
+        AtLeast(Product.price, "Price"),
+        AtMost(Product.price, "Price"),
+        IntAtOrBelow(Product.stock, "Stock"),
+    ]
+    column_details_list = [
+        "id", "sku", "name", "description", "price", "stock", "is_active",
+        "created_at", "updated_at", "version",
+    ]
+    column_formatters = {"price": lambda view, context, model, name: money(model.price)}
+    column_export_list = [
+        "id", "sku", "name", "description", "price", "stock", "is_active", "created_at", "updated_at",
+    ]
+    column_formatters_export = {"price": lambda view, context, model, name: f"{model.price:.2f}"}
+    export_types = ["csv"]
+
+    form_columns = ["sku", "name", "description", "price", "stock", "is_active", "version"]
+    form_extra_fields = {"version": VersionField()}
+    form_overrides = {"description": fields.TextAreaField, "price": fields.DecimalField}
+    form_args = {
+        "sku": {
+            "label": "SKU",
+            "filters": [strip],
+            "validators": [
+                InputRequired(), Length(max=64), plain_text,
+                Regexp(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$",
+                       message="Use letters, digits and . _ - / only, starting with a letter or digit."),
+            ],
+        },
+        "name": {"filters": [strip], "validators": [InputRequired(), Length(max=200), plain_text]},
+        "description": {"validators": [Optional(), Length(max=5000), plain_text]},
+        "price": {
+            "places": 2,
+            "validators": [InputRequired(), finite_decimal, NumberRange(min=0, max=MAX_PRICE), cents],
+        },
+        "stock": {"validators": [InputRequired(), NumberRange(min=0, max=MAX_STOCK)]},
+        "is_active": {"label": "Active", "default": True},
+    }
+    action_rights = {"activate": CHANGE, "deactivate": CHANGE, "delete": DELETE}
+
+    def on_model_change(self, form, model, is_created):
+        if not is_created:
+            catalog.ensure_current(model, form.version.data, "product")
+
+    def on_model_delete(self, model):
+        catalog.ensure_deletable(db.session, [model])
+
+    @action("activate", lazy_gettext("Activate"))
+    def action_activate(self, ids):
+        self.run_action(lambda s, i: catalog.set_active(s, i, True), ids, "%(count)s product(s) activated.")
+
+    @action("deactivate", lazy_gettext("Deactivate"))
+    def action_deactivate(self, ids):
+        self.run_action(lambda s, i: catalog.set_active(s, i, False), ids, "%(count)s product(s) deactivated.")
+
+    @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected products?"))
+    def action_delete(self, ids):
+        self.run_action(catalog.delete_products, ids, "%(count)s product(s) deleted.")

@@ -1,0 +1,103 @@
+"""Commands for `manage.py` (and `flask --app adminapp`). Each one is its own unit of work."""
+
+import itertools
+import secrets
+
+import click
+from flask import current_app
+from flask_migrate import upgrade
+from sqlalchemy import func, select
+
+from .domain import accounts, seeding
+from .domain.errors import DomainError
+from .extensions import db
+from .models import ROLES, User
+
+SEED_BATCH = 5_000
+
+
+def init_db() -> None:
+    """Create the schema, or upgrade it to the latest migration. Safe to run again."""
+    upgrade(directory=current_app.extensions["migrate"].directory)
+
+
+def ensure_first_admin() -> str | None:
+    """On a database without users, create `admin` with a one-time password and return it."""
+    if db.session.scalar(select(func.count(User.id))):
+        return None
+    password = secrets.token_urlsafe(12)
+    accounts.create_user(db.session, "admin", password, "admin", must_change_password=True)
+    db.session.commit()
+    return password
+
+
+def seed_products(count: int, seed: int, progress=None) -> int:
+    first = seeding.next_demo_number(db.session)
+    rows = seeding.product_rows(count, seed, first)
+    done = 0
+    while batch := list(itertools.islice(rows, SEED_BATCH)):
+        seeding.insert_products(db.session, batch)
+        db.session.commit()
+        done += len(batch)
+        if progress:
+            progress(len(batch))
+    return done
+
+
+def _fail(exc: DomainError):
+    db.session.rollback()
+    raise click.ClickException(str(exc))
+
+
+def register(app) -> None:
+    @app.cli.command("init-db")
+    def init_db_command():
+        """Create or upgrade the database schema."""
+        init_db()
+        click.echo("Database schema is up to date.")
+
+    @app.cli.command("create-user")
+    @click.argument("username")
+    @click.option("--role", type=click.Choice(ROLES), required=True)
+    @click.password_option("--password", prompt=True, confirmation_prompt=True)
+    def create_user_command(username, role, password):
+        """Create a user with a role."""
+        try:
+            accounts.create_user(db.session, username, password, role)
+            db.session.commit()
+        except DomainError as exc:
+            _fail(exc)
+        click.echo(f"Created {role} {username}.")
+
+    @app.cli.command("set-password")
+    @click.argument("username")
+    @click.password_option("--password", prompt=True, confirmation_prompt=True)
+    def set_password_command(username, password):
+        """Set a user's password (and unlock the account)."""
+        try:
+            accounts.set_password(db.session, username, password)
+            db.session.commit()
+        except DomainError as exc:
+            _fail(exc)
+        click.echo(f"Password of {username} changed.")
+
+    @app.cli.command("seed")
+    @click.option("--products", "product_count", type=click.IntRange(min=0), default=0, show_default=True)
+    @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same data.")
+    def seed_command(product_count, seed):
+        """Add deterministic demo data."""
+        with click.progressbar(length=product_count, label="Products") as bar:
+            added = seed_products(product_count, seed, bar.update)
+        click.echo(f"Added {added} products.")
+
+    @app.cli.command("run")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=5000, type=int, show_default=True)
+    def run_command(host, port):
+        """Run the development server (creates the schema and a first admin when needed)."""
+        init_db()
+        password = ensure_first_admin()
+        if password:
+            click.echo("Created user 'admin' with the one-time password:\n\n    " + password + "\n")
+            click.echo("It is shown only now; you will be asked to change it after signing in.")
+        current_app.run(host=host, port=port, debug=False, use_reloader=False)

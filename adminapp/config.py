@@ -1,0 +1,60 @@
+"""Settings from the environment, with development defaults that just work."""
+
+import os
+import secrets
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """The environment cannot run the app; the message says what to set."""
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _secret_key(instance_path: Path, production: bool) -> str:
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    if production:
+        raise ConfigError(
+            "SECRET_KEY is not set. In production (ADMINAPP_ENV=production) set SECRET_KEY "
+            "to a long random value, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`."
+        )
+    # Development: generate one key once and keep it, so sessions survive restarts.
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def load_config(instance_path: str) -> dict:
+    instance = Path(instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    production = os.environ.get("ADMINAPP_ENV", "development") == "production"
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'adminapp.db'}"
+    if database_url.startswith("postgres://"):  # the form Heroku-style hosts hand out
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    return {
+        "ADMINAPP_ENV": "production" if production else "development",
+        "SECRET_KEY": _secret_key(instance, production),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
+        "LOGIN_MAX_ATTEMPTS": _env_int("LOGIN_MAX_ATTEMPTS", 5),
+        "LOGIN_LOCKOUT_SECONDS": _env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "FLASK_ADMIN_FLUID_LAYOUT": True,
+        "BABEL_DEFAULT_TIMEZONE": os.environ.get("ADMINAPP_TIMEZONE", "UTC"),
+        "CURRENCY": os.environ.get("ADMINAPP_CURRENCY", "IDR"),
+    }

@@ -1,0 +1,17 @@
+"""Errors a domain operation raises; their text is shown to the user as it is."""
+
+
+class DomainError(Exception):
+    """A rule refused the change. Nothing is saved: the view rolls back."""
+
+
+class StaleVersion(DomainError):
+    """The record changed after the form was opened (optimistic locking)."""
+
+
+class ProductInUse(DomainError):
+    """A transaction line refers to the product, so it cannot be deleted."""
+
+
+class NotFound(DomainError):
+    """Some of the records asked for do not exist (any more)."""

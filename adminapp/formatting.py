@@ -1,0 +1,20 @@
+"""Numbers, money and times for display, in the user's locale and time zone."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from flask import current_app
+from flask_babel import format_currency, format_datetime
+
+
+def money(amount: Decimal | None) -> str:
+    if amount is None:
+        return ""
+    return format_currency(amount, current_app.config["CURRENCY"])
+
+
+def local_time(moment: datetime | None) -> str:
+    """An aware UTC datetime shown in the configured local time zone."""
+    if moment is None:
+        return ""
+    return format_datetime(moment, "medium")

@@ -1,0 +1,10 @@
+from .audit import AuditEntry
+from .catalog import Product
+from .sales import STATUSES, Transaction, TransactionProduct
+from .types import utcnow
+from .users import ROLES, User
+
+__all__ = [
+    "AuditEntry", "Product", "ROLES", "STATUSES", "Transaction", "TransactionProduct",
+    "User", "utcnow",
+]
