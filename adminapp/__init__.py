@@ -28,8 +28,12 @@ CONTENT_SECURITY_POLICY = "; ".join([
 
 
 def create_app(overrides: dict | None = None) -> Flask:
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), instance_path=os.environ.get(
-        "ADMINAPP_INSTANCE_PATH", str(ROOT / "instance")))
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=os.environ.get("ADMINAPP_INSTANCE_PATH", str(ROOT / "instance")),
+    )
     app.config.update(load_config(app.instance_path))
     app.config.update(overrides or {})
     for register in (register_extensions, register_auth, register_admin, register_security_headers,
@@ -75,9 +79,12 @@ def register_auth(app: Flask) -> None:
 
 def register_admin(app: Flask) -> None:
     from .admin import init_admin
+    from flask_babel import get_locale
+
     from .formatting import local_time, money
 
     init_admin(app)
+    app.context_processor(lambda: {"current_locale": str(get_locale() or "en")})
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["local_time"] = local_time
 

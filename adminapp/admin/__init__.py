@@ -4,9 +4,10 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
 from ..extensions import db
-from ..models import Product
+from ..models import Product, Transaction
 from .base import DashboardView
 from .products import ProductView
+from .transactions import TransactionView
 
 
 def init_admin(app) -> Admin:
@@ -17,4 +18,5 @@ def init_admin(app) -> Admin:
         theme=Bootstrap4Theme(swatch="default", fluid=True, base_template="admin/adminapp_master.html"),
     )
     admin.add_view(ProductView(Product, db, name="Products", endpoint="product"))
+    admin.add_view(TransactionView(Transaction, db, name="Transactions", endpoint="transaction"))
     return admin

@@ -28,6 +28,15 @@ def login_redirect():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
+def parse_id(value) -> int | None:
+    """An integer key from a URL or form, or None when it is not one a database could hold."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**31 else None
+
+
 class VersionField(HiddenField):
     """The version the form was opened at. Compared on save, never written to the record."""
 
@@ -35,14 +44,26 @@ class VersionField(HiddenField):
         pass
 
 
+class AdminForm(FlaskForm):
+    """FlaskForm (CSRF, honours WTF_CSRF_ENABLED) that keeps the edited record as
+    ``_obj``, like flask_admin.form.BaseForm: Flask-Admin's Unique validator needs it,
+    or saving a record with its unique value unchanged fails with "Already exists."."""
+
+    def __init__(self, *args, obj=None, **kwargs):
+        self._obj = obj
+        super().__init__(*args, obj=obj, **kwargs)
+
+
 class SecuredModelView(ModelView):
-    form_base_class = FlaskForm  # CSRF token on create/edit, row delete and action forms
+    form_base_class = AdminForm  # CSRF token on create/edit, row delete and action forms
     named_filter_urls = True
     can_set_page_size = True
     page_size_options = (20, 50, 100)
     can_view_details = True
     # The right each bulk action needs; an action missing here is refused.
     action_rights = {"delete": DELETE}
+    # Rights for a view's own @expose endpoints, beside permissions.METHOD_RIGHTS.
+    extra_method_rights: dict[str, str] = {}
 
     # --- permissions, all read from permissions.ROLE_RIGHTS ---
     def has_right(self, right) -> bool:
@@ -63,7 +84,8 @@ class SecuredModelView(ModelView):
         if name == "action_view":
             right = self.action_rights.get(request.form.get("action"))
         else:
-            right = METHOD_RIGHTS.get(name)  # a view method not listed there is refused
+            # A view method listed in neither table is refused.
+            right = self.extra_method_rights.get(name) or METHOD_RIGHTS.get(name)
         if right is None or not self.has_right(right):
             abort(403)
         return None
@@ -88,6 +110,13 @@ class SecuredModelView(ModelView):
         right = self.action_rights.get(name)
         return right is not None and self.has_right(right)
 
+    def get_one(self, id):
+        """The record for a URL id, or None for a missing or malformed one (never a 500)."""
+        record_id = parse_id(id)
+        return None if record_id is None else db.session.get(self.model, record_id, options=self.get_one_options)
+
+    get_one_options: tuple = ()
+
     # --- errors the user can act on become messages; the view then rolls back ---
     def handle_view_exception(self, exc):
         if isinstance(exc, DomainError):
@@ -108,9 +137,8 @@ class SecuredModelView(ModelView):
     # --- bulk actions: parse ids, run one operation, commit once ---
     def run_action(self, operation, ids, done_message):
         """Run ``operation(session, ids)`` as the request's single transaction."""
-        try:
-            row_ids = [int(i) for i in ids]
-        except ValueError:
+        row_ids = [parse_id(i) for i in ids]
+        if None in row_ids:
             flash(gettext("Invalid selection."), "error")
             return
         if not row_ids:

@@ -15,3 +15,15 @@ class ProductInUse(DomainError):
 
 class NotFound(DomainError):
     """Some of the records asked for do not exist (any more)."""
+
+
+class InvalidTransaction(DomainError):
+    """The transaction's lines break a rule (no lines, a product twice, an inactive product)."""
+
+
+class InsufficientStock(DomainError):
+    """Posting would take more stock than there is; the message names each product."""
+
+
+class Immutable(DomainError):
+    """Posted and void transactions, and their lines, cannot be changed or deleted."""

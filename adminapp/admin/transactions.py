@@ -1,0 +1,316 @@
+"""Transactions: drafts edited inline, posted and voided through the sales operations."""
+
+import csv
+import io
+from datetime import datetime
+from decimal import Decimal
+
+from flask import Response, flash, jsonify, redirect, request, stream_with_context
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.babel import lazy_gettext
+from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
+from flask_admin.model.form import InlineFormAdmin
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from markupsafe import Markup
+from sqlalchemy import or_, select
+from sqlalchemy.orm import aliased, selectinload
+from wtforms import IntegerField, TextAreaField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from ..domain import catalog, sales
+from ..domain.errors import DomainError
+from ..extensions import db
+from ..formatting import local_time, money
+from ..models import STATUSES, Product, Transaction, TransactionProduct, User
+from ..permissions import CHANGE, DELETE, VIEW
+from .base import SecuredModelView, VersionField, log, parse_id
+from .filters import LocalDateFrom, LocalDateTo
+from .validators import plain_text
+
+MAX_QTY = 1_000_000
+
+
+class ActiveProductLoader(QueryAjaxModelLoader):
+    """Autocomplete over active products by SKU or name. An id typed into the POST by
+    hand is still loaded; `sales.save_draft` refuses it when the product is inactive."""
+
+    def __init__(self):
+        super().__init__("product", db, Product, fields=["sku", "name"], order_by=Product.sku, page_size=20)
+
+    def get_query(self):
+        return super().get_query().filter(Product.is_active)
+
+    def get_one(self, pk):
+        product_id = parse_id(pk)
+        return None if product_id is None else super().get_one(product_id)
+
+    def format(self, model):
+        if model is None:
+            return None
+        return model.id, f"{model.sku} — {model.name} ({money(model.price)})"
+
+
+class LineInline(InlineFormAdmin):
+    form_columns = ["id", "product", "product_qty"]
+    form_label = "Lines"
+    column_labels = {"product_qty": "Quantity"}
+    form_ajax_refs = {"product": ActiveProductLoader()}
+    form_args = {
+        "product": {"validators": [InputRequired()]},
+        "product_qty": {
+            "label": "Quantity",
+            "validators": [InputRequired(), NumberRange(min=1, max=MAX_QTY)],
+        },
+    }
+    form_overrides = {"product_qty": IntegerField}
+
+
+class ContainsProduct(BaseSQLAFilter):
+    def apply(self, query, value, alias=None):
+        pattern = f"%{value}%"
+        matching = Product.sku.ilike(pattern) | Product.name.ilike(pattern)
+        return query.filter(Transaction.lines.any(TransactionProduct.product.has(matching)))
+
+    def operation(self):
+        return lazy_gettext("contains")
+
+
+class CreatedBy(BaseSQLAFilter):
+    def apply(self, query, value, alias=None):
+        return query.filter(Transaction.created_by_id.in_(select(User.id).where(User.username == value)))
+
+    def operation(self):
+        return lazy_gettext("is")
+
+
+class VoidForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[InputRequired(), Length(max=2000), plain_text])
+
+
+def _status_badge(view, context, model, name):
+    colour = {"draft": "secondary", "posted": "success", "void": "danger"}[model.status]
+    return Markup('<span class="badge badge-{}">{}</span>').format(colour, model.status)
+
+
+class TransactionView(SecuredModelView):
+    list_template = "admin/transaction/list.html"
+    create_template = "admin/transaction/create.html"
+    edit_template = "admin/transaction/edit.html"
+    details_template = "admin/transaction/details.html"
+
+    column_list = ["id", "created_at", "created_by", "status", "line_count", "total"]
+    column_labels = {"id": "ID", "line_count": "Lines", "created_by": "Created by"}
+    column_default_sort = [("created_at", True), ("id", True)]
+    column_sortable_list = ["id", "created_at", "status", "line_count", "total"]
+    column_searchable_list = ["id", "note"]
+    column_filters = [
+        FilterEqual(Transaction.status, "Status", options=[(s, s) for s in STATUSES]),
+        LocalDateFrom(Transaction.created_at, "Created"),
+        LocalDateTo(Transaction.created_at, "Created"),
+        CreatedBy(Transaction.created_by_id, "Created by"),
+        ContainsProduct(Transaction.id, "Product"),
+    ]
+    column_formatters = {
+        "created_at": lambda v, c, m, n: local_time(m.created_at),
+        "total": lambda v, c, m, n: money(m.total),
+        "status": _status_badge,
+    }
+    column_details_list = [
+        "id", "status", "note", "created_at", "created_by", "posted_at", "posted_by",
+        "voided_at", "voided_by", "void_reason", "total", "version",
+    ]
+    column_formatters_detail = {
+        "created_at": lambda v, c, m, n: local_time(m.created_at),
+        "posted_at": lambda v, c, m, n: local_time(m.posted_at),
+        "voided_at": lambda v, c, m, n: local_time(m.voided_at),
+        "total": lambda v, c, m, n: money(m.total),
+        "status": _status_badge,
+    }
+    export_types = ["csv"]
+
+    form_columns = ["note", "lines", "version"]
+    form_extra_fields = {"version": VersionField()}
+    form_args = {"note": {"validators": [Optional(), Length(max=2000), plain_text]}}
+    form_overrides = {"note": TextAreaField}
+    inline_models = [LineInline(TransactionProduct)]
+
+    action_rights = {"post": CHANGE, "delete": DELETE}
+    extra_method_rights = {"void_view": CHANGE, "export_lines": VIEW, "product_prices": VIEW}
+    get_one_options = (selectinload(Transaction.lines).joinedload(TransactionProduct.product),)
+
+    # --- the unit of work: hooks delegate to sales, Flask-Admin commits once ---
+    def on_model_change(self, form, model, is_created):
+        if not is_created:
+            catalog.ensure_current(model, form.version.data, "transaction")
+        sales.save_draft(db.session, model, current_user._get_current_object(), is_created)
+
+    def on_model_delete(self, model):
+        sales.ensure_deletable(model)
+
+    def validate_form(self, form):
+        # Load every product the form names in one query, so the lines' lookups hit the
+        # session's identity map instead of costing one SELECT per line.
+        self._prefetched = sales.prefetch_products(db.session, _posted_product_ids())
+        return super().validate_form(form) and (not hasattr(form, "lines") or _no_repeated_line_ids(form))
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self):
+        txn = self.get_one(request.args.get("id"))
+        if txn is not None and txn.status != "draft":
+            flash(f"Transaction #{txn.id} is {txn.status}: it is read-only.", "warning")
+            return redirect(self.get_url(".details_view", id=txn.id))
+        return super().edit_view()
+
+    # --- post and void ---
+    @action("post", lazy_gettext("Post"), lazy_gettext("Post the selected drafts? Their stock is taken."))
+    def action_post(self, ids):
+        """Each transaction is posted all-or-nothing in its own database transaction."""
+        user = current_user._get_current_object()
+        for txn_id in sorted({parse_id(i) for i in ids} - {None}):
+            txn = db.session.get(Transaction, txn_id)
+            try:
+                if txn is None:
+                    raise DomainError(f"Transaction #{txn_id} does not exist.")
+                sales.post(db.session, txn, user)
+                db.session.commit()
+            except Exception as exc:
+                db.session.rollback()
+                if not self.handle_view_exception(exc):
+                    log.exception("Posting transaction %s failed", txn_id)
+                    flash(f"Transaction #{txn_id} was not posted: an unexpected error occurred.", "error")
+            else:
+                flash(f"Transaction #{txn_id} posted.", "success")
+
+    @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected drafts?"))
+    def action_delete(self, ids):
+        self.run_action(sales.delete_drafts, ids, "%(count)s draft(s) deleted.")
+
+    @expose("/void/", methods=("GET", "POST"))
+    def void_view(self):
+        txn = self.get_one(request.args.get("id"))
+        if txn is None:
+            flash("That transaction does not exist.", "error")
+            return redirect(self.get_url(".index_view"))
+        form = VoidForm()
+        if form.validate_on_submit():
+            try:
+                sales.void(db.session, txn, current_user._get_current_object(), form.reason.data)
+                db.session.commit()
+            except Exception as exc:
+                db.session.rollback()
+                if not self.handle_view_exception(exc):
+                    raise
+            else:
+                flash(f"Transaction #{txn.id} voided; its stock was put back.", "success")
+                return redirect(self.get_url(".details_view", id=txn.id))
+        return self.render("admin/transaction/void.html", form=form, txn=txn)
+
+    # --- helpers for the editor and the auditors ---
+    @expose("/prices/")
+    def product_prices(self):
+        """Prices for the editor's running total: `?id=1&id=2` -> {"1": "10.50", ...}."""
+        ids = [i for i in (parse_id(v) for v in request.args.getlist("id")) if i is not None][:500]
+        rows = db.session.execute(select(Product.id, Product.price).where(Product.id.in_(ids))) if ids else []
+        return jsonify({str(pid): f"{price:.2f}" for pid, price in rows})
+
+    def _export_csv(self, return_url):
+        """Transactions as CSV, streamed from the database (search and filters honoured)."""
+        created, posted, voided = aliased(User), aliased(User), aliased(User)
+        stmt = (
+            select(
+                Transaction.id, Transaction.created_at, created.username, Transaction.status,
+                Transaction.note, Transaction.line_count, Transaction.total, Transaction.posted_at,
+                posted.username, Transaction.voided_at, voided.username, Transaction.void_reason,
+            )
+            .outerjoin(created, Transaction.created_by_id == created.id)
+            .outerjoin(posted, Transaction.posted_by_id == posted.id)
+            .outerjoin(voided, Transaction.voided_by_id == voided.id)
+            .where(Transaction.id.in_(self._filtered_ids()))
+            .order_by(Transaction.created_at.desc(), Transaction.id.desc())
+        )
+        header = ["id", "created_at", "created_by", "status", "note", "lines", "total",
+                  "posted_at", "posted_by", "voided_at", "voided_by", "void_reason"]
+        return _stream_csv("transactions.csv", header, stmt, lambda row: [_csv_value(v) for v in row])
+
+    @expose("/export-lines/")
+    def export_lines(self):
+        """One CSV row per line of the transactions the list shows (search and filters honoured)."""
+        stmt = (
+            select(
+                Transaction.id, Transaction.created_at, Transaction.status, Product.sku, Product.name,
+                TransactionProduct.product_qty, TransactionProduct.unit_price,
+            )
+            .join(TransactionProduct, TransactionProduct.transaction_id == Transaction.id)
+            .join(Product, Product.id == TransactionProduct.product_id)
+            .where(Transaction.id.in_(self._filtered_ids()))
+            .order_by(Transaction.id, TransactionProduct.id)
+        )
+        header = ["transaction_id", "date", "status", "sku", "product_name", "qty", "unit_price", "line_total"]
+
+        def line_row(row):
+            *head, qty, price = row
+            line_total = None if price is None else price * qty
+            return [_csv_value(v) for v in (*head, qty, price, line_total)]
+
+        return _stream_csv("transaction_lines.csv", header, stmt, line_row)
+
+    def _filtered_ids(self):
+        """The list's search and filters, as a subquery of transaction ids."""
+        args = self._get_list_extra_args()
+        query, joins, count_joins = self.get_query(), {}, {}
+        if self._search_supported and args.search:
+            query, _, joins, count_joins = self._apply_search(query, None, joins, count_joins, args.search)
+        if args.filters and self._filters:
+            query, _, joins, count_joins = self._apply_filters(query, None, joins, count_joins, args.filters)
+        return query.with_entities(Transaction.id).statement
+
+
+def _posted_product_ids() -> list[int]:
+    values = (v for k, v in request.form.items() if k.startswith("lines-") and k.endswith("-product"))
+    return [i for i in map(parse_id, values) if i is not None]
+
+
+def _no_repeated_line_ids(form) -> bool:
+    seen = set()
+    for entry in form.lines.entries:
+        line_id = entry.form.id.data
+        if line_id and line_id in seen:
+            flash(f"Line {line_id} was sent twice; reload the transaction and try again.", "error")
+            return False
+        seen.add(line_id)
+    return True
+
+
+def _stream_csv(filename, header, stmt, to_row):
+    """A CSV response produced while the rows are read, in batches (constant memory)."""
+
+    def generate():
+        # Runs after the view returned, in a fresh session of the same request context.
+        yield _csv_row(header)
+        for row in db.session.execute(stmt.execution_options(yield_per=1000)):
+            yield _csv_row(to_row(row))
+
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={filename}"},
+    )
+
+
+def _csv_value(value):
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _csv_row(values) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()

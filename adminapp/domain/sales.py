@@ -1,0 +1,225 @@
+"""Sales transactions: save a draft, post it, void it.
+
+Every operation works on the session it is given, locks what it reads for a
+decision, and never commits: the caller (a view or a CLI command) commits once.
+"""
+
+from collections import Counter
+from decimal import Decimal
+
+from sqlalchemy import event, inspect, select, text
+from sqlalchemy.orm import Session
+
+from ..models import Product, Transaction, TransactionProduct, User, utcnow
+from .errors import Immutable, InsufficientStock, InvalidTransaction, NotFound
+
+FINAL_STATUSES = ("posted", "void")
+# What voiding may change on a posted transaction; anything else there is frozen.
+VOID_FIELDS = {"status", "voided_at", "voided_by_id", "voided_by", "void_reason", "version"}
+
+
+def live_lines(session: Session, txn: Transaction) -> list[TransactionProduct]:
+    """The lines that will exist after the flush: deleted ones are still in ``txn.lines``."""
+    return [line for line in txn.lines if line not in session.deleted]
+
+
+def line_total(line: TransactionProduct) -> Decimal:
+    return (line.unit_price or Decimal("0")) * line.product_qty
+
+
+def save_draft(session: Session, txn: Transaction, user: User | None, is_new: bool) -> None:
+    """Check a draft's lines and price it at today's prices (they are fixed when it is posted)."""
+    if is_new:
+        txn.status = "draft"
+        txn.created_by = user
+    elif _original_status(txn) != "draft":
+        raise Immutable(f"Transaction #{txn.id} is {_original_status(txn)} and can no longer be changed.")
+    lines = live_lines(session, txn)
+    if not lines:
+        raise InvalidTransaction("A transaction needs at least one line.")
+    _refuse_repeated_products(lines)
+    changed = [line for line in lines if line in session.new or _product_changed(line)]
+    inactive = sorted({line.product.sku for line in changed if not line.product.is_active})
+    if inactive:
+        raise InvalidTransaction(f"Inactive products cannot be sold: {', '.join(inactive)}.")
+    for line in lines:
+        line.unit_price = line.product.price
+    txn.total = sum((line_total(line) for line in lines), Decimal("0.00"))
+
+
+def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
+    """Take the stock, fix the prices and mark the transaction posted, all or nothing."""
+    txn = _lock_transaction(session, txn.id)
+    if txn.status != "draft":
+        raise Immutable(f"Transaction #{txn.id} is {txn.status}; only drafts can be posted.")
+    if not txn.lines:
+        raise InvalidTransaction(f"Transaction #{txn.id} has no lines to post.")
+    wanted = Counter()
+    for line in txn.lines:
+        wanted[line.product_id] += line.product_qty
+    products = _lock_products(session, wanted)
+    problems = []
+    for product_id, qty in wanted.items():
+        product = products[product_id]
+        if not product.is_active:
+            problems.append(f"{product.sku} ({product.name}) is inactive")
+        elif product.stock < qty:
+            problems.append(f"{product.sku} ({product.name}): {product.stock} in stock, {qty} asked")
+    if problems:
+        raise InsufficientStock(f"Transaction #{txn.id} was not posted: " + "; ".join(problems) + ".")
+    for product_id, qty in wanted.items():
+        products[product_id].stock -= qty  # the row is locked, so no update is lost
+    for line in txn.lines:
+        line.unit_price = products[line.product_id].price
+    txn.total = sum((line_total(line) for line in txn.lines), Decimal("0.00"))
+    txn.status = "posted"
+    txn.posted_at = utcnow()
+    txn.posted_by = user
+    return txn
+
+
+def void(session: Session, txn: Transaction, user: User | None, reason: str) -> Transaction:
+    """Put the stock of a posted transaction back and mark it void, with the reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidTransaction("Give a reason for voiding the transaction.")
+    txn = _lock_transaction(session, txn.id)
+    if txn.status != "posted":
+        raise Immutable(f"Transaction #{txn.id} is {txn.status}; only posted transactions can be voided.")
+    returned = Counter()
+    for line in txn.lines:
+        returned[line.product_id] += line.product_qty
+    products = _lock_products(session, returned)
+    for product_id, qty in returned.items():
+        products[product_id].stock += qty
+    txn.status = "void"
+    txn.voided_at = utcnow()
+    txn.voided_by = user
+    txn.void_reason = reason
+    return txn
+
+
+def prefetch_products(session: Session, ids: list[int]) -> list[Product]:
+    """Load these products in one query; keep the returned list alive while they are used."""
+    if not ids:
+        return []
+    return list(session.scalars(select(Product).where(Product.id.in_(set(ids)))))
+
+
+def delete_drafts(session: Session, ids: list[int]) -> int:
+    """Delete all these drafts (their lines go with them), or none if any is not a draft."""
+    txns = list(session.scalars(select(Transaction).where(Transaction.id.in_(ids)).order_by(Transaction.id)))
+    missing = sorted(set(ids) - {t.id for t in txns})
+    if missing:
+        raise NotFound(f"No transaction with id {', '.join(map(str, missing))}; nothing was deleted.")
+    for txn in txns:
+        ensure_deletable(txn)
+        session.delete(txn)
+    return len(txns)
+
+
+def ensure_deletable(txn: Transaction) -> None:
+    if _original_status(txn) != "draft":
+        raise Immutable(
+            f"Transaction #{txn.id} is {_original_status(txn)} and cannot be deleted; "
+            "void it instead to reverse its stock."
+        )
+
+
+# --- locking ---
+
+def _take_sqlite_write_lock(session: Session) -> None:
+    """SQLite has no row locks: a write statement first makes this the only writer,
+    so the stock read next cannot change before the commit."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE transactions SET id = id WHERE 1 = 0"))
+
+
+def _lock_transaction(session: Session, txn_id: int) -> Transaction:
+    _take_sqlite_write_lock(session)
+    stmt = (
+        select(Transaction)
+        .where(Transaction.id == txn_id)
+        .with_for_update(of=Transaction)
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(stmt).one()
+
+
+def _lock_products(session: Session, ids) -> dict[int, Product]:
+    """Lock the products in id order, so two posts can never wait on each other in a cycle."""
+    stmt = (
+        select(Product)
+        .where(Product.id.in_(sorted(ids)))
+        .order_by(Product.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {product.id: product for product in session.scalars(stmt)}
+
+
+# --- rules ---
+
+def _refuse_repeated_products(lines: list[TransactionProduct]) -> None:
+    counts = Counter(line.product.sku for line in lines)
+    repeated = sorted(sku for sku, n in counts.items() if n > 1)
+    if repeated:
+        raise InvalidTransaction(
+            f"Each product may appear only once per transaction: {', '.join(repeated)} "
+            "is on several lines. Put the whole quantity on one line."
+        )
+
+
+def _product_changed(line: TransactionProduct) -> bool:
+    return inspect(line).attrs.product.history.has_changes()
+
+
+def _original_status(txn: Transaction) -> str:
+    """The status as loaded from the database, before any change in this session."""
+    history = inspect(txn).attrs.status.history
+    return history.deleted[0] if history.deleted else txn.status
+
+
+# --- the guard below the views: no flush may alter a posted or void transaction ---
+
+def _changed_fields(obj) -> set[str]:
+    return {attr.key for attr in inspect(obj).attrs if attr.history.has_changes()}
+
+
+def _check_transaction(session: Session, txn: Transaction, deleting: bool) -> None:
+    if not inspect(txn).has_identity:
+        return
+    status = _original_status(txn)
+    if status not in FINAL_STATUSES:
+        return
+    if deleting:
+        raise Immutable(f"Transaction #{txn.id} is {status} and cannot be deleted.")
+    if status == "void" or txn.status != "void" or _changed_fields(txn) - VOID_FIELDS:
+        raise Immutable(f"Transaction #{txn.id} is {status} and can no longer be changed.")
+
+
+def _check_line(session: Session, line: TransactionProduct) -> None:
+    txn = line.transaction
+    if txn is None:
+        history = inspect(line).attrs.transaction.history
+        txn = history.deleted[0] if history.deleted else None
+    if txn is not None and inspect(txn).has_identity and _original_status(txn) in FINAL_STATUSES:
+        raise Immutable(f"The lines of transaction #{txn.id} are {_original_status(txn)} and cannot be changed.")
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_changes_to_final_transactions(session, flush_context, instances):
+    with session.no_autoflush:
+        for obj in session.dirty:
+            if isinstance(obj, Transaction) and session.is_modified(obj):
+                _check_transaction(session, obj, deleting=False)
+            elif isinstance(obj, TransactionProduct) and session.is_modified(obj):
+                _check_line(session, obj)
+        for obj in session.deleted:
+            if isinstance(obj, Transaction):
+                _check_transaction(session, obj, deleting=True)
+            elif isinstance(obj, TransactionProduct):
+                _check_line(session, obj)
+        for obj in session.new:
+            if isinstance(obj, TransactionProduct):
+                _check_line(session, obj)

@@ -1,0 +1,102 @@
+/* Transaction editor: each line's subtotal and the running total, as the user types.
+ * Prices come from the server; amounts are kept in integer cents (BigInt), never floats.
+ * The server recomputes everything on save: this is a comfort, not a rule. */
+(function () {
+  "use strict";
+  var totals = document.getElementById("transaction-totals");
+  var form = document.querySelector("form.admin-form");
+  if (!totals || !form || !window.jQuery) { return; }
+  var $ = window.jQuery;
+  var pricesUrl = totals.dataset.pricesUrl;
+  var money = new Intl.NumberFormat(totals.dataset.locale || "en", {
+    style: "currency", currency: totals.dataset.currency || "IDR"
+  });
+  var priceCents = {};  // product id -> BigInt cents, or null while loading
+
+  function toCents(text) {
+    var parts = String(text).split(".");
+    var fraction = ((parts[1] || "") + "00").slice(0, 2);
+    return BigInt(parts[0]) * 100n + BigInt(fraction);
+  }
+
+  function format(cents) {
+    var negative = cents < 0n;
+    var abs = negative ? -cents : cents;
+    var text = (abs / 100n).toString() + "." + (abs % 100n).toString().padStart(2, "0");
+    return money.format((negative ? "-" : "") + text);
+  }
+
+  function lineRows() {
+    // Live rows only: not the hidden template, not rows marked for deletion.
+    return Array.prototype.filter.call(
+      form.querySelectorAll(".inline-field"),
+      function (row) {
+        if (row.closest(".inline-field-template")) { return false; }
+        var del = row.querySelector("input[type=checkbox][name^='del-']");
+        return !(del && del.checked);
+      });
+  }
+
+  function rowParts(row) {
+    return {
+      product: row.querySelector("input[name$='-product']"),
+      qty: row.querySelector("input[name$='-product_qty']")
+    };
+  }
+
+  function subtotalCell(row) {
+    var cell = row.querySelector(".line-subtotal");
+    if (!cell) {
+      cell = document.createElement("div");
+      cell.className = "line-subtotal text-right font-weight-bold";
+      cell.setAttribute("aria-live", "polite");
+      row.appendChild(cell);
+    }
+    return cell;
+  }
+
+  function show(element, text) {
+    // Only touch the DOM on a change: the MutationObserver below would loop otherwise.
+    if (element.textContent !== text) { element.textContent = text; }
+  }
+
+  function fetchPrices(ids) {
+    var missing = ids.filter(function (id) { return !(id in priceCents); });
+    if (!missing.length) { return; }
+    missing.forEach(function (id) { priceCents[id] = null; });
+    var query = missing.map(function (id) { return "id=" + encodeURIComponent(id); }).join("&");
+    fetch(pricesUrl + "?" + query, { credentials: "same-origin" })
+      .then(function (response) { return response.json(); })
+      .then(function (prices) {
+        Object.keys(prices).forEach(function (id) { priceCents[id] = toCents(prices[id]); });
+        recalculate();
+      });
+  }
+
+  function recalculate() {
+    var total = 0n;
+    var complete = true;
+    var wanted = [];
+    lineRows().forEach(function (row) {
+      var parts = rowParts(row);
+      if (!parts.product || !parts.qty) { return; }
+      var id = parts.product.value;
+      var qty = /^\d{1,7}$/.test(parts.qty.value.trim()) ? BigInt(parts.qty.value.trim()) : null;
+      var cell = subtotalCell(row);
+      if (!id || qty === null) { show(cell, ""); return; }
+      if (!(id in priceCents)) { wanted.push(id); }
+      var price = priceCents[id];
+      if (price === undefined || price === null) { complete = false; show(cell, "…"); return; }
+      var subtotal = price * qty;
+      show(cell, format(subtotal));
+      total += subtotal;
+    });
+    show(document.getElementById("running-total"), complete ? format(total) : "…");
+    if (wanted.length) { fetchPrices(wanted); }
+  }
+
+  // select2 reports its changes through jQuery, so listen through jQuery too.
+  $(form).on("change input", "input", recalculate);
+  new MutationObserver(recalculate).observe(form, { childList: true, subtree: true });
+  recalculate();
+})();
