@@ -1,6 +1,7 @@
 """Commands for `manage.py` (and `flask --app adminapp`). Each one is its own unit of work."""
 
 import itertools
+import random
 import secrets
 
 import click
@@ -14,6 +15,7 @@ from .extensions import db
 from .models import ROLES, User
 
 SEED_BATCH = 5_000
+TRANSACTION_BATCH = 200
 
 
 def init_db() -> None:
@@ -42,6 +44,24 @@ def seed_products(count: int, seed: int, progress=None) -> int:
         if progress:
             progress(len(batch))
     return done
+
+
+def seed_transactions(count: int, lines: int, seed: int, progress=None) -> tuple[int, int]:
+    """Add demo transactions in batches, each batch one commit; returns (drafts, posted)."""
+    product_ids = seeding.sellable_product_ids(db.session)
+    if count and not product_ids:
+        raise click.ClickException("No active products with stock: seed products first (--products N).")
+    user = db.session.scalar(select(User).where(User.role != "auditor").order_by(User.id))
+    rng = random.Random(seed)
+    drafts = posted = 0
+    for start in range(0, count, TRANSACTION_BATCH):
+        size = min(TRANSACTION_BATCH, count - start)
+        batch_drafts, batch_posted = seeding.seed_transaction_batch(db.session, rng, product_ids, size, lines, user)
+        db.session.commit()
+        drafts, posted = drafts + batch_drafts, posted + batch_posted
+        if progress:
+            progress(size)
+    return drafts, posted
 
 
 def _fail(exc: DomainError):
@@ -83,12 +103,21 @@ def register(app) -> None:
 
     @app.cli.command("seed")
     @click.option("--products", "product_count", type=click.IntRange(min=0), default=0, show_default=True)
+    @click.option("--transactions", "transaction_count", type=click.IntRange(min=0), default=0,
+                  show_default=True, help="Demo transactions; about half are posted.")
+    @click.option("--lines", type=click.IntRange(min=1, max=100), default=3, show_default=True,
+                  help="Lines per demo transaction.")
     @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same data.")
-    def seed_command(product_count, seed):
+    def seed_command(product_count, transaction_count, lines, seed):
         """Add deterministic demo data."""
-        with click.progressbar(length=product_count, label="Products") as bar:
-            added = seed_products(product_count, seed, bar.update)
-        click.echo(f"Added {added} products.")
+        if product_count:
+            with click.progressbar(length=product_count, label="Products") as bar:
+                added = seed_products(product_count, seed, bar.update)
+            click.echo(f"Added {added} products.")
+        if transaction_count:
+            with click.progressbar(length=transaction_count, label="Transactions") as bar:
+                drafts, posted = seed_transactions(transaction_count, lines, seed, bar.update)
+            click.echo(f"Added {drafts + posted} transactions: {posted} posted, {drafts} drafts.")
 
     @app.cli.command("run")
     @click.option("--host", default="127.0.0.1", show_default=True)

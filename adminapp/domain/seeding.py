@@ -6,7 +6,9 @@ from decimal import Decimal
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from ..models import Product, utcnow
+from ..models import Product, Transaction, TransactionProduct, User, utcnow
+from . import sales
+from .errors import DomainError
 
 ADJECTIVES = ["Classic", "Organic", "Premium", "Fresh", "Compact", "Deluxe", "Spicy", "Sweet", "Smart", "Eco"]
 NOUNS = ["Coffee", "Tea", "Rice", "Noodles", "Soap", "Notebook", "Lamp", "Cable", "Bottle", "Sambal"]
@@ -39,3 +41,33 @@ def next_demo_number(session: Session) -> int:
 def insert_products(session: Session, rows: list[dict]) -> None:
     """One multi-row INSERT for the batch (no ORM objects, no flush per row)."""
     session.execute(insert(Product), rows)
+
+
+def seed_transaction_batch(session: Session, rng: random.Random, product_ids: list[int], count: int,
+                           lines_each: int, user: User | None) -> tuple[int, int]:
+    """Add ``count`` drafts of ``lines_each`` lines; post about half of them through
+    `sales.post`, so stock stays consistent. Returns (drafts, posted). No commit."""
+    picks = [rng.sample(product_ids, min(lines_each, len(product_ids))) for _ in range(count)]
+    products = {p.id: p for p in sales.prefetch_products(session, [i for ids in picks for i in ids])}
+    drafts = []
+    for ids in picks:
+        txn = Transaction(note="demo", lines=[
+            TransactionProduct(product=products[i], product_qty=rng.randint(1, 3)) for i in ids
+        ])
+        session.add(txn)
+        sales.save_draft(session, txn, user, is_new=True)
+        drafts.append(txn)
+    session.flush()  # one flush for the batch: posting needs the ids
+    posted = 0
+    for txn in drafts:
+        if rng.random() < 0.5:
+            try:
+                sales.post(session, txn, user)
+                posted += 1
+            except DomainError:
+                pass  # not enough stock left: it stays a draft
+    return len(drafts) - posted, posted
+
+
+def sellable_product_ids(session: Session) -> list[int]:
+    return list(session.scalars(select(Product.id).where(Product.is_active, Product.stock > 0).order_by(Product.id)))
