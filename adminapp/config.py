@@ -26,9 +26,23 @@ def _secret_key(instance_path: Path, production: bool) -> str:
     # Development: generate one key once and keep it, so sessions survive restarts.
     key_file = instance_path / "secret_key"
     if not key_file.exists():
-        key_file.write_text(secrets.token_hex(32))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
+        # Written whole and owner-only to a private name, then linked into place: never
+        # readable by others, never seen half-written, and when several workers start at
+        # once the first link wins and every worker reads that one key.
+        draft = instance_path / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        try:
+            os.link(draft, key_file)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    key = key_file.read_text().strip()
+    if not key:
+        raise ConfigError(f"{key_file} is empty: delete it to have a new key generated, or set SECRET_KEY.")
+    return key
 
 
 def load_config(instance_path: str) -> dict:

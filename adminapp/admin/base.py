@@ -16,6 +16,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField
+from wtforms.utils import unset_value
 
 from ..domain.errors import DomainError, StaleVersion
 from ..extensions import db
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 def login_redirect():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+MAX_PAGE = 10**6  # keeps OFFSET within what every database accepts
 
 
 def parse_id(value) -> int | None:
@@ -39,6 +43,13 @@ def parse_id(value) -> int | None:
 
 class VersionField(HiddenField):
     """The version the form was opened at. Compared on save, never written to the record."""
+
+    def process(self, formdata, data=unset_value, extra_filters=None):
+        # On a POST only the posted value counts: a form without one must not
+        # quietly take the record's current version and skip the check.
+        if formdata is not None:
+            data = None
+        super().process(formdata, data, extra_filters)
 
     def populate_obj(self, obj, name):
         pass
@@ -116,6 +127,15 @@ class SecuredModelView(ModelView):
         return None if record_id is None else db.session.get(self.model, record_id, options=self.get_one_options)
 
     get_one_options: tuple = ()
+
+    # --- list arguments a database would refuse are tamed, not turned into a 500 ---
+    def _apply_search(self, query, count_query, joins, count_joins, search):
+        # No text column holds NUL (PostgreSQL refuses it even in a LIKE pattern).
+        return super()._apply_search(query, count_query, joins, count_joins, search.replace("\x00", ""))
+
+    def _apply_pagination(self, query, page, page_size):
+        # ?page=-1 or ?page=10**20 would be an OFFSET the database refuses.
+        return super()._apply_pagination(query, min(max(page or 0, 0), MAX_PAGE), page_size)
 
     # --- errors the user can act on become messages; the view then rolls back ---
     def handle_view_exception(self, exc):

@@ -1,14 +1,26 @@
-"""List filters with exact values: Decimal for money, int for counts (Flask-Admin's use float)."""
+"""List filters with exact values: Decimal for money, int for counts (Flask-Admin's use float).
+
+A number beyond what the column can hold is clamped to the column's range (and
+money is rounded to whole cents in the direction that keeps the comparison
+exact): the rows found are the same, and the database is never sent a number
+it refuses (PostgreSQL rejects 1e200000 as NUMERIC and 3000000000 as INTEGER).
+"""
 
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from flask_admin.babel import lazy_gettext
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_babel import get_timezone
 
+CENT = Decimal("0.01")
+MONEY_LIMIT = Decimal(10) ** 12  # beyond NUMERIC(12,2) either way
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # a 32-bit INTEGER column
+
 
 class _DecimalValue:
+    rounding = ROUND_CEILING
+
     def validate(self, value):
         try:
             return Decimal(value).is_finite()
@@ -16,7 +28,8 @@ class _DecimalValue:
             return False
 
     def clean(self, value):
-        return Decimal(value)
+        number = min(max(Decimal(value), -MONEY_LIMIT), MONEY_LIMIT)
+        return number.quantize(CENT, rounding=self.rounding)
 
 
 class _IntValue:
@@ -25,13 +38,15 @@ class _IntValue:
             int(value)
         except (ValueError, TypeError):
             return False
-        return abs(int(value)) < 2**63
+        return True
 
     def clean(self, value):
-        return int(value)
+        return min(max(int(value), INT_MIN), INT_MAX)
 
 
 class AtLeast(_DecimalValue, BaseSQLAFilter):
+    rounding = ROUND_CEILING  # price >= 29.995  <=>  price >= 30.00
+
     def apply(self, query, value, alias=None):
         return query.filter(self.get_column(alias) >= value)
 
@@ -40,6 +55,8 @@ class AtLeast(_DecimalValue, BaseSQLAFilter):
 
 
 class AtMost(_DecimalValue, BaseSQLAFilter):
+    rounding = ROUND_FLOOR  # price <= 50.005  <=>  price <= 50.00
+
     def apply(self, query, value, alias=None):
         return query.filter(self.get_column(alias) <= value)
 

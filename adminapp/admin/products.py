@@ -3,7 +3,7 @@ from decimal import Decimal
 from flask_admin.actions import action
 from flask_admin.babel import lazy_gettext
 from wtforms import fields
-from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from ..domain import catalog
 from ..extensions import db
@@ -49,12 +49,12 @@ class ProductView(SecuredModelView):
             "label": "SKU",
             "filters": [strip],
             "validators": [
-                InputRequired(), Length(max=64), plain_text,
+                DataRequired(), Length(max=64), plain_text,
                 Regexp(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$",
                        message="Use letters, digits and . _ - / only, starting with a letter or digit."),
             ],
         },
-        "name": {"filters": [strip], "validators": [InputRequired(), Length(max=200), plain_text]},
+        "name": {"filters": [strip], "validators": [DataRequired(), Length(max=200), plain_text]},
         "description": {"validators": [Optional(), Length(max=5000), plain_text]},
         "price": {
             "places": 2,

@@ -39,14 +39,14 @@ def load_products(session: Session, ids: list[int]) -> list[Product]:
 
 def set_active(session: Session, ids: list[int], active: bool) -> int:
     """Activate or deactivate the products in one statement; returns how many."""
-    load_products(session, ids)
+    products = load_products(session, ids)
     session.execute(
         update(Product)
         .where(Product.id.in_(ids))
         .values(is_active=active, version=Product.version + 1, updated_at=utcnow()),
         execution_options={"synchronize_session": "fetch"},
     )
-    return len(ids)
+    return len(products)  # not len(ids): an id posted twice is still one product
 
 
 def ensure_deletable(session: Session, products: list[Product]) -> None:

@@ -33,9 +33,25 @@ def product_rows(count: int, seed: int, first_number: int):
 
 
 def next_demo_number(session: Session) -> int:
-    """Numbers continue after existing demo products, so seeding twice adds more."""
-    last = session.scalar(select(func.max(Product.sku)).where(Product.sku.like("DEMO-%")))
-    return int(last.removeprefix("DEMO-")) + 1 if last else 1
+    """Numbers continue after existing demo products, so seeding twice adds more.
+
+    Only SKUs in the generated form count: someone's own "DEMO-KIT" or "DEMO-9" must
+    neither crash the seed nor hide the highest generated number (a string max would).
+    """
+    skus = session.scalars(
+        select(Product.sku)
+        .where(Product.sku.like("DEMO-%"))
+        .order_by(func.length(Product.sku).desc(), Product.sku.desc())
+        .execution_options(yield_per=100)
+    )
+    try:
+        for sku in skus:
+            digits = sku[len("DEMO-"):]
+            if sku.startswith("DEMO-") and digits.isascii() and digits.isdigit() and digits == f"{int(digits):07d}":
+                return int(digits) + 1
+    finally:
+        skus.close()
+    return 1
 
 
 def insert_products(session: Session, rows: list[dict]) -> None:

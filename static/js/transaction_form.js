@@ -8,8 +8,11 @@
   if (!totals || !form || !window.jQuery) { return; }
   var $ = window.jQuery;
   var pricesUrl = totals.dataset.pricesUrl;
+  // Always two decimals, as the server stores and prints amounts: left to its defaults,
+  // Intl rounds some currencies to whole units (IDR 19.99 would show as "IDR 20").
   var money = new Intl.NumberFormat(totals.dataset.locale || "en", {
-    style: "currency", currency: totals.dataset.currency || "IDR"
+    style: "currency", currency: totals.dataset.currency || "IDR",
+    minimumFractionDigits: 2, maximumFractionDigits: 2
   });
   var priceCents = {};  // product id -> BigInt cents, or null while loading
 
@@ -27,9 +30,11 @@
   }
 
   function lineRows() {
-    // Live rows only: not the hidden template, not rows marked for deletion.
+    // Live rows only: not the hidden template, not rows marked for deletion. Flask-Admin
+    // also gives the rows' container (div#lines) the class "inline-field": match the rows
+    // inside the list, or the container would count the first line a second time.
     return Array.prototype.filter.call(
-      form.querySelectorAll(".inline-field"),
+      form.querySelectorAll(".inline-field-list > .inline-field"),
       function (row) {
         if (row.closest(".inline-field-template")) { return false; }
         var del = row.querySelector("input[type=checkbox][name^='del-']");

@@ -1,0 +1,168 @@
+"""Fixtures for the browser tests: the app served by a real HTTP server in a thread, and a
+Chromium driven through Playwright (Debian's /usr/bin/chromium; Playwright cannot download
+its own browsers here)."""
+
+import importlib.util
+import os
+import sys
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from adminapp.extensions import db
+from adminapp.models import Product, User
+
+CHROMIUM = "/usr/bin/chromium"
+# No skip at this module's top: a conftest that skips while pytest starts up aborts the run.
+# The test modules skip themselves (module level) when Chromium or Playwright is missing.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def _root_conftest():
+    """tests/conftest.py, for make_app and PASSWORD. Both conftests are plain modules named
+    `conftest`, so `from conftest import ...` here would find this file: load it by path."""
+    name = "adminapp_tests_root_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_root = _root_conftest()
+make_app = _root.make_app
+PASSWORD = _root.PASSWORD
+
+STAFF = "browser-staff"
+# sku -> (name, price, stock, is_active)
+PRODUCTS = {
+    "BRW-001": ("Widget", "19.99", 10, True),
+    "BRW-002": ("Gadget", "5.00", 10, True),
+    "BRW-003": ("Doohickey", "2.50", 10, True),
+    "BRW-009": ("Retired thing", "7.00", 10, False),
+}
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass  # no access log on stderr for every request
+
+
+class LiveServer:
+    def __init__(self, app, server):
+        self.app = app
+        self.url = f"http://127.0.0.1:{server.server_port}"
+
+    def session(self):
+        """An app context for checking the database: `with live_server.session() as s: ...`."""
+        return _SessionScope(self.app)
+
+
+class _SessionScope:
+    def __init__(self, app):
+        self.ctx = app.app_context()
+
+    def __enter__(self):
+        self.ctx.push()
+        return db.session
+
+    def __exit__(self, *exc):
+        db.session.remove()
+        self.ctx.pop()
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """The app on SQLite with CSRF on, a staff user and four products, served on a free port."""
+    app = make_app(f"sqlite:///{tmp_path / 'b.db'}", tmp_path, WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        db.create_all()
+        user = User(username=STAFF, role="staff")
+        user.set_password(PASSWORD)
+        db.session.add(user)
+        for sku, (name, price, stock, active) in PRODUCTS.items():
+            db.session.add(Product(sku=sku, name=name, price=Decimal(price), stock=stock, is_active=active))
+        db.session.commit()
+        db.session.remove()
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(app, server)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def chromium_missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    if not os.path.exists(CHROMIUM):
+        return f"{CHROMIUM} does not exist: browser tests skipped"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed: browser tests skipped"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = chromium_missing()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A fresh browser context (no cookies) with short timeouts; JS and console errors fail the test."""
+    context = browser.new_context(base_url=live_server.url, locale="en-US", viewport={"width": 1280, "height": 1600})
+    context.set_default_timeout(5_000)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def console_error(message):
+        # Console errors include CSP violations; the browser's own favicon request may 404.
+        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+            errors.append(f"console: {message.text} ({message.location.get('url')})")
+
+    page.on("console", console_error)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def staff_page(page):
+    """`page`, signed in through the login form as the staff user."""
+    page.goto("/login")
+    page.fill("#username", STAFF)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/admin/")
+    return page

@@ -1,0 +1,174 @@
+"""Fixtures: a fresh app and a real database per test, on SQLite and (when
+TEST_DATABASE_URL is set) on PostgreSQL, in a database made for this run."""
+
+import os
+import uuid
+from contextlib import contextmanager
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from adminapp import create_app
+from adminapp.extensions import db as _db
+from adminapp.models import Product, User
+
+PASSWORD = "correct horse battery"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL database for this test run, dropped afterwards."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
+    name = f"adminapp_test_{uuid.uuid4().hex[:12]}"
+    admin_engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin_engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin_engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def make_app(database_url, tmp_path, **overrides):
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "WTF_CSRF_ENABLED": False,
+        **overrides,
+    }
+    os.environ["ADMINAPP_INSTANCE_PATH"] = str(tmp_path / "instance")
+    return create_app(config)
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    app = make_app(database_url, tmp_path)
+    with app.app_context():
+        _db.drop_all()
+        _db.create_all()
+    yield app
+    with app.app_context():
+        _db.session.remove()
+        _db.drop_all()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def db(app):
+    """Run a block against the database: `with db() as session: ...` (commits at the end).
+
+    No app context stays pushed while the test client makes requests: a shared
+    context would leak the signed-in user and the session between requests.
+    """
+
+    @contextmanager
+    def session_scope():
+        with app.app_context():
+            yield _db.session
+            _db.session.commit()
+
+    return session_scope
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username, role="staff", password=PASSWORD, **fields):
+        with db() as session:
+            user = User(username=username, role=role, **fields)
+            user.set_password(password)
+            session.add(user)
+            session.flush()
+            return user.id
+
+    return make
+
+
+@pytest.fixture
+def make_product(db):
+    counter = iter(range(1, 10**6))
+
+    def make(sku=None, name=None, price="10.00", stock=10, is_active=True, **fields):
+        n = next(counter)
+        with db() as session:
+            product = Product(
+                sku=sku or f"SKU-{n:04d}",
+                name=name or f"Product {n}",
+                price=Decimal(price),
+                stock=stock,
+                is_active=is_active,
+                **fields,
+            )
+            session.add(product)
+            session.flush()
+            return product.id
+
+    return make
+
+
+def login(client, username, password=PASSWORD):
+    return client.post("/login", data={"username": username, "password": password})
+
+
+@pytest.fixture
+def as_role(app, make_user):
+    """`as_role("staff")` returns a test client signed in as a new user of that role."""
+
+    def sign_in(role):
+        username = f"{role}-{uuid.uuid4().hex[:6]}"
+        make_user(username, role)
+        client = app.test_client()
+        response = login(client, username)
+        assert response.status_code == 302, response.text
+        return client
+
+    return sign_in
+
+
+@pytest.fixture
+def admin_client(as_role):
+    return as_role("admin")
+
+
+@pytest.fixture
+def staff_client(as_role):
+    return as_role("staff")
+
+
+@pytest.fixture
+def auditor_client(as_role):
+    return as_role("auditor")
+
+
+@contextmanager
+def count_statements(app):
+    """Count the SQL statements run inside the block: `with count_statements(app) as n: ...; n[0]`."""
+    with app.app_context():
+        engine = _db.engine
+    count = [0]
+
+    def before_cursor_execute(*args):
+        count[0] += 1
+
+    event.listen(engine, "before_cursor_execute", before_cursor_execute)
+    try:
+        yield count
+    finally:
+        event.remove(engine, "before_cursor_execute", before_cursor_execute)
+
+
+def flashed(response) -> str:
+    """The page text with whitespace folded, for asserting on messages."""
+    return " ".join(response.get_data(as_text=True).split())

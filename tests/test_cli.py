@@ -1,0 +1,519 @@
+"""The command line (`manage.py`), through `app.test_cli_runner()` on real databases."""
+
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy.engine import make_url
+
+from adminapp import cli, create_app
+from adminapp.extensions import db as _db
+from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = {"products", "users", "transactions", "transaction_products", "audit_entries"}
+
+# migrations/env.py (Flask-Migrate's template) still calls db.get_engine(), which Flask-SQLAlchemy 3.1
+# deprecates; pytest.ini turns warnings into errors, so the tests that run migrations allow this one.
+runs_migrations = pytest.mark.filterwarnings("ignore:'get_engine' is deprecated:DeprecationWarning")
+
+
+# Helpers are defined here rather than imported from conftest: with tests/browser/conftest.py
+# beside tests/conftest.py, `import conftest` is ambiguous.
+PASSWORD = "cli test password"
+
+
+def make_app(database_url, tmp_path):
+    """An app on ``database_url``; no table is created (conftest's make_app does the same)."""
+    os.environ["ADMINAPP_INSTANCE_PATH"] = str(tmp_path / "instance")
+    return create_app({
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "WTF_CSRF_ENABLED": False,
+    })
+
+
+def login(client, username, password):
+    return client.post("/login", data={"username": username, "password": password})
+
+
+def migration_heads():
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    return set(ScriptDirectory.from_config(config).get_heads())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    """A database without any table: a new sqlite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
+    name = f"adminapp_cli_{uuid.uuid4().hex[:12]}"
+    server = create_engine(base, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+@pytest.fixture
+def fresh_app(empty_database_url, tmp_path):
+    """An app on an empty database: nothing created, unlike conftest's `app`."""
+    app = make_app(empty_database_url, tmp_path)
+    yield app
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+def run(app, *args, **kwargs):
+    return app.test_cli_runner().invoke(args=list(args), **kwargs)
+
+
+def table_names(app):
+    with app.app_context():
+        return set(inspect(_db.engine).get_table_names())
+
+
+def find_user(app, username):
+    with app.app_context():
+        user = _db.session.scalar(select(User).where(User.username == username))
+        if user is not None:
+            _db.session.expunge(user)
+        return user
+
+
+def signs_in(app, username, password):
+    """True when the real login form accepts the password (it redirects; a refusal re-renders)."""
+    return login(app.test_client(), username, password).status_code == 302
+
+
+# ------------------------------------------------------------------ init-db
+
+
+@runs_migrations
+def test_init_db_creates_the_schema_and_is_idempotent(fresh_app):
+    assert table_names(fresh_app) == set()
+
+    first = run(fresh_app, "init-db")
+    assert first.exit_code == 0, first.output
+    assert "Database schema is up to date." in first.output
+    assert TABLES | {"alembic_version"} <= table_names(fresh_app)
+
+    second = run(fresh_app, "init-db")
+    assert second.exit_code == 0, second.output
+    assert "Database schema is up to date." in second.output
+    with fresh_app.app_context():
+        versions = set(_db.session.scalars(text("SELECT version_num FROM alembic_version")))
+    assert versions == migration_heads()
+
+
+@runs_migrations
+def test_init_db_keeps_existing_data(fresh_app):
+    assert run(fresh_app, "init-db").exit_code == 0
+    assert run(fresh_app, "create-user", "keeper", "--role", "staff", "--password", "pw").exit_code == 0
+
+    assert run(fresh_app, "init-db").exit_code == 0
+
+    assert find_user(fresh_app, "keeper") is not None
+
+
+@runs_migrations
+def test_migrations_produce_exactly_the_models_schema(fresh_app):
+    assert run(fresh_app, "init-db").exit_code == 0
+
+    with fresh_app.app_context(), _db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diffs = compare_metadata(context, _db.metadata)
+
+    assert diffs == []
+
+
+@runs_migrations
+def test_compare_metadata_would_notice_a_missing_migration(fresh_app):
+    """The check above can fail: a column the migrations lack shows up as a diff."""
+    assert run(fresh_app, "init-db").exit_code == 0
+    with fresh_app.app_context(), _db.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_products_name"))
+
+    with fresh_app.app_context(), _db.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), _db.metadata)
+
+    assert [diff[0] for diff in diffs] == ["add_index"]
+
+
+@runs_migrations
+def test_init_db_leaves_the_app_loggers_working(fresh_app):
+    logger = logging.getLogger("adminapp.admin.base")  # the views' error log
+    assert not logger.disabled
+
+    assert run(fresh_app, "init-db").exit_code == 0
+
+    assert not logger.disabled
+    assert not fresh_app.logger.disabled
+
+
+@runs_migrations
+def test_init_db_function_on_an_empty_database(fresh_app):
+    with fresh_app.app_context():
+        cli.init_db()
+        cli.init_db()
+    assert TABLES <= table_names(fresh_app)
+
+
+# ---------------------------------------------------------- first admin (run)
+
+
+@runs_migrations
+def test_ensure_first_admin_on_an_empty_database(fresh_app):
+    with fresh_app.app_context():
+        cli.init_db()
+        password = cli.ensure_first_admin()
+
+    assert isinstance(password, str) and len(password) >= 12
+    admin = find_user(fresh_app, "admin")
+    assert (admin.role, admin.must_change_password, admin.is_active) == ("admin", True, True)
+    assert password not in admin.password_hash
+    assert signs_in(fresh_app, "admin", password)
+    assert not signs_in(fresh_app, "admin", password + "x")
+
+    with fresh_app.app_context():
+        assert cli.ensure_first_admin() is None
+        assert _db.session.scalar(select(func.count(User.id))) == 1
+
+
+@runs_migrations
+def test_ensure_first_admin_gives_a_new_password_each_time(tmp_path):
+    passwords = set()
+    for n in range(2):
+        app = make_app(f"sqlite:///{tmp_path / f'first-{n}.db'}", tmp_path)
+        with app.app_context():
+            cli.init_db()
+            passwords.add(cli.ensure_first_admin())
+            _db.engine.dispose()
+    assert len(passwords) == 2
+
+
+def test_ensure_first_admin_does_nothing_when_users_exist(app, make_user):
+    make_user("someone", role="auditor")
+
+    with app.app_context():
+        assert cli.ensure_first_admin() is None
+        assert _db.session.scalars(select(User.username)).all() == ["someone"]
+
+
+# -------------------------------------------------------------- create-user
+
+
+def test_create_user_with_password_option(app):
+    result = run(app, "create-user", "bob", "--role", "staff", "--password", "s3cret-pw")
+
+    assert result.exit_code == 0, result.output
+    assert "Created staff bob." in result.output
+    bob = find_user(app, "bob")
+    assert bob.role == "staff"
+    assert bob.must_change_password is False
+    assert bob.password_hash != "s3cret-pw" and "s3cret-pw" not in bob.password_hash
+    assert bob.password_hash.startswith(("scrypt:", "pbkdf2:"))
+    assert bob.check_password("s3cret-pw")
+    assert signs_in(app, "bob", "s3cret-pw")
+
+
+def test_create_user_prompts_for_the_password(app):
+    result = run(app, "create-user", "carol", "--role", "auditor", input="pw\npw\n")
+
+    assert result.exit_code == 0, result.output
+    assert "Password:" in result.output and "Repeat for confirmation:" in result.output
+    assert "pw" not in result.output  # hidden input is not echoed
+    carol = find_user(app, "carol")
+    assert carol.role == "auditor"
+    assert carol.check_password("pw")
+
+
+def test_create_user_prompt_asks_again_when_the_two_entries_differ(app):
+    result = run(app, "create-user", "dave", "--role", "admin", input="one\ntwo\nthree\nthree\n")
+
+    assert result.exit_code == 0, result.output
+    assert "do not match" in result.output
+    assert find_user(app, "dave").check_password("three")
+
+
+def test_create_user_refuses_an_unknown_role(app):
+    result = run(app, "create-user", "eve", "--role", "superuser", "--password", "pw")
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--role'" in result.output
+    assert "superuser" in result.output
+    assert find_user(app, "eve") is None
+
+
+def test_create_user_requires_a_role(app):
+    result = run(app, "create-user", "eve", "--password", "pw")
+
+    assert result.exit_code == 2
+    assert "--role" in result.output
+    assert find_user(app, "eve") is None
+
+
+def test_create_user_refuses_a_duplicate_username(app, make_user):
+    make_user("frank", role="staff", password="original-pw")
+
+    result = run(app, "create-user", "frank", "--role", "admin", "--password", "other-pw")
+
+    assert result.exit_code == 1
+    assert "Error: User 'frank' already exists." in result.stderr
+    assert "Traceback" not in result.output
+    frank = find_user(app, "frank")
+    assert frank.role == "staff"
+    assert frank.check_password("original-pw")
+    with app.app_context():
+        assert _db.session.scalar(select(func.count(User.id)).where(User.username == "frank")) == 1
+
+
+def test_create_user_strips_the_username_and_still_finds_duplicates(app):
+    assert run(app, "create-user", "  grace ", "--role", "staff", "--password", "pw").exit_code == 0
+    assert find_user(app, "grace") is not None
+
+    result = run(app, "create-user", "grace", "--role", "staff", "--password", "pw")
+    assert result.exit_code == 1
+    assert "already exists" in result.output
+
+
+@pytest.mark.parametrize("username, password, message", [
+    ("", "pw", "A username of 1 to 64 characters is required."),
+    ("   ", "pw", "A username of 1 to 64 characters is required."),
+    ("u" * 65, "pw", "A username of 1 to 64 characters is required."),
+    ("henry", "", "A password is required."),
+])
+def test_create_user_refuses_bad_values(app, username, password, message):
+    result = run(app, "create-user", username, "--role", "staff", "--password", password)
+
+    assert result.exit_code == 1
+    assert message in result.output
+    with app.app_context():
+        assert _db.session.scalar(select(func.count(User.id))) == 0
+
+
+# ------------------------------------------------------------- set-password
+
+
+def test_set_password_changes_it_and_unlocks(app, make_user):
+    make_user("ivan", role="staff", password="old-password", failed_login_count=3,
+              locked_until=utcnow() + timedelta(hours=1), must_change_password=True)
+    assert login(app.test_client(), "ivan", "old-password").status_code == 429  # locked
+
+    result = run(app, "set-password", "ivan", "--password", "new-password")
+
+    assert result.exit_code == 0, result.output
+    assert "Password of ivan changed." in result.output
+    ivan = find_user(app, "ivan")
+    assert (ivan.failed_login_count, ivan.locked_until, ivan.must_change_password) == (0, None, False)
+    assert not ivan.check_password("old-password")
+    assert ivan.check_password("new-password")
+    assert not signs_in(app, "ivan", "old-password")
+    assert signs_in(app, "ivan", "new-password")
+
+
+def test_set_password_prompts(app, make_user):
+    make_user("judy", password=PASSWORD)
+
+    result = run(app, "set-password", "judy", input="fresh-pw\nfresh-pw\n")
+
+    assert result.exit_code == 0, result.output
+    assert find_user(app, "judy").check_password("fresh-pw")
+    assert not find_user(app, "judy").check_password(PASSWORD)
+
+
+def test_set_password_of_an_unknown_user_fails(app, make_user):
+    make_user("kim", password=PASSWORD)
+
+    result = run(app, "set-password", "ghost", "--password", "pw")
+
+    assert result.exit_code == 1
+    assert "Error: No user 'ghost'." in result.output
+    assert find_user(app, "ghost") is None
+    assert find_user(app, "kim").check_password(PASSWORD)
+
+
+def test_set_password_refuses_an_empty_password(app, make_user):
+    make_user("leo", password=PASSWORD)
+
+    result = run(app, "set-password", "leo", "--password", "")
+
+    assert result.exit_code == 1
+    assert "A password is required." in result.output
+    assert find_user(app, "leo").check_password(PASSWORD)
+
+
+# --------------------------------------------------------------------- seed
+
+
+def catalog(app):
+    with app.app_context():
+        return [
+            (p.sku, p.name, p.price, p.stock, p.is_active)
+            for p in _db.session.scalars(select(Product).order_by(Product.sku))
+        ]
+
+
+def recreate_schema(app):
+    with app.app_context():
+        _db.drop_all()
+        _db.create_all()
+
+
+def test_seed_adds_products(app):
+    result = run(app, "seed", "--products", "25", "--seed", "7")
+
+    assert result.exit_code == 0, result.output
+    assert "Added 25 products." in result.output
+    rows = catalog(app)
+    assert [row[0] for row in rows] == [f"DEMO-{n:07d}" for n in range(1, 26)]
+    for sku, name, price, stock, is_active in rows:
+        assert name.endswith(str(int(sku[5:])))
+        assert isinstance(price, Decimal) and price == price.quantize(Decimal("0.01")) and price > 0
+        assert 0 <= stock < 500
+
+
+def test_seed_is_deterministic(app):
+    assert run(app, "seed", "--products", "30", "--seed", "42").exit_code == 0
+    first = catalog(app)
+    recreate_schema(app)  # a fresh, empty database
+    assert run(app, "seed", "--products", "30", "--seed", "42").exit_code == 0
+    second = catalog(app)
+    recreate_schema(app)
+    assert run(app, "seed", "--products", "30", "--seed", "43").exit_code == 0
+    other_seed = catalog(app)
+
+    assert len(first) == 30
+    assert first == second
+    assert [row[1:] for row in other_seed] != [row[1:] for row in first]
+
+
+def test_seeding_twice_adds_more_without_collisions(app):
+    assert run(app, "seed", "--products", "12", "--seed", "1").exit_code == 0
+    result = run(app, "seed", "--products", "8", "--seed", "1")
+
+    assert result.exit_code == 0, result.output
+    assert "Added 8 products." in result.output
+    skus = [row[0] for row in catalog(app)]
+    assert skus == [f"DEMO-{n:07d}" for n in range(1, 21)]
+
+
+def test_seeding_in_batches(app, monkeypatch):
+    monkeypatch.setattr(cli, "SEED_BATCH", 4)  # several commits, as with a large --products
+
+    result = run(app, "seed", "--products", "10")
+
+    assert result.exit_code == 0, result.output
+    assert len(catalog(app)) == 10
+
+
+@pytest.mark.parametrize("own_sku", ["DEMO-KIT", "DEMO-9", "DEMO-00000099"])
+def test_seed_copes_with_hand_made_demo_skus(app, make_product, own_sku):
+    """A SKU someone typed that starts with DEMO- is not a demo number (DEMO-9 also sorts
+    after DEMO-0000012 as a string), so it neither breaks nor shifts the numbering."""
+    assert run(app, "seed", "--products", "12").exit_code == 0
+    make_product(sku=own_sku)
+
+    result = run(app, "seed", "--products", "3")
+
+    assert result.exit_code == 0, result.output
+    skus = {row[0] for row in catalog(app)}
+    assert skus == {f"DEMO-{n:07d}" for n in range(1, 16)} | {own_sku}
+
+
+def test_seed_zero_products(app):
+    result = run(app, "seed", "--products", "0")
+
+    assert result.exit_code == 0, result.output
+    assert catalog(app) == []
+
+
+def test_seed_refuses_a_negative_count(app):
+    result = run(app, "seed", "--products", "-1")
+
+    assert result.exit_code == 2
+    assert catalog(app) == []
+
+
+def test_seed_transactions(app, make_user):
+    make_user("seller", role="staff")
+
+    result = run(app, "seed", "--products", "20", "--transactions", "10", "--lines", "2", "--seed", "5")
+
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        statuses = _db.session.scalars(select(Transaction.status)).all()
+        line_counts = _db.session.execute(
+            select(TransactionProduct.transaction_id, func.count()).group_by(TransactionProduct.transaction_id)
+        ).all()
+    posted = statuses.count("posted")
+    assert len(statuses) == 10
+    assert f"Added 10 transactions: {posted} posted, {10 - posted} drafts." in result.output
+    assert {count for _, count in line_counts} == {2}
+
+
+def test_seed_transactions_needs_products(app):
+    result = run(app, "seed", "--transactions", "5")
+
+    assert result.exit_code == 1
+    assert "seed products first" in result.output
+    with app.app_context():
+        assert _db.session.scalar(select(func.count(Transaction.id))) == 0
+
+
+# ---------------------------------------------------------------- manage.py
+
+
+def manage(tmp_path, *args):
+    env = {
+        **os.environ,
+        "ADMINAPP_INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'manage.db'}",
+    }
+    env.pop("ADMINAPP_ENV", None)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_manage_py_help_lists_the_commands(tmp_path):
+    result = manage(tmp_path, "--help")
+
+    assert result.returncode == 0, result.stderr
+    for command in ("init-db", "create-user", "set-password", "seed", "run"):
+        assert command in result.stdout
+
+
+def test_manage_py_init_db_and_create_user(tmp_path):
+    init = manage(tmp_path, "init-db")
+    assert init.returncode == 0, init.stderr
+    assert "Database schema is up to date." in init.stdout
+
+    create = manage(tmp_path, "create-user", "zoe", "--role", "admin", "--password", "pw")
+    assert create.returncode == 0, create.stderr
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'manage.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT username, role FROM users")).all() == [("zoe", "admin")]
+    engine.dispose()

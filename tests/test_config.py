@@ -1,0 +1,313 @@
+"""Configuration from the environment, security headers, cookies and local-only assets."""
+
+import importlib.util
+import stat
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import text
+
+from adminapp import create_app
+from adminapp.config import ConfigError
+from adminapp.extensions import db as _db
+
+
+def _root_conftest():
+    """tests/conftest.py, loaded by path: once tests/browser/conftest.py exists there are two
+    top-level modules named `conftest`, and `from conftest import ...` may find the other one."""
+    name = "adminapp_tests_root_conftest"  # the name tests/browser/conftest.py loads it under too
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_root = _root_conftest()
+login = _root.login
+
+ENV_VARS = ("SECRET_KEY", "ADMINAPP_ENV", "DATABASE_URL", "LOGIN_MAX_ATTEMPTS", "LOGIN_LOCKOUT_SECONDS")
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    """A clean environment for create_app(): none of the app's variables set, a fresh instance folder."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    instance = tmp_path / "config-instance"
+    monkeypatch.setenv("ADMINAPP_INSTANCE_PATH", str(instance))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'config.db'}")
+    return instance
+
+
+def dispose(app):
+    with app.app_context():
+        _db.engine.dispose()
+
+
+# --- secret key and production -----------------------------------------------------------------
+
+def test_production_without_secret_key_refuses_to_start(env, monkeypatch):
+    monkeypatch.setenv("ADMINAPP_ENV", "production")
+    with pytest.raises(ConfigError, match="SECRET_KEY is not set") as error:
+        create_app()
+    assert "ADMINAPP_ENV=production" in str(error.value)
+    assert not (env / "secret_key").exists()  # no key quietly generated instead
+
+
+def test_production_with_an_empty_secret_key_refuses_to_start(env, monkeypatch):
+    monkeypatch.setenv("ADMINAPP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "")
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_production_uses_the_key_and_secure_cookies(env, monkeypatch):
+    monkeypatch.setenv("ADMINAPP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "a-long-production-secret")
+    app = create_app()
+    try:
+        assert app.config["ADMINAPP_ENV"] == "production"
+        assert app.secret_key == "a-long-production-secret"
+        assert app.config["SESSION_COOKIE_SECURE"] is True
+        assert app.config["REMEMBER_COOKIE_SECURE"] is True
+        assert app.config["WTF_CSRF_ENABLED"] is not False
+        assert not (env / "secret_key").exists()
+        # The login page starts a session (its CSRF token): the cookie is Secure, HttpOnly, Lax.
+        response = app.test_client().get("/login")
+        cookie = session_cookie(response)
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    finally:
+        dispose(app)
+
+
+def test_development_defaults(env):
+    app = create_app()
+    try:
+        assert app.config["ADMINAPP_ENV"] == "development"
+        assert app.config["SESSION_COOKIE_SECURE"] is False
+        assert app.config["LOGIN_MAX_ATTEMPTS"] == 5
+        assert app.config["LOGIN_LOCKOUT_SECONDS"] == 15 * 60
+        assert app.instance_path == str(env)
+    finally:
+        dispose(app)
+
+
+def test_development_key_is_generated_once_and_reused(env):
+    first = create_app()
+    key_file = env / "secret_key"
+    assert key_file.exists()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert len(key) >= 32 and first.secret_key == key
+    second = create_app()
+    assert second.secret_key == key
+    assert key_file.read_text().strip() == key
+    assert sorted(p.name for p in env.iterdir() if "secret" in p.name) == ["secret_key"]  # no leftovers
+    for app in (first, second):
+        dispose(app)
+
+
+def test_development_keys_differ_between_instances(env, monkeypatch, tmp_path):
+    first = create_app()
+    monkeypatch.setenv("ADMINAPP_INSTANCE_PATH", str(tmp_path / "other-instance"))
+    second = create_app()
+    assert first.secret_key != second.secret_key
+    for app in (first, second):
+        dispose(app)
+
+
+def test_secret_key_env_wins_over_the_file(env, monkeypatch):
+    dispose(create_app())  # writes the file
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+    app = create_app()
+    assert app.secret_key == "from-the-environment"
+    dispose(app)
+
+
+def test_empty_key_file_is_refused(env):
+    env.mkdir(parents=True)
+    (env / "secret_key").write_text("\n")
+    with pytest.raises(ConfigError, match="secret_key"):
+        create_app()
+
+
+def test_a_generated_key_keeps_sessions_across_restarts(env, monkeypatch, make_user, database_url):
+    """Two app instances reading the same generated key accept each other's session cookie."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    first, second = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}), None
+    try:
+        client = first.test_client()
+        make_user("alice", "staff")
+        assert login(client, "alice").status_code == 302
+        second = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+        other = second.test_client()
+        other.set_cookie("session", client.get_cookie("session").value)
+        assert other.get("/admin/").status_code == 200
+    finally:
+        dispose(first)
+        if second is not None:
+            dispose(second)
+
+
+def test_env_integers_are_read(env, monkeypatch):
+    monkeypatch.setenv("LOGIN_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("LOGIN_LOCKOUT_SECONDS", "90")
+    app = create_app()
+    assert (app.config["LOGIN_MAX_ATTEMPTS"], app.config["LOGIN_LOCKOUT_SECONDS"]) == (3, 90)
+    dispose(app)
+
+
+# --- DATABASE_URL ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("given, used", [
+    ("postgres://u:p@db.internal:5432/shop", "postgresql+psycopg://u:p@db.internal:5432/shop"),
+    ("postgresql://u:p@db.internal:5432/shop", "postgresql+psycopg://u:p@db.internal:5432/shop"),
+    ("postgresql+psycopg://u:p@db.internal/shop", "postgresql+psycopg://u:p@db.internal/shop"),
+    ("sqlite:////var/lib/adminapp/app.db", "sqlite:////var/lib/adminapp/app.db"),
+])
+def test_database_url_is_honoured(env, monkeypatch, given, used):
+    monkeypatch.setenv("DATABASE_URL", given)
+    app = create_app()
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == used
+    with app.app_context():
+        assert _db.engine.url.render_as_string(hide_password=False) == used
+    dispose(app)
+
+
+def test_default_database_is_sqlite_in_the_instance_folder(env, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL")
+    app = create_app()
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{env / 'adminapp.db'}"
+    dispose(app)
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_a_plain_postgres_url_really_connects(env, monkeypatch, postgres_url, scheme):
+    """The Heroku-style URL a host hands out works as given (psycopg 3 is the driver)."""
+    plain = scheme + "://" + postgres_url.split("://", 1)[1]
+    monkeypatch.setenv("DATABASE_URL", plain)
+    app = create_app()
+    try:
+        with app.app_context():
+            assert _db.engine.dialect.driver == "psycopg"
+            assert _db.session.execute(text("SELECT 1")).scalar() == 1
+            _db.session.remove()
+    finally:
+        dispose(app)
+
+
+# --- headers, cookies and assets on real pages -------------------------------------------------
+
+ALLOWED_CSP_SOURCES = {"'self'", "'none'", "'unsafe-inline'", "data:"}
+
+
+def session_cookie(response) -> str:
+    cookies = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    assert cookies, f"no session cookie set: {response.headers.getlist('Set-Cookie')}"
+    return cookies[-1]
+
+
+def assert_security_headers(response, where):
+    assert response.headers.get("X-Frame-Options") == "DENY", where
+    assert response.headers.get("X-Content-Type-Options") == "nosniff", where
+    csp = response.headers.get("Content-Security-Policy")
+    assert csp, f"{where}: no Content-Security-Policy"
+    directives = {}
+    for part in csp.split(";"):
+        name, *sources = part.split()
+        directives[name] = sources
+    for name, sources in directives.items():
+        outside = [s for s in sources if s not in ALLOWED_CSP_SOURCES]
+        assert not outside, f"{where}: {name} allows {outside} (only the app's own origin is allowed)"
+    assert directives.get("default-src") == ["'self'"], where
+    assert directives.get("frame-ancestors") == ["'none'"], where
+    assert directives.get("object-src") == ["'none'"], where
+
+
+def test_security_headers_everywhere(app, make_user, make_product, auditor_client):
+    pid = make_product()
+    make_user("alice", "staff")
+    anonymous = app.test_client()
+    staff = app.test_client()
+    assert login(staff, "alice").status_code == 302
+    pages = [
+        (anonymous, "/login", 200),
+        (anonymous, "/admin/", 302),
+        (anonymous, "/no-such-page", 404),
+        (staff, "/admin/", 200),
+        (staff, "/admin/product/", 200),
+        (staff, "/admin/product/new/", 200),
+        (staff, f"/admin/product/edit/?id={pid}", 200),
+        (staff, f"/admin/product/details/?id={pid}", 200),
+        (staff, "/admin/product/export/csv/", 200),
+        (auditor_client, "/admin/product/new/", 403),
+    ]
+    for client, url, status in pages:
+        response = client.get(url)
+        response.get_data()
+        response.close()
+        assert response.status_code == status, url
+        assert_security_headers(response, url)
+    response = login(app.test_client(), "alice", "wrong password")
+    assert_security_headers(response, "POST /login")
+
+
+def test_session_cookie_is_httponly_and_lax(app, make_user):
+    make_user("alice", "staff")
+    response = login(app.test_client(), "alice")
+    assert response.status_code == 302
+    cookie = session_cookie(response)
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # development over plain http
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+class AssetParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for element, attribute in (("script", "src"), ("link", "href"), ("img", "src")):
+            if tag == element and attrs.get(attribute):
+                self.urls.append((tag, attrs[attribute]))
+
+
+def test_pages_load_only_local_assets(app, make_user, make_product):
+    pid = make_product()
+    make_user("alice", "admin")
+    anonymous = app.test_client()
+    client = app.test_client()
+    assert login(client, "alice").status_code == 302
+    pages = [
+        (anonymous, "/login"),
+        (client, "/admin/"),
+        (client, "/admin/product/"),
+        (client, "/admin/product/new/"),
+        (client, f"/admin/product/edit/?id={pid}"),
+        (client, f"/admin/product/details/?id={pid}"),
+    ]
+    assets = set()
+    for page_client, url in pages:
+        response = page_client.get(url)
+        assert response.status_code == 200, url
+        parser = AssetParser()
+        parser.feed(response.text)
+        assert any(tag == "link" for tag, _ in parser.urls), f"{url}: no stylesheet found, parser broken?"
+        for tag, asset in parser.urls:
+            parts = urlsplit(asset)
+            assert not parts.scheme and not parts.netloc and asset.startswith("/") and not asset.startswith("//"), (
+                f"{url}: <{tag}> loads {asset!r}, which is not a path on this site"
+            )
+            assets.add(asset)
+    for asset in sorted(assets):  # and each one is really served
+        with anonymous.get(asset) as response:
+            assert response.status_code == 200, asset

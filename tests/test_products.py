@@ -1,0 +1,959 @@
+"""The products admin at /admin/product/, through the test client on a real database."""
+
+import csv
+import html
+import io
+import json
+import re
+from contextlib import contextmanager
+from decimal import Decimal
+
+import jinja2
+import pytest
+from babel.numbers import format_currency
+from sqlalchemy import event, func, insert, select
+from werkzeug.security import generate_password_hash
+
+from adminapp.extensions import db as _db
+from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
+
+LIST = "/admin/product/"
+NEW = "/admin/product/new/"
+DELETE = "/admin/product/delete/"
+ACTION = "/admin/product/action/"
+EXPORT = "/admin/product/export/csv/"
+TOO_BIG_ID = "99999999999999999999"  # beyond a 32-bit (and a 64-bit) INTEGER
+
+
+# Helpers are defined here rather than imported from conftest: with tests/browser/conftest.py
+# beside tests/conftest.py, `import conftest` is ambiguous.
+
+
+def login(client, username, password):
+    return client.post("/login", data={"username": username, "password": password})
+
+
+def flashed(response) -> str:
+    """The page text with whitespace folded, for asserting on messages."""
+    return " ".join(response.get_data(as_text=True).split())
+
+
+@contextmanager
+def count_statements(app):
+    """Count the SQL statements run inside the block: `with count_statements(app) as n: ...; n[0]`."""
+    with app.app_context():
+        engine = _db.engine
+    count = [0]
+
+    def before_cursor_execute(*args):
+        count[0] += 1
+
+    event.listen(engine, "before_cursor_execute", before_cursor_execute)
+    try:
+        yield count
+    finally:
+        event.remove(engine, "before_cursor_execute", before_cursor_execute)
+
+
+def edit_url(product_id):
+    return f"/admin/product/edit/?id={product_id}"
+
+
+def details_url(product_id):
+    return f"/admin/product/details/?id={product_id}"
+
+
+def product_form(**changes):
+    """A valid create/edit form; a value of None leaves the field out of the POST."""
+    data = {
+        "sku": "NEW-1",
+        "name": "New product",
+        "description": "",
+        "price": "12.50",
+        "stock": "7",
+        "is_active": "y",
+        "version": "",
+    }
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def listed_skus(response):
+    """The SKU cells of a list page, in order."""
+    return [html.unescape(s) for s in re.findall(r'<td class="col-sku">\s*(.*?)\s*</td>', response.text, re.S)]
+
+
+def cell(response, column):
+    return [html.unescape(s) for s in re.findall(rf'<td class="col-{column}">\s*(.*?)\s*</td>', response.text, re.S)]
+
+
+def field_errors(response, field):
+    """The error messages rendered under one form field."""
+    for group in response.text.split('<div class="form-group')[1:]:
+        if f'id="{field}"' in group:
+            feedback = group.split('<div class="invalid-feedback">', 1)
+            if len(feedback) == 1:
+                return []
+            return [html.unescape(m) for m in re.findall(r"<li>(.*?)</li>", feedback[1], re.S)]
+    raise AssertionError(f"no field {field!r} on the page")
+
+
+def field_value(response, field):
+    match = re.search(rf'<input[^>]*\bid="{field}"[^>]*\bvalue="([^"]*)"', response.text)
+    if match:
+        return html.unescape(match.group(1))
+    match = re.search(rf'<textarea[^>]*\bid="{field}"[^>]*>(?:\r?\n)?(.*?)</textarea>', response.text, re.S)
+    assert match, f"no field {field!r} on the page"
+    return html.unescape(match.group(1))
+
+
+def sort_index(response, label):
+    """The ?sort= index the list page links a column header to."""
+    match = re.search(rf'href="/admin/product/\?sort=(\d+)[^"]*" title="Sort by {label}"', response.text)
+    assert match, f"column {label} is not sortable"
+    return match.group(1)
+
+
+class _SharedBytecodeCache(jinja2.BytecodeCache):
+    """Compiled templates kept across the per-test apps (compiling them again costs ~0.3 s a test)."""
+
+    def __init__(self):
+        self.store = {}
+
+    def load_bytecode(self, bucket):
+        if bucket.key in self.store:
+            bucket.bytecode_from_string(self.store[bucket.key])
+
+    def dump_bytecode(self, bucket):
+        self.store[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATES = _SharedBytecodeCache()
+
+
+@pytest.fixture(autouse=True)
+def _reuse_compiled_templates(app):
+    app.jinja_env.bytecode_cache = _TEMPLATES
+
+
+# A real hash with one PBKDF2 round: signing in per test stays cheap (scrypt costs ~0.15 s a call).
+ADMIN_PASSWORD = "products admin password"
+FAST_HASH = generate_password_hash(ADMIN_PASSWORD, method="pbkdf2:sha256:1")
+
+
+@pytest.fixture
+def admin_client(app, db):
+    """A client signed in as an admin (overrides conftest's, only for speed)."""
+    with db() as session:
+        session.add(User(username="products-admin", role="admin", password_hash=FAST_HASH))
+    client = app.test_client()
+    assert login(client, "products-admin", ADMIN_PASSWORD).status_code == 302
+    return client
+
+
+@pytest.fixture
+def snapshot(db):
+    """Every product row as plain tuples, to prove nothing changed."""
+
+    def take():
+        with db() as session:
+            return [
+                (p.id, p.sku, p.name, p.description, p.price, p.stock, p.is_active, p.version)
+                for p in session.scalars(select(Product).order_by(Product.id))
+            ]
+
+    return take
+
+
+@pytest.fixture
+def load(db):
+    def get(product_id):
+        with db() as session:
+            product = session.get(Product, product_id)
+            if product is not None:
+                session.expunge(product)
+            return product
+
+    return get
+
+
+@pytest.fixture
+def sell(db):
+    """Record a transaction line for a product, so the product is in use."""
+
+    def make(product_id, qty=1):
+        with db() as session:
+            transaction = Transaction(status="posted")
+            transaction.lines.append(TransactionProduct(product_id=product_id, product_qty=qty, unit_price=Decimal("1.00")))
+            session.add(transaction)
+            session.flush()
+            return transaction.id
+
+    return make
+
+
+@pytest.fixture
+def many_products(db):
+    def make(count, prefix="BULK"):
+        now = utcnow()
+        with db() as session:
+            session.execute(insert(Product), [
+                {"sku": f"{prefix}-{n:04d}", "name": f"Bulk {n}", "price": Decimal("1.00") + n, "stock": n,
+                 "is_active": True, "created_at": now, "updated_at": now, "version": 1}
+                for n in range(count)
+            ])
+
+    return make
+
+
+# --------------------------------------------------------------------- list
+
+
+def test_list_shows_columns_with_money_formatted_price(app, admin_client, make_product):
+    make_product(sku="WID-1", name="Widget", price="1234.50", stock=7, is_active=True)
+    make_product(sku="WID-2", name="Gadget", price="0.99", stock=0, is_active=False)
+
+    response = admin_client.get(LIST)
+
+    assert response.status_code == 200
+    page = response.text
+    for header in ("SKU", "Name", "Price", "Stock", "Active"):
+        assert f'title="Sort by {header}">{header}</a>' in page
+    assert listed_skus(response) == ["WID-1", "WID-2"]
+    assert cell(response, "name") == ["Widget", "Gadget"]
+    currency = app.config["CURRENCY"]
+    assert cell(response, "price") == [
+        format_currency(Decimal("1234.50"), currency, locale="en"),
+        format_currency(Decimal("0.99"), currency, locale="en"),
+    ]
+    assert "1,234.50" in cell(response, "price")[0]
+    assert cell(response, "stock") == ["7", "0"]
+    active = cell(response, "is_active")
+    assert 'title="is_active: true"' in active[0]
+    assert 'title="is_active: false"' in active[1]
+
+
+def test_default_order_is_by_sku_and_paging_is_stable(admin_client, make_product):
+    for n in (17, 3, 25, 9, 1, 12, 20, 5, 24, 2, 11, 8, 22, 14, 19, 6, 4, 23, 10, 16, 13, 21, 7, 18, 15):
+        make_product(sku=f"P-{n:03d}")
+
+    first = admin_client.get(LIST)
+    second = admin_client.get(LIST + "?page=1")
+
+    expected = [f"P-{n:03d}" for n in range(1, 26)]
+    assert listed_skus(first) == expected[:20]
+    assert listed_skus(second) == expected[20:]
+
+
+SEARCHES = [
+    ("tea", ["COF-9", "TEA-1"]),  # name "Teapot", and the SKU
+    ("TEA", ["COF-9", "TEA-1"]),  # case-insensitive
+    ("mug", ["MUG-1"]),  # SKU
+    ("Coffee", ["MUG-1"]),  # name
+    ("green", ["TEA-1"]),
+    ("nothing-like-this", []),
+]
+
+
+def test_search_by_sku_or_name(admin_client, make_product):
+    make_product(sku="MUG-1", name="Coffee mug")
+    make_product(sku="TEA-1", name="Green leaves")
+    make_product(sku="COF-9", name="Teapot")
+
+    found = {}
+    for term, _ in SEARCHES:
+        response = admin_client.get(LIST, query_string={"search": term})
+        assert response.status_code == 200, term
+        found[term] = listed_skus(response)
+
+    assert found == dict(SEARCHES)
+
+
+def test_page_emits_readable_filter_names(admin_client):
+    response = admin_client.get(LIST)
+
+    groups = json.loads(re.search(r'<div id="filter-groups-data" class="d-none">(.*?)</div>', response.text).group(1))
+    args = {flt["arg"] for group in groups.values() for flt in group}
+    assert {"active_equals", "price_at_least", "price_at_most", "stock_at_or_below"} <= args
+
+
+@pytest.fixture
+def filter_catalog(make_product):
+    make_product(sku="A", price="10.00", stock=0, is_active=True)
+    make_product(sku="B", price="29.99", stock=5, is_active=False)
+    make_product(sku="C", price="30.00", stock=6, is_active=True)
+    make_product(sku="D", price="50.00", stock=100, is_active=False)
+    make_product(sku="E", price="50.01", stock=3, is_active=True)
+
+
+FILTERS = [
+    ("flt0_active_equals=1", ["A", "C", "E"]),
+    ("flt0_active_equals=0", ["B", "D"]),
+    ("flt0_price_at_least=30", ["C", "D", "E"]),
+    ("flt1_price_at_most=50", ["A", "B", "C", "D"]),
+    ("flt0_price_at_least=30&flt1_price_at_most=50", ["C", "D"]),
+    ("flt0_price_at_least=29.995", ["C", "D", "E"]),  # exact decimals, no float rounding
+    ("flt0_price_at_most=50.005", ["A", "B", "C", "D"]),
+    ("flt0_stock_at_or_below=5", ["A", "B", "E"]),
+    ("flt0_stock_at_or_below=5&flt1_active_equals=1", ["A", "E"]),
+    ("flt0_stock_at_or_below=5&search=E", ["E"]),
+    # values a column can never reach still filter correctly, on every database
+    ("flt0_price_at_least=1e200000", []),
+    ("flt0_price_at_most=1e200000", ["A", "B", "C", "D", "E"]),
+    ("flt0_price_at_most=-1e200000", []),
+    ("flt0_price_at_least=1e-200000", ["A", "B", "C", "D", "E"]),
+    ("flt0_stock_at_or_below=3000000000", ["A", "B", "C", "D", "E"]),
+    ("flt0_stock_at_or_below=-3000000000", []),
+    ("flt0_stock_at_or_below=9223372036854775807", ["A", "B", "C", "D", "E"]),
+    # invalid values are ignored (with a message), never an error page
+    ("flt0_price_at_least=abc", ["A", "B", "C", "D", "E"]),
+    ("flt0_price_at_least=NaN", ["A", "B", "C", "D", "E"]),
+    ("flt0_price_at_least=Infinity", ["A", "B", "C", "D", "E"]),
+    ("flt0_price_at_least=%00", ["A", "B", "C", "D", "E"]),
+    ("flt0_stock_at_or_below=1.5", ["A", "B", "C", "D", "E"]),
+    ("flt0_stock_at_or_below=x", ["A", "B", "C", "D", "E"]),
+    ("flt0_stock_at_or_below=" + "9" * 5000, ["A", "B", "C", "D", "E"]),
+    ("flt0_active_equals=maybe", ["A", "B", "C", "D", "E"]),
+]
+
+
+def test_filters(admin_client, filter_catalog):
+    found = {}
+    for query, _ in FILTERS:
+        response = admin_client.get(f"{LIST}?{query}")
+        found[query] = listed_skus(response) if response.status_code == 200 else response.status_code
+
+    assert found == dict(FILTERS)
+
+
+def test_invalid_filter_value_is_reported(admin_client, filter_catalog):
+    response = admin_client.get(f"{LIST}?flt0_price_at_least=abc")
+    page = flashed(response) + flashed(admin_client.get(LIST))
+
+    assert "Invalid Filter Value: abc" in page
+
+
+def test_sortable_columns(admin_client, make_product):
+    rows = [
+        dict(sku="S-2", name="beta", price="5.00", stock=30, is_active=True),
+        dict(sku="S-1", name="gamma", price="100.00", stock=10, is_active=False),
+        dict(sku="S-3", name="alpha", price="20.00", stock=20, is_active=True),
+    ]
+    for row in rows:
+        make_product(**row)
+    page = admin_client.get(LIST)
+
+    for label, attribute in [("SKU", "sku"), ("Name", "name"), ("Price", "price"), ("Stock", "stock")]:
+        index = sort_index(page, label)
+        ascending = listed_skus(admin_client.get(f"{LIST}?sort={index}"))
+        descending = listed_skus(admin_client.get(f"{LIST}?sort={index}&desc=1"))
+        key = (lambda r: Decimal(r["price"])) if attribute == "price" else (lambda r: r[attribute])
+        by_value = [r["sku"] for r in sorted(rows, key=key)]
+        assert (label, ascending, descending) == (label, by_value, by_value[::-1])
+
+    index = sort_index(page, "Active")  # ties: only the order between the groups is defined
+    assert listed_skus(admin_client.get(f"{LIST}?sort={index}"))[0] == "S-1"
+    assert listed_skus(admin_client.get(f"{LIST}?sort={index}&desc=1"))[-1] == "S-1"
+
+
+def test_page_size_choice(admin_client, many_products):
+    many_products(60)
+
+    assert len(listed_skus(admin_client.get(LIST))) == 20
+    assert len(listed_skus(admin_client.get(LIST + "?page_size=50"))) == 50
+    assert len(listed_skus(admin_client.get(LIST + "?page_size=100"))) == 60
+    # a size that is not offered falls back to the default
+    assert len(listed_skus(admin_client.get(LIST + "?page_size=7"))) == 20
+    assert len(listed_skus(admin_client.get(LIST + "?page_size=100000"))) == 20
+    second = admin_client.get(LIST + "?page_size=50&page=1")
+    assert listed_skus(second) == [f"BULK-{n:04d}" for n in range(50, 60)]
+
+
+ODD_LIST_QUERIES = [
+    "page=-1", "page=abc", "page=" + TOO_BIG_ID, "sort=99", "sort=-1", "sort=x&desc=y", "page_size=-5",
+    "search=%00", "search=a%00b", "search=" + "x" * 10000, "search=%25", "search=_",
+]
+
+
+def test_odd_list_parameters_do_not_break_the_page(admin_client, make_product):
+    make_product(sku="ODD-1")
+
+    statuses = {query: admin_client.get(f"{LIST}?{query}").status_code for query in ODD_LIST_QUERIES}
+    exports = {query: admin_client.get(f"{EXPORT}?{query}").status_code for query in ODD_LIST_QUERIES}
+
+    assert statuses == {query: 200 for query in ODD_LIST_QUERIES}
+    assert exports == {query: 200 for query in ODD_LIST_QUERIES}
+
+
+def test_page_beyond_the_end_is_empty_not_an_error(admin_client, make_product):
+    make_product(sku="ODD-1")
+
+    for query in ("page=5", "page=" + TOO_BIG_ID):
+        response = admin_client.get(f"{LIST}?{query}")
+        assert response.status_code == 200
+        assert listed_skus(response) == []
+
+
+def test_details_view(admin_client, make_product):
+    product_id = make_product(sku="DET-1", name="Detailed", price="7.25", stock=4, description="Long text here")
+
+    response = admin_client.get(details_url(product_id))
+
+    assert response.status_code == 200
+    page = flashed(response)
+    for text in ("DET-1", "Detailed", "Long text here", "7.25", "Version"):
+        assert text in page
+
+
+def test_details_edit_and_delete_of_a_missing_product_redirect(admin_client, make_product, snapshot):
+    make_product()
+    before = snapshot()
+
+    for bad_id in ["424242", "abc", TOO_BIG_ID, "%00", "", "-1", "1.0"]:
+        for response in (
+            admin_client.get(f"/admin/product/details/?id={bad_id}"),
+            admin_client.get(f"/admin/product/edit/?id={bad_id}"),
+            admin_client.post(edit_url(bad_id), data=product_form(version="1")),
+            admin_client.post(DELETE, data={"id": bad_id}),
+        ):
+            assert response.status_code == 302, (bad_id, response.request.path)
+            assert response.headers["Location"].startswith(LIST)
+    assert "Record does not exist." in flashed(admin_client.get(LIST))
+    assert snapshot() == before
+
+
+# ----------------------------------------------------------- create and edit
+
+
+def test_create_product(admin_client, db):
+    response = admin_client.post(NEW, data=product_form(sku="CR-1", name="Created", description="Text",
+                                                      price="12.50", stock="7"))
+
+    assert response.status_code == 302
+    assert "successfully created" in flashed(admin_client.get(LIST))
+    with db() as session:
+        product = session.scalars(select(Product)).one()
+        assert (product.sku, product.name, product.description, product.price, product.stock, product.is_active) == (
+            "CR-1", "Created", "Text", Decimal("12.50"), 7, True)
+        assert product.version == 1
+
+
+def test_create_inactive_product_without_the_checkbox(admin_client, db):
+    response = admin_client.post(NEW, data=product_form(is_active=None))
+
+    assert response.status_code == 302
+    with db() as session:
+        assert session.scalars(select(Product)).one().is_active is False
+
+
+def test_text_is_stripped_on_create(admin_client, db):
+    admin_client.post(NEW, data=product_form(sku="  PAD-1 ", name="  Padded  "))
+
+    with db() as session:
+        product = session.scalars(select(Product)).one()
+        assert (product.sku, product.name) == ("PAD-1", "Padded")
+
+
+def test_price_is_stored_as_an_exact_decimal(admin_client, db):
+    admin_client.post(NEW, data=product_form(sku="M-1", price="19.99"))
+    admin_client.post(NEW, data=product_form(sku="M-2", price="0.10"))
+    admin_client.post(NEW, data=product_form(sku="M-3", price="0.20"))
+
+    with db() as session:
+        prices = dict(session.execute(select(Product.sku, Product.price)).all())
+        total = session.scalar(select(func.sum(Product.price)).where(Product.sku.in_(["M-2", "M-3"])))
+    assert isinstance(prices["M-1"], Decimal)
+    assert prices["M-1"] == Decimal("19.99")
+    assert str(prices["M-1"]) == "19.99"
+    assert Decimal(total) == Decimal("0.30")
+
+
+def test_edit_product(admin_client, make_product, load):
+    product_id = make_product(sku="ED-1", name="Before", price="1.00", stock=1)
+
+    form = admin_client.get(edit_url(product_id))
+    assert form.status_code == 200
+    assert field_value(form, "version") == "1"
+    assert field_value(form, "name") == "Before"
+    response = admin_client.post(edit_url(product_id), data=product_form(
+        sku="ED-1", name="After", price="2.50", stock="9", is_active=None, version="1"))
+
+    assert response.status_code == 302
+    assert "successfully saved" in flashed(admin_client.get(LIST))
+    product = load(product_id)
+    assert (product.name, product.price, product.stock, product.is_active) == ("After", Decimal("2.50"), 9, False)
+    assert product.version == 2
+
+
+def test_duplicate_sku_on_create_is_a_form_error(admin_client, make_product, snapshot):
+    make_product(sku="DUP-1", name="Original")
+    before = snapshot()
+
+    for sku in ("DUP-1", "  DUP-1  "):
+        response = admin_client.post(NEW, data=product_form(sku=sku, name="Copy"))
+
+        assert response.status_code == 200
+        assert field_errors(response, "sku") == ["Already exists."]
+        assert "Failed to create record." in flashed(response)
+    assert snapshot() == before
+
+
+def test_duplicate_sku_on_edit_is_a_form_error(admin_client, make_product, snapshot):
+    make_product(sku="DUP-1")
+    other = make_product(sku="DUP-2")
+    before = snapshot()
+
+    response = admin_client.post(edit_url(other), data=product_form(sku="DUP-1", version="1"))
+
+    assert response.status_code == 200
+    assert field_errors(response, "sku") == ["Already exists."]
+    assert snapshot() == before
+
+
+def test_keeping_the_own_sku_on_edit_is_fine(admin_client, make_product, load):
+    product_id = make_product(sku="OWN-1")
+
+    response = admin_client.post(edit_url(product_id), data=product_form(sku="OWN-1", name="Renamed", version="1"))
+
+    assert response.status_code == 302
+    assert load(product_id).name == "Renamed"
+
+
+BAD_INPUTS = [
+    ("price", "-0.01", "between 0 and"),
+    ("price", "-1", "between 0 and"),
+    ("price", "10.555", "at most 2 decimal places"),
+    ("price", "0.001", "at most 2 decimal places"),
+    ("price", "abc", "Not a valid decimal value"),
+    ("price", "1,50", "Not a valid decimal value"),
+    ("price", "NaN", "Enter a number"),
+    ("price", "sNaN", "Enter a number"),
+    ("price", "Infinity", "Enter a number"),
+    ("price", "-Infinity", "Enter a number"),
+    ("price", "1e30", "between 0 and"),
+    ("price", "10000000000.00", "between 0 and"),
+    ("price", "", "This field is required"),
+    ("price", None, "This field is required"),
+    ("stock", "-1", "between 0 and"),
+    ("stock", "1.5", "Not a valid integer value"),
+    ("stock", "x", "Not a valid integer value"),
+    ("stock", str(10**20), "between 0 and"),
+    ("stock", str(2**31), "between 0 and"),
+    ("stock", "", "This field is required"),
+    ("stock", None, "This field is required"),
+    ("sku", "S" * 10_000, "cannot be longer than 64 characters"),
+    ("sku", "S" * 65, "cannot be longer than 64 characters"),
+    ("sku", "AB\x00C", "control characters"),
+    ("sku", "has space", "Use letters, digits"),
+    ("sku", "-lead", "Use letters, digits"),
+    ("sku", "ÄÖ-1", "Use letters, digits"),
+    ("sku", "", "This field is required"),
+    ("sku", "   ", "This field is required"),
+    ("sku", None, "This field is required"),
+    ("name", "N" * 10_000, "cannot be longer than 200 characters"),
+    ("name", "N" * 201, "cannot be longer than 200 characters"),
+    ("name", "bad\x00name", "control characters"),
+    ("name", "bell\x07", "control characters"),
+    ("name", "", "This field is required"),
+    ("name", "   ", "This field is required"),
+    ("name", None, "This field is required"),
+    ("description", "D" * 10_000, "cannot be longer than 5000 characters"),
+    ("description", "bad\x00text", "control characters"),
+]
+
+
+def form_problems(response, field, message):
+    """Why a refused form does not look right, or None."""
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}"
+    errors = field_errors(response, field)
+    if not any(message in error for error in errors):
+        return f"errors {errors}"
+    return None
+
+
+def test_bad_input_on_create_is_a_form_error(admin_client, snapshot):
+    problems = {}
+    for field, value, message in BAD_INPUTS:
+        response = admin_client.post(NEW, data=product_form(**{field: value}))
+        problems[(field, value)] = form_problems(response, field, message)
+
+    assert {case: problem for case, problem in problems.items() if problem} == {}
+    assert snapshot() == []
+
+
+def test_bad_input_on_edit_is_a_form_error(admin_client, make_product, snapshot):
+    product_id = make_product(sku="KEEP-1", name="Keep", description="Keep me")
+    before = snapshot()
+
+    problems = {}
+    for field, value, message in BAD_INPUTS:
+        data = product_form(sku="KEEP-1", version="1")
+        data.update(product_form(**{field: value}))
+        if value is None:
+            del data[field]
+        response = admin_client.post(edit_url(product_id), data=data)
+        problems[(field, value)] = form_problems(response, field, message)
+
+    assert {case: problem for case, problem in problems.items() if problem} == {}
+    assert snapshot() == before
+
+
+def test_several_bad_fields_are_reported_together(admin_client, snapshot):
+    response = admin_client.post(NEW, data=product_form(sku="", name="", price="-1", stock="x"))
+
+    assert response.status_code == 200
+    assert field_errors(response, "sku") and field_errors(response, "name")
+    assert field_errors(response, "price") and field_errors(response, "stock")
+    assert snapshot() == []
+
+
+def test_boundary_prices_are_accepted(admin_client, db):
+    cases = [("B-1", "0", "0.00"), ("B-2", "0.5", "0.50"), ("B-3", "9999999999.99", "9999999999.99"),
+             ("B-4", "1e2", "100.00"), ("B-5", " 3.10 ", "3.10"), ("B-6", "007.70", "7.70")]
+    for sku, price, _ in cases:
+        response = admin_client.post(NEW, data=product_form(sku=sku, price=price))
+        assert response.status_code == 302, (price, field_errors(response, "price"))
+
+    with db() as session:
+        stored = dict(session.execute(select(Product.sku, Product.price)).all())
+    assert stored == {sku: Decimal(value) for sku, _, value in cases}
+
+
+def test_largest_stock_is_accepted(admin_client, db):
+    response = admin_client.post(NEW, data=product_form(stock=str(2**31 - 1)))
+
+    assert response.status_code == 302
+    with db() as session:
+        assert session.scalars(select(Product.stock)).one() == 2**31 - 1
+
+
+UNICODE_NAME = "Kopi Susu ☕ ñ 漢字"
+UNICODE_TEXT = "Gula aren 🍯\nBaris kedua — «ok»"
+
+
+def test_unicode_text_saves_and_shows(admin_client, db):
+    response = admin_client.post(NEW, data=product_form(sku="KOPI-1", name=UNICODE_NAME, description=UNICODE_TEXT))
+    assert response.status_code == 302
+
+    with db() as session:
+        product = session.scalars(select(Product)).one()
+        product_id = product.id
+        assert (product.name, product.description) == (UNICODE_NAME, UNICODE_TEXT)
+    assert cell(admin_client.get(LIST), "name") == [UNICODE_NAME]
+    assert UNICODE_NAME in admin_client.get(LIST, query_string={"search": "漢字"}).text
+    details = admin_client.get(details_url(product_id)).text
+    assert UNICODE_NAME in details
+    assert "Gula aren 🍯" in details
+    edit = admin_client.get(edit_url(product_id))
+    assert field_value(edit, "name") == UNICODE_NAME
+    assert field_value(edit, "description") == UNICODE_TEXT
+
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = '<img src=x onerror="alert(2)">'
+
+
+def test_html_in_text_is_escaped_everywhere(admin_client, make_product):
+    product_id = make_product(sku="XSS-1", name=SCRIPT, description=IMG)
+    escaped_name = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+    pages = {
+        "list": admin_client.get(LIST),
+        "details": admin_client.get(details_url(product_id)),
+        "edit": admin_client.get(edit_url(product_id)),
+        "search": admin_client.get(LIST, query_string={"search": SCRIPT}),
+    }
+
+    for name, response in pages.items():
+        assert response.status_code == 200, name
+        assert SCRIPT not in response.text, name
+        assert "<img src=x" not in response.text, name
+        assert "alert(1)" in response.text, name
+    assert escaped_name in pages["list"].text
+    assert escaped_name in pages["details"].text
+    assert field_value(pages["edit"], "name") == SCRIPT
+    assert field_value(pages["edit"], "description") == IMG
+
+
+def test_html_in_a_rejected_form_is_escaped(admin_client, snapshot):
+    response = admin_client.post(NEW, data=product_form(name=SCRIPT, price="oops"))
+
+    assert response.status_code == 200
+    assert SCRIPT not in response.text
+    assert field_value(response, "name") == SCRIPT
+    assert snapshot() == []
+
+
+# --------------------------------------------------------- optimistic locking
+
+
+def test_stale_edit_is_refused_and_keeps_the_newer_data(admin_client, make_product, db, load):
+    product_id = make_product(sku="LOCK-1", name="Original", price="5.00", stock=5)
+    opened = admin_client.get(edit_url(product_id))
+    seen_version = field_value(opened, "version")
+    assert seen_version == "1"
+
+    with db() as session:  # someone else saves meanwhile
+        session.get(Product, product_id).name = "Theirs"
+    assert load(product_id).version == 2
+
+    response = admin_client.post(edit_url(product_id), data=product_form(
+        sku="LOCK-1", name="Mine", price="6.00", stock="6", version=seen_version))
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert "changed by someone else" in page
+    assert "after you opened it" in page
+    assert "Your changes were not saved" in page
+    product = load(product_id)
+    assert (product.name, product.price, product.stock, product.version) == ("Theirs", Decimal("5.00"), 5, 2)
+    # the user's input is shown again, not lost
+    assert field_value(response, "name") == "Mine"
+    assert field_value(response, "price") == "6.00"
+    assert field_value(response, "stock") == "6"
+
+    # reopened at the current version, the same change goes through
+    reopened = admin_client.get(edit_url(product_id))
+    assert field_value(reopened, "version") == "2"
+    response = admin_client.post(edit_url(product_id), data=product_form(
+        sku="LOCK-1", name="Mine", price="6.00", stock="6", version="2"))
+    assert response.status_code == 302
+    assert (load(product_id).name, load(product_id).version) == ("Mine", 3)
+
+
+def test_submitting_the_same_form_twice_is_refused_the_second_time(admin_client, make_product, load):
+    product_id = make_product(sku="TWICE-1", name="Original")
+
+    first = admin_client.post(edit_url(product_id), data=product_form(sku="TWICE-1", name="First", version="1"))
+    second = admin_client.post(edit_url(product_id), data=product_form(sku="TWICE-1", name="Second", version="1"))
+
+    assert first.status_code == 302
+    assert second.status_code == 200
+    assert "changed by someone else" in flashed(second)
+    assert (load(product_id).name, load(product_id).version) == ("First", 2)
+
+
+def test_missing_or_wrong_version_is_refused(admin_client, make_product, snapshot):
+    product_id = make_product(sku="VER-1", name="Original")
+    before = snapshot()
+
+    for version in [None, "", "abc", "1.0", "1\x00", "2", "0", "-1", TOO_BIG_ID]:
+        response = admin_client.post(edit_url(product_id), data=product_form(sku="VER-1", name="Changed",
+                                                                             version=version))
+
+        assert response.status_code == 200, repr(version)
+        page = flashed(response)
+        if version in ("2", "0", "-1", TOO_BIG_ID):
+            assert "changed by someone else" in page, repr(version)
+        else:
+            assert "missing its version" in page, repr(version)
+        assert field_value(response, "name") == "Changed"
+    assert snapshot() == before
+
+
+# ------------------------------------------------------------------- delete
+
+
+def test_delete_unreferenced_product(admin_client, make_product, load):
+    product_id = make_product(sku="DEL-1")
+    keep_id = make_product(sku="DEL-2")
+
+    response = admin_client.post(DELETE, data={"id": product_id}, follow_redirects=True)
+
+    assert response.status_code == 200
+    assert "successfully deleted" in flashed(response)
+    assert load(product_id) is None
+    assert load(keep_id) is not None
+
+
+def test_delete_of_a_product_in_use_is_refused(admin_client, make_product, sell, load, db):
+    product_id = make_product(sku="USED-1")
+    sell(product_id)
+
+    response = admin_client.post(DELETE, data={"id": product_id}, follow_redirects=True)
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert "Cannot delete USED-1" in page
+    assert "Deactivate the product instead" in page
+    assert "successfully deleted" not in page
+    assert load(product_id) is not None
+    with db() as session:
+        assert session.scalar(select(func.count(TransactionProduct.id))) == 1
+
+
+# ------------------------------------------------------------- bulk actions
+
+
+def post_action(client, action, *ids):
+    return client.post(ACTION, data={"action": action, "rowid": [str(i) for i in ids]}, follow_redirects=True)
+
+
+@pytest.mark.parametrize("action, start, end, message", [
+    ("activate", False, True, "2 product(s) activated."),
+    ("deactivate", True, False, "2 product(s) deactivated."),
+])
+def test_bulk_activate_and_deactivate(admin_client, make_product, load, action, start, end, message):
+    first = make_product(is_active=start)
+    second = make_product(is_active=start)
+    untouched = make_product(is_active=start)
+
+    response = post_action(admin_client, action, first, second)
+
+    assert response.status_code == 200
+    assert message in flashed(response)
+    for product_id in (first, second):
+        product = load(product_id)
+        assert (product.is_active, product.version) == (end, 2)
+    assert (load(untouched).is_active, load(untouched).version) == (start, 1)
+
+
+def test_bulk_action_bumps_the_version_so_open_forms_go_stale(admin_client, make_product, load):
+    product_id = make_product(sku="BV-1", is_active=True)
+    opened = admin_client.get(edit_url(product_id))
+
+    post_action(admin_client, "deactivate", product_id)
+    response = admin_client.post(edit_url(product_id), data=product_form(
+        sku="BV-1", name="Edited", version=field_value(opened, "version")))
+
+    assert response.status_code == 200
+    assert "changed by someone else" in flashed(response)
+    assert load(product_id).is_active is False
+
+
+def test_bulk_delete(admin_client, make_product, load):
+    first, second, kept = make_product(), make_product(), make_product()
+
+    response = post_action(admin_client, "delete", first, second)
+
+    assert "2 product(s) deleted." in flashed(response)
+    assert load(first) is None and load(second) is None
+    assert load(kept) is not None
+
+
+def test_bulk_delete_is_all_or_nothing(admin_client, make_product, sell, snapshot):
+    free = make_product(sku="FREE-1")
+    used = make_product(sku="USED-1")
+    sell(used)
+    before = snapshot()
+
+    response = post_action(admin_client, "delete", free, used)
+
+    page = flashed(response)
+    assert "Cannot delete USED-1" in page
+    assert "Deactivate the product instead" in page
+    assert "deleted." not in page
+    assert snapshot() == before
+
+
+def test_bulk_action_with_a_missing_id_changes_nothing(admin_client, make_product, snapshot):
+    active = make_product(is_active=True)
+    inactive = make_product(is_active=False)
+    before = snapshot()
+
+    for action, existing in [("activate", inactive), ("deactivate", active), ("delete", active)]:
+        response = post_action(admin_client, action, existing, 424242)
+
+        assert "No product with id 424242; nothing was changed." in flashed(response), action
+    assert snapshot() == before
+
+
+def test_bulk_action_with_garbage_ids_changes_nothing(admin_client, make_product, snapshot):
+    existing = make_product(is_active=False)
+    before = snapshot()
+
+    for bad in ["abc", "", "1.5", "-1", "0", TOO_BIG_ID, "-" + TOO_BIG_ID]:
+        response = post_action(admin_client, "activate", existing, bad)
+
+        assert response.status_code == 200, bad
+        page = flashed(response)
+        assert "Invalid selection." in page or "nothing was changed" in page, bad
+        assert "SQL" not in page and "psycopg" not in page, bad
+    assert snapshot() == before
+
+
+def test_bulk_action_without_rows(admin_client, make_product, snapshot):
+    make_product(is_active=False)
+    before = snapshot()
+
+    response = admin_client.post(ACTION, data={"action": "activate"}, follow_redirects=True)
+
+    assert "No rows selected." in flashed(response)
+    assert snapshot() == before
+
+
+def test_bulk_action_counts_each_product_once(admin_client, make_product, load):
+    product_id = make_product(is_active=False)
+
+    response = post_action(admin_client, "activate", product_id, product_id)
+
+    assert "1 product(s) activated." in flashed(response)
+    assert load(product_id).version == 2
+
+
+def test_unknown_bulk_action_is_refused(admin_client, make_product, snapshot):
+    product_id = make_product()
+    before = snapshot()
+
+    response = admin_client.post(ACTION, data={"action": "explode", "rowid": [str(product_id)]})
+
+    assert response.status_code == 403
+    assert snapshot() == before
+
+
+# ------------------------------------------------------------------- export
+
+
+def export_rows(client, query=""):
+    response = client.get(EXPORT + query)
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+def test_csv_export_has_plain_prices(admin_client, make_product):
+    make_product(sku="EX-1", name="Export me", price="10.50", stock=3)
+    make_product(sku="EX-2", name="Big", price="1234567.00", stock=0, is_active=False)
+
+    rows = export_rows(admin_client)
+
+    assert [(r["SKU"], r["Name"], r["Price"], r["Stock"]) for r in rows] == [
+        ("EX-1", "Export me", "10.50", "3"),
+        ("EX-2", "Big", "1234567.00", "0"),
+    ]
+
+
+def test_csv_export_honours_search_and_filters(admin_client, filter_catalog, make_product):
+    make_product(sku="SPECIAL-1", name="Special", price="40.00", stock=1)
+
+    assert [r["SKU"] for r in export_rows(admin_client, "?flt0_price_at_least=30&flt1_price_at_most=50")] == [
+        "C", "D", "SPECIAL-1"]
+    assert [r["SKU"] for r in export_rows(admin_client, "?flt0_active_equals=0")] == ["B", "D"]
+    assert [r["SKU"] for r in export_rows(admin_client, "?search=special")] == ["SPECIAL-1"]
+    assert [r["SKU"] for r in export_rows(admin_client, "?search=special&flt0_stock_at_or_below=0")] == []
+    assert [r["Price"] for r in export_rows(admin_client, "?flt0_stock_at_or_below=0")] == ["10.00"]
+
+
+def test_csv_export_with_odd_search_does_not_break(admin_client, make_product):
+    make_product(sku="EX-1")
+
+    assert export_rows(admin_client, "?search=%00") is not None
+
+
+# ------------------------------------------------------------- performance
+
+
+def test_list_statement_count_does_not_grow_with_page_size(app, admin_client, many_products):
+    many_products(120)
+    admin_client.get(LIST)  # warm up: first-request work is not what is measured
+
+    with count_statements(app) as small:
+        response = admin_client.get(LIST + "?page_size=20")
+    assert len(listed_skus(response)) == 20
+    with count_statements(app) as large:
+        response = admin_client.get(LIST + "?page_size=100")
+    assert len(listed_skus(response)) == 100
+
+    assert small[0] == large[0]
+    assert large[0] <= 4
