@@ -63,7 +63,10 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 
 def register_auth(app: Flask) -> None:
+    from flask_login import current_user
+
     from . import auth
+    from .domain import audit
     from .models import User
 
     login_manager.init_app(app)
@@ -75,6 +78,13 @@ def register_auth(app: Flask) -> None:
         return user if user is not None and user.is_active else None
 
     app.register_blueprint(auth.bp)
+
+    @app.before_request
+    def identify_actor():
+        # Who acts in this request, for the audit entries its changes produce.
+        user = current_user if current_user.is_authenticated else None
+        audit.set_actor(db.session, audit.Actor(user.id if user else None, user.username if user else None,
+                                                request.remote_addr))
 
 
 def register_admin(app: Flask) -> None:

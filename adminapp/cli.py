@@ -1,18 +1,20 @@
 """Commands for `manage.py` (and `flask --app adminapp`). Each one is its own unit of work."""
 
+import functools
 import itertools
 import random
 import secrets
+import sys
 
 import click
 from flask import current_app
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from .domain import accounts, seeding
+from .domain import accounts, audit, seeding
 from .domain.errors import DomainError
 from .extensions import db
-from .models import ROLES, User
+from .models import ROLES, AuditEntry, User
 
 SEED_BATCH = 5_000
 TRANSACTION_BATCH = 200
@@ -69,6 +71,21 @@ def _fail(exc: DomainError):
     raise click.ClickException(str(exc))
 
 
+def as_cli(command):
+    """Changes made by the command are recorded in the audit trail as the user 'cli'."""
+
+    @functools.wraps(command)
+    def run_as_cli(*args, **kwargs):
+        audit.set_actor(db.session, audit.Actor(username="cli"))
+        return command(*args, **kwargs)
+
+    return run_as_cli
+
+
+def verify_audit_trail(progress=None) -> audit.Verdict:
+    return audit.verify(db.session, progress)
+
+
 def register(app) -> None:
     @app.cli.command("init-db")
     def init_db_command():
@@ -80,6 +97,7 @@ def register(app) -> None:
     @click.argument("username")
     @click.option("--role", type=click.Choice(ROLES), required=True)
     @click.password_option("--password", prompt=True, confirmation_prompt=True)
+    @as_cli
     def create_user_command(username, role, password):
         """Create a user with a role."""
         try:
@@ -92,6 +110,7 @@ def register(app) -> None:
     @app.cli.command("set-password")
     @click.argument("username")
     @click.password_option("--password", prompt=True, confirmation_prompt=True)
+    @as_cli
     def set_password_command(username, password):
         """Set a user's password (and unlock the account)."""
         try:
@@ -108,6 +127,7 @@ def register(app) -> None:
     @click.option("--lines", type=click.IntRange(min=1, max=100), default=3, show_default=True,
                   help="Lines per demo transaction.")
     @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same data.")
+    @as_cli
     def seed_command(product_count, transaction_count, lines, seed):
         """Add deterministic demo data."""
         if product_count:
@@ -119,9 +139,22 @@ def register(app) -> None:
                 drafts, posted = seed_transactions(transaction_count, lines, seed, bar.update)
             click.echo(f"Added {drafts + posted} transactions: {posted} posted, {drafts} drafts.")
 
+    @app.cli.command("audit-verify")
+    def audit_verify_command():
+        """Check the audit trail's hash chain; exit 1 at the first broken entry."""
+        total = db.session.scalar(select(func.count(AuditEntry.id)))
+        with click.progressbar(length=total, label="Audit entries", file=sys.stderr) as bar:
+            verdict = verify_audit_trail(bar.update)
+        if not verdict.ok:
+            click.echo(f"Audit trail BROKEN at entry #{verdict.broken_id}: {verdict.reason}. "
+                       f"{verdict.checked} entries before it are intact.", err=True)
+            sys.exit(1)
+        click.echo(f"Audit trail intact: {verdict.checked} entries verified.")
+
     @app.cli.command("run")
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", default=5000, type=int, show_default=True)
+    @as_cli
     def run_command(host, port):
         """Run the development server (creates the schema and a first admin when needed)."""
         init_db()

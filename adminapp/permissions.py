@@ -25,6 +25,7 @@ METHOD_RIGHTS = {
     "edit_view": CHANGE,
     "ajax_update": CHANGE,
     "delete_view": DELETE,
+    "history_view": VIEW,
 }
 
 

@@ -51,6 +51,7 @@ METHOD_KIND = {
     "ajax_update": WRITE,
     "delete_view": WRITE,
     "action_view": WRITE,
+    "history_view": READ,
 }
 
 # A view's own @expose methods, classified per view.

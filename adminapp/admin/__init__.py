@@ -4,7 +4,8 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
 from ..extensions import db
-from ..models import Product, Transaction
+from ..models import AuditEntry, Product, Transaction
+from .audit import AuditView
 from .base import DashboardView
 from .products import ProductView
 from .transactions import TransactionView
@@ -19,4 +20,5 @@ def init_admin(app) -> Admin:
     )
     admin.add_view(ProductView(Product, db, name="Products", endpoint="product"))
     admin.add_view(TransactionView(Transaction, db, name="Transactions", endpoint="transaction"))
+    admin.add_view(AuditView(AuditEntry, db, name="Audit trail", endpoint="audit"))
     return admin

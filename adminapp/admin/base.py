@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField
 from wtforms.utils import unset_value
 
+from ..domain import audit
 from ..domain.errors import DomainError, StaleVersion
 from ..extensions import db
 from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
@@ -67,6 +68,9 @@ class AdminForm(FlaskForm):
 
 class SecuredModelView(ModelView):
     form_base_class = AdminForm  # CSRF token on create/edit, row delete and action forms
+    edit_template = "admin/adminapp/edit.html"
+    details_template = "admin/adminapp/details.html"
+    has_history = True  # a History page, as in Django's admin
     named_filter_urls = True
     can_set_page_size = True
     page_size_options = (20, 50, 100)
@@ -127,6 +131,21 @@ class SecuredModelView(ModelView):
         return None if record_id is None else db.session.get(self.model, record_id, options=self.get_one_options)
 
     get_one_options: tuple = ()
+
+    @expose("/history/")
+    def history_view(self):
+        """The audit entries of one record, newest first (also after it was deleted)."""
+        object_id = parse_id(request.args.get("id"))
+        if object_id is None:
+            flash(gettext("Record does not exist."), "error")
+            return redirect(self.get_url(".index_view"))
+        return self.render(
+            "admin/adminapp/history.html",
+            entries=audit.history(db.session, self.endpoint, object_id),
+            record=self.get_one(object_id),
+            object_type=self.endpoint,
+            object_id=object_id,
+        )
 
     # --- list arguments a database would refuse are tamed, not turned into a 500 ---
     def _apply_search(self, query, count_query, joins, count_joins, search):
@@ -191,4 +210,8 @@ class DashboardView(AdminIndexView):
     def index(self):
         from . import dashboard
 
-        return self.render("admin/index.html", **dashboard.figures(db.session))
+        # Everyone's recent actions are for those who may read the audit trail.
+        everyone = request.args.get("recent") == "all" and can(current_user, "audit", VIEW)
+        recent = audit.recent(db.session, None if everyone else current_user.id)
+        return self.render("admin/index.html", recent=recent, recent_everyone=everyone,
+                           can_see_everyone=can(current_user, "audit", VIEW), **dashboard.figures(db.session))

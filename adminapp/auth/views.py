@@ -46,11 +46,11 @@ def login():
                 current_app.config["LOGIN_LOCKOUT_SECONDS"],
             )
         except accounts.LoginLocked as exc:
-            db.session.rollback()
+            db.session.commit()  # keep the audit entry of the refused attempt
             flash(str(exc), "error")
             status = 429
         except accounts.LoginRefused as exc:
-            db.session.commit()  # keep the failed-attempt count
+            db.session.commit()  # keep the failed-attempt count and its audit entry
             flash(str(exc), "error")
         else:
             db.session.commit()
@@ -62,6 +62,8 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    accounts.logout(db.session, current_user._get_current_object())
+    db.session.commit()
     logout_user()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
 from ..models import ROLES, User, utcnow
+from . import audit
 from .errors import DomainError
 
 # Checked against when the username is unknown, so both cases take as long.
@@ -37,16 +38,30 @@ def authenticate(session: Session, username: str, password: str, max_attempts: i
     now = utcnow()
     if user is None:
         User(password_hash=_DUMMY_HASH).check_password(password)
+        _audit_failure(session, None, username, "unknown user")
         raise LoginRefused("Invalid username or password.")
     if user.locked_until and user.locked_until > now:
+        _audit_failure(session, user, username, "locked")
         raise LoginLocked(user.locked_until)
     if not user.check_password(password) or not user.is_active:
         _record_failure(session, user, now, max_attempts, lockout_seconds)
+        _audit_failure(session, user, username, "wrong password" if user.is_active else "inactive")
         raise LoginRefused("Invalid username or password.")
     user.failed_login_count = 0
     user.locked_until = None
     user.last_login_at = now
+    audit.record(session, "login", user, actor=audit.acting_as(session, user))
     return user
+
+
+def _audit_failure(session, user, username, reason) -> None:
+    actor = audit.acting_as(session, user) if user else audit.acting_as(session, None, username[:64])
+    audit.record(session, "login_failed", user, object_type="user", object_repr=username,
+                 changes={"reason": reason}, actor=actor)
+
+
+def logout(session: Session, user: User) -> None:
+    audit.record(session, "logout", user)
 
 
 def _record_failure(session, user, now, max_attempts, lockout_seconds) -> None:

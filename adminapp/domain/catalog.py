@@ -2,10 +2,11 @@
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, object_session
 
-from ..models import Product, TransactionProduct, utcnow
+from ..models import Product, TransactionProduct
+from . import audit
 from .errors import NotFound, ProductInUse, StaleVersion
 
 
@@ -16,10 +17,10 @@ def ensure_current(record, version_seen, what: str) -> None:
     except (TypeError, ValueError):
         raise StaleVersion(f"This {what} form is missing its version; reopen the {what} and try again.")
     if seen != record.version:
-        changed_at = getattr(record, "updated_at", None)
-        when = f" at {format_utc(changed_at)}" if changed_at else ""
+        change = audit.last_change(object_session(record), what, record.id)
+        who = f" ({change.username or 'unknown'}, at {format_utc(change.at)})" if change else ""
         raise StaleVersion(
-            f"This {what} was changed by someone else{when}, after you opened it. "
+            f"This {what} was changed by someone else{who} after you opened it. "
             f"Your changes were not saved: reopen the {what} to see the current data, then apply them again."
         )
 
@@ -38,15 +39,14 @@ def load_products(session: Session, ids: list[int]) -> list[Product]:
 
 
 def set_active(session: Session, ids: list[int], active: bool) -> int:
-    """Activate or deactivate the products in one statement; returns how many."""
+    """Activate or deactivate the products; returns how many (an id posted twice is one).
+
+    Through the ORM, not one bulk UPDATE: each change bumps the version and gets its
+    own audit entry."""
     products = load_products(session, ids)
-    session.execute(
-        update(Product)
-        .where(Product.id.in_(ids))
-        .values(is_active=active, version=Product.version + 1, updated_at=utcnow()),
-        execution_options={"synchronize_session": "fetch"},
-    )
-    return len(products)  # not len(ids): an id posted twice is still one product
+    for product in products:
+        product.is_active = active
+    return len(products)
 
 
 def ensure_deletable(session: Session, products: list[Product]) -> None:

@@ -7,7 +7,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ..models import Product, Transaction, TransactionProduct, User, utcnow
-from . import sales
+from . import audit, sales
 from .errors import DomainError
 
 ADJECTIVES = ["Classic", "Organic", "Premium", "Fresh", "Compact", "Deluxe", "Spicy", "Sweet", "Smart", "Eco"]
@@ -55,8 +55,11 @@ def next_demo_number(session: Session) -> int:
 
 
 def insert_products(session: Session, rows: list[dict]) -> None:
-    """One multi-row INSERT for the batch (no ORM objects, no flush per row)."""
+    """One multi-row INSERT for the batch (no ORM objects, no flush per row), and one
+    audit entry for it: a bulk insert bypasses the ORM that records single changes."""
     session.execute(insert(Product), rows)
+    audit.record(session, "seed", object_type="product",
+                 changes={"count": len(rows), "skus": [rows[0]["sku"], rows[-1]["sku"]]})
 
 
 def seed_transaction_batch(session: Session, rng: random.Random, product_ids: list[int], count: int,

@@ -1,0 +1,45 @@
+"""The audit trail at /admin/audit/: read-only for everyone. The create, edit,
+delete, action and inline-update endpoints do not exist at all."""
+
+from flask_admin.contrib.sqla.filters import FilterEqual
+
+from ..formatting import local_time
+from ..models import AuditEntry
+from .base import SecuredModelView
+from .filters import LocalDateFrom, LocalDateTo
+
+ACTIONS = ["create", "update", "delete", "post", "void", "login", "login_failed", "logout",
+           "password_change", "seed"]
+OBJECT_TYPES = ["product", "transaction", "user"]
+
+
+class AuditView(SecuredModelView):
+    # Removing the methods removes their routes (Flask-Admin registers what it finds).
+    create_view = edit_view = delete_view = action_view = ajax_update = history_view = None
+    can_create = can_edit = can_delete = has_history = False
+    list_template = "admin/audit/list.html"
+    details_template = "admin/audit/details.html"
+    action_rights: dict = {}
+
+    column_list = ["id", "at", "username", "action", "object_type", "object_id", "object_repr", "remote_addr"]
+    column_labels = {"id": "ID", "at": "When", "username": "User", "object_type": "Object type",
+                     "object_id": "Object ID", "object_repr": "Object", "remote_addr": "Address"}
+    column_default_sort = ("id", True)
+    column_sortable_list = ["id", "at", "username", "action", "object_type"]
+    column_searchable_list = ["username", "object_repr", "action"]
+    column_filters = [
+        FilterEqual(AuditEntry.username, "User"),
+        FilterEqual(AuditEntry.action, "Action", options=[(a, a) for a in ACTIONS]),
+        FilterEqual(AuditEntry.object_type, "Object type", options=[(t, t) for t in OBJECT_TYPES]),
+        FilterEqual(AuditEntry.object_id, "Object ID"),
+        LocalDateFrom(AuditEntry.at, "When"),
+        LocalDateTo(AuditEntry.at, "When"),
+    ]
+    column_formatters = {"at": lambda v, c, m, n: local_time(m.at)}
+    column_formatters_detail = {"at": lambda v, c, m, n: local_time(m.at)}
+    column_details_list = ["id", "at", "username", "user_id", "action", "object_type", "object_id",
+                           "object_repr", "remote_addr", "prev_hash", "hash"]
+    column_export_list = ["id", "at", "username", "user_id", "action", "object_type", "object_id",
+                          "object_repr", "changes", "remote_addr", "prev_hash", "hash"]
+    column_formatters_export = {"at": lambda v, c, m, n: m.at.isoformat()}
+    export_types = ["csv"]

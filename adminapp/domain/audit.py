@@ -1,0 +1,317 @@
+"""The audit trail: one tamper-evident chain of entries, written in the same
+database transaction as the change it describes.
+
+Model changes are recorded by one `after_flush` listener, so every write path
+(views, actions, CLI, tests) is covered without code in each. Events that are
+not model changes (sign-in, sign-out, seeding) call `record` explicitly.
+
+Each entry stores ``hash = sha256(prev_hash + canonical(entry))``. Appends are
+serialised (a PostgreSQL advisory lock; SQLite has a single writer), so the
+chain never forks; `verify` walks it in id order.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import event, insert, inspect, select, text
+from sqlalchemy.orm import Session
+
+from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
+
+CHAIN_LOCK_KEY = 0x41554454  # "AUDT": the advisory lock that serialises appends
+HASHED_FIELDS = ("at", "user_id", "username", "action", "object_type", "object_id",
+                 "object_repr", "changes", "remote_addr")
+# Columns whose changes are noise (bookkeeping) or secret (hashes) in an entry.
+UNRECORDED = {"version", "updated_at", "created_at", "line_count", "password_hash",
+              "failed_login_count", "locked_until", "last_login_at"}
+AUDITED = {Product: "product", Transaction: "transaction", User: "user"}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, as the request (or CLI command) knows it."""
+    user_id: int | None = None
+    username: str | None = None
+    remote_addr: str | None = None
+
+
+def set_actor(session: Session, actor: Actor) -> None:
+    session.info["audit_actor"] = actor
+
+
+def _actor(session: Session) -> Actor:
+    return session.info.get("audit_actor") or Actor(username="system")
+
+
+def acting_as(session: Session, user, username: str | None = None) -> Actor:
+    """The current actor's address with another identity (for sign-in, before it is known)."""
+    return replace(_actor(session), user_id=user.id if user else None,
+                   username=user.username if user else username)
+
+
+# --- writing ---
+
+def record(session: Session, action: str, obj=None, *, object_type=None, object_id=None,
+           object_repr=None, changes=None, actor: Actor | None = None) -> None:
+    """Append one entry now, in the session's current transaction."""
+    if obj is not None:
+        object_type = object_type or AUDITED.get(type(obj))
+        object_id = object_id if object_id is not None else obj.id
+        object_repr = object_repr or str(obj)
+    entry = _entry(actor or _actor(session), action, object_type, object_id, object_repr, changes)
+    _append(session.connection(), [entry])
+
+
+def _entry(actor: Actor, action, object_type, object_id, object_repr, changes) -> dict:
+    return {
+        "at": utcnow(),
+        "user_id": actor.user_id,
+        "username": actor.username,
+        "action": action,
+        "object_type": object_type,
+        "object_id": None if object_id is None else str(object_id),
+        "object_repr": None if object_repr is None else str(object_repr)[:255],
+        "changes": jsonable(changes) if changes else None,
+        "remote_addr": actor.remote_addr,
+    }
+
+
+def _append(connection, entries: list[dict]) -> None:
+    """Lock the chain head, link the entries to it and insert them in one statement."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
+    else:  # SQLite: a write first makes this connection the only writer until it commits
+        connection.execute(text("UPDATE audit_entries SET id = id WHERE 1 = 0"))
+    prev = connection.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar()
+    for entry in entries:
+        entry["prev_hash"] = prev
+        entry["hash"] = prev = entry_hash(prev, entry)
+    connection.execute(insert(AuditEntry), entries)
+
+
+def canonical(entry) -> str:
+    """The entry's hashed fields as canonical JSON (sorted keys, UTC ISO time)."""
+    get = entry.get if isinstance(entry, dict) else lambda name: getattr(entry, name)
+    values = {name: get(name) for name in HASHED_FIELDS}
+    values["at"] = values["at"].isoformat(timespec="microseconds")
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_hash(prev_hash: str | None, entry) -> str:
+    return hashlib.sha256(((prev_hash or "") + canonical(entry)).encode()).hexdigest()
+
+
+def jsonable(value):
+    """Values as JSON keeps them exactly: Decimal and times become strings, never floats."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
+# --- verifying ---
+
+@dataclass
+class Verdict:
+    checked: int
+    broken_id: int | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_id is None
+
+
+def verify(session: Session, progress=None) -> Verdict:
+    """Walk the chain in id order, streaming; stop at the first entry that does not fit."""
+    stmt = select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=2000)
+    prev, checked = None, 0
+    for entry in session.scalars(stmt):
+        if entry.prev_hash != prev:
+            return Verdict(checked, entry.id, "its prev_hash does not match the entry before it "
+                                              "(an entry was deleted, inserted or moved)")
+        if entry.hash != entry_hash(prev, entry):
+            return Verdict(checked, entry.id, "its content does not match its hash (it was altered)")
+        prev, checked = entry.hash, checked + 1
+        if progress and checked % 2000 == 0:
+            progress(2000)
+        session.expunge(entry)  # constant memory on long chains
+    return Verdict(checked)
+
+
+def history(session: Session, object_type: str, object_id, limit: int = 500) -> list[AuditEntry]:
+    return list(session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.object_type == object_type, AuditEntry.object_id == str(object_id))
+        .order_by(AuditEntry.id.desc())
+        .limit(limit)
+    ))
+
+
+def recent(session: Session, user_id: int | None = None, limit: int = 10) -> list[AuditEntry]:
+    """The latest entries, of one user or (user_id None) of everyone."""
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if user_id is not None:
+        stmt = stmt.where(AuditEntry.user_id == user_id)
+    return list(session.scalars(stmt))
+
+
+def last_change(session: Session, object_type: str, object_id) -> AuditEntry | None:
+    return session.scalar(
+        select(AuditEntry)
+        .where(AuditEntry.object_type == object_type, AuditEntry.object_id == str(object_id))
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+    )
+
+
+# --- the one mechanism for model changes ---
+
+def _changes(obj) -> dict:
+    """{field: [old, new]} for the changed columns (secrets and bookkeeping left out)."""
+    changes = {}
+    state = inspect(obj)
+    for attr in state.mapper.column_attrs:
+        if attr.key in UNRECORDED:
+            continue
+        history = state.attrs[attr.key].history
+        if history.has_changes():
+            old = history.deleted[0] if history.deleted else None
+            new = history.added[0] if history.added else None
+            if old != new:
+                changes[attr.key] = [old, new]
+    if isinstance(obj, User) and state.attrs.password_hash.history.has_changes() and state.persistent:
+        changes["password"] = "changed"
+    return changes
+
+
+def _snapshot(obj, deleted=False) -> dict:
+    """Every recorded column as [None, value] for a creation, [value, None] for a deletion."""
+    state = inspect(obj)
+    values = {attr.key: getattr(obj, attr.key) for attr in state.mapper.column_attrs
+              if attr.key not in UNRECORDED}
+    return {key: [value, None] if deleted else [None, value] for key, value in values.items() if value is not None}
+
+
+def _line_label(line: TransactionProduct) -> str:
+    return line.product.sku if line.product is not None else f"product {line.product_id}"
+
+
+def _line_differences(session: Session) -> dict[Transaction, dict]:
+    """Per transaction: lines added, removed, and quantities changed in this flush."""
+    diffs: dict[Transaction, dict] = {}
+
+    def bucket(line, kind):
+        txn = line.transaction or _old_transaction(line)
+        if txn is not None:
+            diffs.setdefault(txn, {}).setdefault(kind, []).append(line)
+
+    for line in session.new:
+        if isinstance(line, TransactionProduct):
+            bucket(line, "added")
+    for line in session.deleted:
+        if isinstance(line, TransactionProduct):
+            bucket(line, "removed")
+    for line in session.dirty:
+        if isinstance(line, TransactionProduct) and session.is_modified(line) and line not in session.deleted:
+            history = inspect(line).attrs.product_qty.history
+            if history.deleted and history.added and history.deleted[0] != history.added[0]:
+                bucket(line, "changed")
+    return {
+        txn: {
+            kind: [
+                {"sku": _line_label(line), "qty": line.product_qty} if kind != "changed" else
+                {"sku": _line_label(line), "qty": [inspect(line).attrs.product_qty.history.deleted[0],
+                                                   line.product_qty]}
+                for line in lines
+            ]
+            for kind, lines in kinds.items()
+        }
+        for txn, kinds in diffs.items()
+    }
+
+
+def _old_transaction(line):
+    history = inspect(line).attrs.transaction.history
+    return history.deleted[0] if history.deleted else None
+
+
+def _stock_movements(session: Session, txn: Transaction) -> dict:
+    """{sku: [old stock, new stock]} of the transaction's products changed in this flush."""
+    ids = {line.product_id for line in txn.lines}
+    movements = {}
+    for product in session.dirty:
+        if isinstance(product, Product) and product.id in ids:
+            history = inspect(product).attrs.stock.history
+            if history.deleted and history.added:
+                movements[product.sku] = [history.deleted[0], history.added[0]]
+    return movements
+
+
+def _transaction_action(txn: Transaction) -> str:
+    history = inspect(txn).attrs.status.history
+    if history.deleted and history.added:
+        return {"posted": "post", "void": "void"}.get(history.added[0], "update")
+    return "update"
+
+
+def _entries_for_flush(session: Session) -> list[dict]:
+    actor = _actor(session)
+    lines = _line_differences(session)
+    moving_stock = any(
+        isinstance(obj, Transaction) and _transaction_action(obj) in ("post", "void") for obj in session.dirty
+    )
+    entries = []
+
+    def add(action, obj, changes):
+        entries.append(_entry(actor, action, AUDITED[type(obj)], obj.id, str(obj), changes))
+
+    for obj in session.new:
+        if type(obj) in AUDITED:
+            changes = _snapshot(obj)
+            if isinstance(obj, Transaction) and obj in lines:
+                changes["lines"] = lines.pop(obj)
+            add("create", obj, changes)
+    for obj in session.dirty:
+        if type(obj) not in AUDITED or obj in session.deleted or not session.is_modified(obj):
+            continue
+        changes = _changes(obj)
+        if isinstance(obj, Transaction):
+            if obj in lines:
+                changes["lines"] = lines.pop(obj)
+            action = _transaction_action(obj)
+            if action in ("post", "void"):
+                changes["stock"] = _stock_movements(session, obj)
+            add(action, obj, changes)
+        elif changes and not (isinstance(obj, Product) and moving_stock and set(changes) <= {"stock"}):
+            add("update", obj, changes)
+    for obj in session.deleted:
+        if type(obj) in AUDITED:
+            changes = _snapshot(obj, deleted=True)
+            if isinstance(obj, Transaction):
+                changes["lines"] = [{"sku": _line_label(line), "qty": line.product_qty} for line in obj.lines]
+                lines.pop(obj, None)
+            add("delete", obj, changes)
+    for txn, diff in lines.items():  # lines changed on a transaction whose own columns did not
+        if txn not in session.deleted:
+            add("update", txn, {"lines": diff})
+    return entries
+
+
+@event.listens_for(Session, "after_flush")
+def _record_flush(session, flush_context):
+    # Runs inside the flush: ids are assigned and the attribute history is still there.
+    with session.no_autoflush:
+        entries = _entries_for_flush(session)
+    if entries:
+        _append(session.connection(), entries)
