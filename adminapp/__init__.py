@@ -78,6 +78,7 @@ def register_auth(app: Flask) -> None:
         return user if user is not None and user.is_active else None
 
     app.register_blueprint(auth.bp)
+    app.before_request(auth.views.require_password_change)
 
     @app.before_request
     def identify_actor():

@@ -131,7 +131,7 @@ def test_init_db_creates_the_schema_and_is_idempotent(fresh_app):
 @runs_migrations
 def test_init_db_keeps_existing_data(fresh_app):
     assert run(fresh_app, "init-db").exit_code == 0
-    assert run(fresh_app, "create-user", "keeper", "--role", "staff", "--password", "pw").exit_code == 0
+    assert run(fresh_app, "create-user", "keeper", "--role", "staff", "--password", "Kopi-tubruk-42").exit_code == 0
 
     assert run(fresh_app, "init-db").exit_code == 0
 
@@ -226,40 +226,40 @@ def test_ensure_first_admin_does_nothing_when_users_exist(app, make_user):
 
 
 def test_create_user_with_password_option(app):
-    result = run(app, "create-user", "bob", "--role", "staff", "--password", "s3cret-pw")
+    result = run(app, "create-user", "bob", "--role", "staff", "--password", "s3cret-pw-long")
 
     assert result.exit_code == 0, result.output
     assert "Created staff bob." in result.output
     bob = find_user(app, "bob")
     assert bob.role == "staff"
     assert bob.must_change_password is False
-    assert bob.password_hash != "s3cret-pw" and "s3cret-pw" not in bob.password_hash
+    assert bob.password_hash != "s3cret-pw-long" and "s3cret-pw-long" not in bob.password_hash
     assert bob.password_hash.startswith(("scrypt:", "pbkdf2:"))
-    assert bob.check_password("s3cret-pw")
-    assert signs_in(app, "bob", "s3cret-pw")
+    assert bob.check_password("s3cret-pw-long")
+    assert signs_in(app, "bob", "s3cret-pw-long")
 
 
 def test_create_user_prompts_for_the_password(app):
-    result = run(app, "create-user", "carol", "--role", "auditor", input="pw\npw\n")
+    result = run(app, "create-user", "carol", "--role", "auditor", input="Kopi-tubruk-42\nKopi-tubruk-42\n")
 
     assert result.exit_code == 0, result.output
     assert "Password:" in result.output and "Repeat for confirmation:" in result.output
-    assert "pw" not in result.output  # hidden input is not echoed
+    assert "Kopi-tubruk-42" not in result.output  # hidden input is not echoed
     carol = find_user(app, "carol")
     assert carol.role == "auditor"
-    assert carol.check_password("pw")
+    assert carol.check_password("Kopi-tubruk-42")
 
 
 def test_create_user_prompt_asks_again_when_the_two_entries_differ(app):
-    result = run(app, "create-user", "dave", "--role", "admin", input="one\ntwo\nthree\nthree\n")
+    result = run(app, "create-user", "dave", "--role", "admin", input="one-one-one-1\ntwo-two-two-2\nthree-three-3\nthree-three-3\n")
 
     assert result.exit_code == 0, result.output
     assert "do not match" in result.output
-    assert find_user(app, "dave").check_password("three")
+    assert find_user(app, "dave").check_password("three-three-3")
 
 
 def test_create_user_refuses_an_unknown_role(app):
-    result = run(app, "create-user", "eve", "--role", "superuser", "--password", "pw")
+    result = run(app, "create-user", "eve", "--role", "superuser", "--password", "Kopi-tubruk-42")
 
     assert result.exit_code == 2
     assert "Invalid value for '--role'" in result.output
@@ -268,7 +268,7 @@ def test_create_user_refuses_an_unknown_role(app):
 
 
 def test_create_user_requires_a_role(app):
-    result = run(app, "create-user", "eve", "--password", "pw")
+    result = run(app, "create-user", "eve", "--password", "Kopi-tubruk-42")
 
     assert result.exit_code == 2
     assert "--role" in result.output
@@ -278,7 +278,7 @@ def test_create_user_requires_a_role(app):
 def test_create_user_refuses_a_duplicate_username(app, make_user):
     make_user("frank", role="staff", password="original-pw")
 
-    result = run(app, "create-user", "frank", "--role", "admin", "--password", "other-pw")
+    result = run(app, "create-user", "frank", "--role", "admin", "--password", "other-pw-long")
 
     assert result.exit_code == 1
     assert "Error: User 'frank' already exists." in result.stderr
@@ -291,18 +291,18 @@ def test_create_user_refuses_a_duplicate_username(app, make_user):
 
 
 def test_create_user_strips_the_username_and_still_finds_duplicates(app):
-    assert run(app, "create-user", "  grace ", "--role", "staff", "--password", "pw").exit_code == 0
+    assert run(app, "create-user", "  grace ", "--role", "staff", "--password", "Kopi-tubruk-42").exit_code == 0
     assert find_user(app, "grace") is not None
 
-    result = run(app, "create-user", "grace", "--role", "staff", "--password", "pw")
+    result = run(app, "create-user", "grace", "--role", "staff", "--password", "Kopi-tubruk-42")
     assert result.exit_code == 1
     assert "already exists" in result.output
 
 
 @pytest.mark.parametrize("username, password, message", [
-    ("", "pw", "A username of 1 to 64 characters is required."),
-    ("   ", "pw", "A username of 1 to 64 characters is required."),
-    ("u" * 65, "pw", "A username of 1 to 64 characters is required."),
+    ("", "Kopi-tubruk-42", "A username of 1 to 64 characters is required."),
+    ("   ", "Kopi-tubruk-42", "A username of 1 to 64 characters is required."),
+    ("u" * 65, "Kopi-tubruk-42", "A username of 1 to 64 characters is required."),
     ("henry", "", "A password is required."),
 ])
 def test_create_user_refuses_bad_values(app, username, password, message):
@@ -337,17 +337,17 @@ def test_set_password_changes_it_and_unlocks(app, make_user):
 def test_set_password_prompts(app, make_user):
     make_user("judy", password=PASSWORD)
 
-    result = run(app, "set-password", "judy", input="fresh-pw\nfresh-pw\n")
+    result = run(app, "set-password", "judy", input="fresh-pw-2026\nfresh-pw-2026\n")
 
     assert result.exit_code == 0, result.output
-    assert find_user(app, "judy").check_password("fresh-pw")
+    assert find_user(app, "judy").check_password("fresh-pw-2026")
     assert not find_user(app, "judy").check_password(PASSWORD)
 
 
 def test_set_password_of_an_unknown_user_fails(app, make_user):
     make_user("kim", password=PASSWORD)
 
-    result = run(app, "set-password", "ghost", "--password", "pw")
+    result = run(app, "set-password", "ghost", "--password", "Kopi-tubruk-42")
 
     assert result.exit_code == 1
     assert "Error: No user 'ghost'." in result.output
@@ -510,7 +510,7 @@ def test_manage_py_init_db_and_create_user(tmp_path):
     assert init.returncode == 0, init.stderr
     assert "Database schema is up to date." in init.stdout
 
-    create = manage(tmp_path, "create-user", "zoe", "--role", "admin", "--password", "pw")
+    create = manage(tmp_path, "create-user", "zoe", "--role", "admin", "--password", "Kopi-tubruk-42")
     assert create.returncode == 0, create.stderr
 
     engine = create_engine(f"sqlite:///{tmp_path / 'manage.db'}")

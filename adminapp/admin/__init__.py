@@ -4,11 +4,12 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
 from ..extensions import db
-from ..models import AuditEntry, Product, Transaction
+from ..models import AuditEntry, Product, Transaction, User
 from .audit import AuditView
 from .base import DashboardView
 from .products import ProductView
 from .transactions import TransactionView
+from .users import UserView
 
 
 def init_admin(app) -> Admin:
@@ -20,5 +21,6 @@ def init_admin(app) -> Admin:
     )
     admin.add_view(ProductView(Product, db, name="Products", endpoint="product"))
     admin.add_view(TransactionView(Transaction, db, name="Transactions", endpoint="transaction"))
+    admin.add_view(UserView(User, db, name="Users", endpoint="user"))
     admin.add_view(AuditView(AuditEntry, db, name="Audit trail", endpoint="audit"))
     return admin

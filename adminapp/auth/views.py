@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import EqualTo, InputRequired, Length
 
 from ..domain import accounts
 from ..extensions import db
@@ -57,6 +57,46 @@ def login():
             login_user(user)
             return redirect(safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), status
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[InputRequired(), Length(max=1024)])
+    new_password = PasswordField(
+        "New password", validators=[InputRequired(), Length(max=1024)],
+        description=f"At least {accounts.MIN_PASSWORD_LENGTH} characters, not only digits, "
+                    "not your username, not a common password.",
+    )
+    confirm_password = PasswordField(
+        "New password again", validators=[InputRequired(), EqualTo("new_password", message="The two passwords differ.")]
+    )
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.change_password(db.session, current_user._get_current_object(),
+                                     form.current_password.data, form.new_password.data)
+        except accounts.InvalidUser as exc:
+            db.session.rollback()
+            field = form.current_password if "current" in str(exc) else form.new_password
+            field.errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash("Your password was changed.", "success")
+            return redirect(url_for("admin.index"))
+    return render_template("auth/change_password.html", form=form)
+
+
+def require_password_change():
+    """Until a user with `must_change_password` picks a new password, that is the only page."""
+    if (current_user.is_authenticated and current_user.must_change_password
+            and request.endpoint not in ("auth.change_password", "auth.logout", "static", "admin.static")):
+        flash("Choose a new password before you continue.", "warning")
+        return redirect(url_for("auth.change_password"))
+    return None
 
 
 @bp.route("/logout", methods=["POST"])

@@ -3,11 +3,13 @@
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from pathlib import Path
+
+from sqlalchemy import func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from ..models import ROLES, User, utcnow
+from ..models import ROLES, Transaction, User, utcnow
 from . import audit
 from .errors import DomainError
 
@@ -87,14 +89,119 @@ class InvalidUser(DomainError):
     pass
 
 
+class WeakPassword(InvalidUser):
+    pass
+
+
+class LastAdmin(InvalidUser):
+    pass
+
+
+MIN_PASSWORD_LENGTH = 10
+COMMON_PASSWORDS = frozenset(
+    line.strip().casefold()
+    for line in (Path(__file__).resolve().parent.parent / "common_passwords.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
+
+
+def password_problems(password: str, username: str | None = None) -> list[str]:
+    """What is wrong with a new password, in words a user can act on (empty: it is fine)."""
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+    if password.isdigit():
+        problems.append("Do not use only digits.")
+    if username and password.casefold() == username.casefold():
+        problems.append("Do not use your username.")
+    if password.casefold() in COMMON_PASSWORDS:
+        problems.append("This password is too common.")
+    return problems
+
+
+def check_password_rule(password: str, username: str | None) -> None:
+    if not password:
+        raise WeakPassword("A password is required.")
+    problems = password_problems(password, username)
+    if problems:
+        raise WeakPassword(" ".join(problems))
+
+
+def save_user(session: Session, user: User, new_password: str | None, is_new: bool) -> None:
+    """The admin's user form: a new user needs a password; the last active admin stays one."""
+    if new_password:
+        check_password_rule(new_password, user.username)
+        user.set_password(new_password)
+    elif is_new:
+        raise WeakPassword("A password is required for a new user.")
+    if not is_new:
+        ensure_an_admin_remains(session, user)
+
+
+def change_password(session: Session, user: User, current: str, new: str) -> None:
+    """The signed-in user's own change: the current password proves it is them."""
+    if not user.check_password(current):
+        raise InvalidUser("Your current password is not correct.")
+    if current == new:
+        raise WeakPassword("Choose a password different from the current one.")
+    check_password_rule(new, user.username)
+    user.set_password(new)
+    user.must_change_password = False
+
+
+def ensure_an_admin_remains(session: Session, user: User, deleting: bool = False) -> None:
+    """Refuse the change that would leave no active admin (demote, deactivate or delete)."""
+    state = inspect(user)
+    was_admin = _committed(state, "role") == "admin" and _committed(state, "is_active")
+    stays_admin = not deleting and user.role == "admin" and user.is_active
+    if not was_admin or stays_admin:
+        return
+    with session.no_autoflush:
+        # Lock the other admins' rows: two admins demoting each other at once cannot both win.
+        others = session.scalars(
+            select(User.id).where(User.role == "admin", User.is_active, User.id != user.id).with_for_update()
+        ).all()
+    if not others:
+        raise LastAdmin(f"{user.username} is the last active admin and must stay one: "
+                        "make another user an active admin first.")
+
+
+def delete_users(session: Session, ids: list[int]) -> int:
+    """Delete all these users or none; never the last active admin."""
+    users = list(session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)))
+    if len(users) != len(set(ids)):
+        raise InvalidUser("Some of the selected users do not exist; nothing was deleted.")
+    remaining_admins = session.scalar(
+        select(func.count(User.id)).where(User.role == "admin", User.is_active, User.id.not_in(ids))
+    )
+    if not remaining_admins and any(u.role == "admin" and u.is_active for u in users):
+        raise LastAdmin("That would delete the last active admin: make another user an active admin first.")
+    for user in users:
+        ensure_no_transactions(session, user)
+        session.delete(user)
+    return len(users)
+
+
+def ensure_no_transactions(session: Session, user: User) -> None:
+    """Users who recorded sales stay, for the record: deactivate them instead."""
+    involved = or_(Transaction.created_by_id == user.id, Transaction.posted_by_id == user.id,
+                   Transaction.voided_by_id == user.id)
+    if session.scalar(select(func.count(Transaction.id)).where(involved)):
+        raise InvalidUser(f"{user.username} has recorded transactions and cannot be deleted; deactivate the user instead.")
+
+
+def _committed(state, key):
+    history = state.attrs[key].history
+    return history.deleted[0] if history.deleted else getattr(state.obj(), key)
+
+
 def create_user(session: Session, username: str, password: str, role: str, must_change_password=False) -> User:
     username = (username or "").strip()
     if not username or len(username) > 64:
         raise InvalidUser("A username of 1 to 64 characters is required.")
     if role not in ROLES:
         raise InvalidUser(f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.")
-    if not password:
-        raise InvalidUser("A password is required.")
+    check_password_rule(password, username)
     if find_user(session, username):
         raise InvalidUser(f"User {username!r} already exists.")
     user = User(username=username, role=role, must_change_password=must_change_password)
@@ -107,8 +214,7 @@ def set_password(session: Session, username: str, password: str) -> User:
     user = find_user(session, username)
     if user is None:
         raise InvalidUser(f"No user {username!r}.")
-    if not password:
-        raise InvalidUser("A password is required.")
+    check_password_rule(password, username)
     user.set_password(password)
     user.must_change_password = False
     user.failed_login_count = 0

@@ -167,12 +167,15 @@ def recent(session: Session, user_id: int | None = None, limit: int = 10) -> lis
 
 
 def last_change(session: Session, object_type: str, object_id) -> AuditEntry | None:
-    return session.scalar(
-        select(AuditEntry)
-        .where(AuditEntry.object_type == object_type, AuditEntry.object_id == str(object_id))
-        .order_by(AuditEntry.id.desc())
-        .limit(1)
-    )
+    # No autoflush: asked while a refused (stale) change is pending, a flush would record
+    # that very change first, and the entry found would name the refused user, not the other.
+    with session.no_autoflush:
+        return session.scalar(
+            select(AuditEntry)
+            .where(AuditEntry.object_type == object_type, AuditEntry.object_id == str(object_id))
+            .order_by(AuditEntry.id.desc())
+            .limit(1)
+        )
 
 
 # --- the one mechanism for model changes ---
@@ -207,38 +210,44 @@ def _line_label(line: TransactionProduct) -> str:
     return line.product.sku if line.product is not None else f"product {line.product_id}"
 
 
+def _replaced_product(line: TransactionProduct) -> str | None:
+    """The label of the product a line sold before this flush, when it now sells another."""
+    state = inspect(line)
+    fk = state.attrs.product_id.history
+    if not (fk.deleted and fk.added and fk.deleted[0] is not None and fk.deleted[0] != fk.added[0]):
+        return None
+    old = state.attrs.product.history.deleted
+    return old[0].sku if old and old[0] is not None else f"product {fk.deleted[0]}"
+
+
 def _line_differences(session: Session) -> dict[Transaction, dict]:
-    """Per transaction: lines added, removed, and quantities changed in this flush."""
+    """Per transaction: lines added, removed, and quantities changed in this flush.
+
+    A line switched to another product is the old product's line removed and the new one's added."""
     diffs: dict[Transaction, dict] = {}
 
-    def bucket(line, kind):
+    def bucket(line, kind, item):
         txn = line.transaction or _old_transaction(line)
         if txn is not None:
-            diffs.setdefault(txn, {}).setdefault(kind, []).append(line)
+            diffs.setdefault(txn, {}).setdefault(kind, []).append(item)
 
     for line in session.new:
         if isinstance(line, TransactionProduct):
-            bucket(line, "added")
+            bucket(line, "added", {"sku": _line_label(line), "qty": line.product_qty})
     for line in session.deleted:
         if isinstance(line, TransactionProduct):
-            bucket(line, "removed")
+            bucket(line, "removed", {"sku": _line_label(line), "qty": line.product_qty})
     for line in session.dirty:
         if isinstance(line, TransactionProduct) and session.is_modified(line) and line not in session.deleted:
             history = inspect(line).attrs.product_qty.history
-            if history.deleted and history.added and history.deleted[0] != history.added[0]:
-                bucket(line, "changed")
-    return {
-        txn: {
-            kind: [
-                {"sku": _line_label(line), "qty": line.product_qty} if kind != "changed" else
-                {"sku": _line_label(line), "qty": [inspect(line).attrs.product_qty.history.deleted[0],
-                                                   line.product_qty]}
-                for line in lines
-            ]
-            for kind, lines in kinds.items()
-        }
-        for txn, kinds in diffs.items()
-    }
+            old_qty = history.deleted[0] if history.deleted else line.product_qty
+            replaced = _replaced_product(line)
+            if replaced is not None:
+                bucket(line, "removed", {"sku": replaced, "qty": old_qty})
+                bucket(line, "added", {"sku": _line_label(line), "qty": line.product_qty})
+            elif history.deleted and history.added and history.deleted[0] != history.added[0]:
+                bucket(line, "changed", {"sku": _line_label(line), "qty": [old_qty, line.product_qty]})
+    return diffs
 
 
 def _old_transaction(line):
@@ -293,6 +302,8 @@ def _entries_for_flush(session: Session) -> list[dict]:
             if action in ("post", "void"):
                 changes["stock"] = _stock_movements(session, obj)
             add(action, obj, changes)
+        elif isinstance(obj, User) and "password" in changes and set(changes) <= {"password", "must_change_password"}:
+            add("password_change", obj, changes)
         elif changes and not (isinstance(obj, Product) and moving_stock and set(changes) <= {"stock"}):
             add("update", obj, changes)
     for obj in session.deleted:

@@ -1,0 +1,67 @@
+"""Users at /admin/user/ (admin only): roles, activation and passwords, never hashes."""
+
+from flask_admin.actions import action
+from flask_admin.babel import lazy_gettext
+from wtforms import PasswordField, SelectChoice, SelectField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+
+from ..domain import accounts
+from ..extensions import db
+from ..formatting import local_time
+from ..models import ROLES
+from ..permissions import DELETE
+from .base import SecuredModelView
+
+
+class UserView(SecuredModelView):
+    column_list = ["username", "role", "is_active", "last_login_at", "must_change_password", "locked_until"]
+    column_labels = {"is_active": "Active", "last_login_at": "Last sign-in",
+                     "must_change_password": "Must change password", "locked_until": "Locked until"}
+    column_default_sort = ("username", False)
+    column_searchable_list = ["username"]
+    column_filters = ["role", "is_active"]
+    column_formatters = {
+        "last_login_at": lambda v, c, m, n: local_time(m.last_login_at),
+        "locked_until": lambda v, c, m, n: local_time(m.locked_until),
+    }
+    column_details_list = ["id", "username", "role", "is_active", "created_at", "last_login_at",
+                           "failed_login_count", "locked_until", "must_change_password"]
+    column_formatters_detail = column_formatters
+    column_export_list = ["id", "username", "role", "is_active", "created_at", "last_login_at"]
+    export_types = ["csv"]
+
+    form_columns = ["username", "role", "is_active", "must_change_password", "new_password", "confirm_password"]
+    form_extra_fields = {
+        "new_password": PasswordField(
+            "Password", validators=[Optional(), Length(max=1024)],
+            description=f"At least {accounts.MIN_PASSWORD_LENGTH} characters, not only digits, "
+                        "not the username, not a common password. Leave empty to keep the current one.",
+        ),
+        "confirm_password": PasswordField(
+            "Password again", validators=[EqualTo("new_password", message="The two passwords differ.")],
+        ),
+    }
+    form_overrides = {"role": SelectField}
+    form_args = {
+        "username": {
+            "filters": [lambda v: v.strip() if isinstance(v, str) else v],
+            "validators": [DataRequired(), Length(max=64),
+                           Regexp(r"^[\w.@+-]+$", message="Letters, digits and @ . + - _ only.")],
+        },
+        "role": {"choices": [SelectChoice(role, role) for role in ROLES], "validators": [DataRequired()]},
+        "is_active": {"label": "Active", "default": True,
+                      "description": "Inactive users cannot sign in; their history stays."},
+        "must_change_password": {"description": "Ask for a new password at the next sign-in."},
+    }
+    action_rights = {"delete": DELETE}
+
+    def on_model_change(self, form, model, is_created):
+        accounts.save_user(db.session, model, form.new_password.data, is_created)
+
+    def on_model_delete(self, model):
+        accounts.ensure_an_admin_remains(db.session, model, deleting=True)
+        accounts.ensure_no_transactions(db.session, model)
+
+    @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected users?"))
+    def action_delete(self, ids):
+        self.run_action(accounts.delete_users, ids, "%(count)s user(s) deleted.")
