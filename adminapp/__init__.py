@@ -1,9 +1,10 @@
 """adminapp: a back office for the product catalog and sales transactions."""
 
 import os
+import uuid
 from pathlib import Path
 
-from flask import Flask, redirect, request, url_for
+from flask import Flask, g, redirect, render_template, request, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -27,8 +28,15 @@ CONTENT_SECURITY_POLICY = "; ".join([
 ])
 
 
+class AdminApp(Flask):
+    def log_exception(self, exc_info) -> None:
+        # Flask's own error log line, with the request ID the error page shows.
+        self.logger.error("Exception on %s [%s], request ID %s", request.path, request.method,
+                          g.get("request_id"), exc_info=exc_info)
+
+
 def create_app(overrides: dict | None = None) -> Flask:
-    app = Flask(
+    app = AdminApp(
         __name__,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
@@ -37,7 +45,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(load_config(app.instance_path))
     app.config.update(overrides or {})
     for register in (register_extensions, register_auth, register_admin, register_security_headers,
-                     register_routes, register_cli):
+                     register_routes, register_errors, register_cli):
         register(app)
     return app
 
@@ -92,11 +100,13 @@ def register_admin(app: Flask) -> None:
     from .admin import init_admin
     from flask_babel import get_locale
 
-    from .formatting import local_time, money
+    from .formatting import local_date, local_time, money, number
 
     init_admin(app)
     app.context_processor(lambda: {"current_locale": str(get_locale() or "en")})
     app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["number"] = number
+    app.jinja_env.filters["local_date"] = local_date
     app.jinja_env.filters["local_time"] = local_time
 
 
@@ -114,6 +124,40 @@ def register_routes(app: Flask) -> None:
     @app.route("/")
     def home():
         return redirect(url_for("admin.index"))
+
+
+def register_errors(app: Flask) -> None:
+    from flask_babel import gettext as _
+
+    pages = {
+        403: (lambda: _("Forbidden"), lambda: _("Your role does not allow this. Nothing was changed.")),
+        404: (lambda: _("Not found"), lambda: _("There is no page at this address.")),
+        500: (lambda: _("Server error"), lambda: _(
+            "Something went wrong on our side and nothing was saved. "
+            "If it happens again, tell the administrator the request ID below.")),
+    }
+
+    @app.before_request
+    def assign_request_id():
+        g.request_id = uuid.uuid4().hex[:12]
+
+    @app.after_request
+    def expose_request_id(response):
+        response.headers.setdefault("X-Request-ID", g.get("request_id", ""))
+        return response
+
+    def render_error(code):
+        title, message = pages[code]
+        return render_template("errors/error.html", code=code, title=title(), message=message(),
+                               request_id=g.get("request_id") if code == 500 else None), code
+
+    for code in (403, 404):
+        app.register_error_handler(code, lambda error, code=code: render_error(code))
+
+    @app.errorhandler(500)
+    def server_error(error):
+        db.session.rollback()
+        return render_error(500)
 
 
 def register_cli(app: Flask) -> None:

@@ -71,4 +71,5 @@ def load_config(instance_path: str) -> dict:
         "FLASK_ADMIN_FLUID_LAYOUT": True,
         "BABEL_DEFAULT_TIMEZONE": os.environ.get("ADMINAPP_TIMEZONE", "UTC"),
         "CURRENCY": os.environ.get("ADMINAPP_CURRENCY", "IDR"),
+        "LOW_STOCK_THRESHOLD": _env_int("ADMINAPP_LOW_STOCK", 5),
     }

@@ -4,13 +4,21 @@ from datetime import datetime
 from decimal import Decimal
 
 from flask import current_app
-from flask_babel import format_currency, format_datetime
+from flask_babel import format_currency, format_date, format_datetime, format_decimal
 
 
 def money(amount: Decimal | None) -> str:
     if amount is None:
         return ""
     return format_currency(amount, current_app.config["CURRENCY"])
+
+
+def number(value) -> str:
+    return "" if value is None else format_decimal(value)
+
+
+def local_date(day, style: str = "medium") -> str:
+    return format_date(day, style)
 
 
 def local_time(moment: datetime | None) -> str:

@@ -7,7 +7,7 @@ messages, and the single commit of a bulk action.
 
 import logging
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_admin.babel import gettext
 from flask_admin.contrib.sqla import ModelView
@@ -214,4 +214,4 @@ class DashboardView(AdminIndexView):
         everyone = request.args.get("recent") == "all" and can(current_user, "audit", VIEW)
         recent = audit.recent(db.session, None if everyone else current_user.id)
         return self.render("admin/index.html", recent=recent, recent_everyone=everyone,
-                           can_see_everyone=can(current_user, "audit", VIEW), **dashboard.figures(db.session))
+                           can_see_everyone=can(current_user, "audit", VIEW), **dashboard.figures(db.session, current_app.config["LOW_STOCK_THRESHOLD"]))
