@@ -12,7 +12,8 @@ from .config import load_config
 from .extensions import babel, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCALES = ("en", "id")
+LOCALES = ("en", "id")  # the keys of auth.views.LANGUAGES
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -54,10 +55,16 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     babel.init_app(app, locale_selector=select_locale)
 
 
 def select_locale() -> str:
+    """The signed-in user's chosen language, else the browser's best match, else English."""
+    from flask_login import current_user
+
+    if current_user and current_user.is_authenticated and current_user.locale in LOCALES:
+        return current_user.locale
     return request.accept_languages.best_match(LOCALES) or "en"
 
 
@@ -103,7 +110,9 @@ def register_admin(app: Flask) -> None:
     from .formatting import local_date, local_time, money, number
 
     init_admin(app)
-    app.context_processor(lambda: {"current_locale": str(get_locale() or "en")})
+    from .auth.views import LANGUAGES
+
+    app.context_processor(lambda: {"current_locale": str(get_locale() or "en"), "languages": LANGUAGES})
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["number"] = number
     app.jinja_env.filters["local_date"] = local_date

@@ -1,6 +1,9 @@
 """The Flask-Admin site: one place that registers every view."""
 
+from pathlib import Path
+
 from flask_admin import Admin
+from flask_babel import lazy_gettext
 from flask_admin.theme import Bootstrap4Theme
 
 from ..extensions import db
@@ -16,11 +19,12 @@ def init_admin(app) -> Admin:
     admin = Admin(
         app,
         name="adminapp",
-        index_view=DashboardView(name="Dashboard", url="/admin"),
+        index_view=DashboardView(name=lazy_gettext("Dashboard"), url="/admin"),
+        translations_path=str(Path(__file__).resolve().parent.parent / "translations"),
         theme=Bootstrap4Theme(swatch="default", fluid=True, base_template="admin/adminapp_master.html"),
     )
-    admin.add_view(ProductView(Product, db, name="Products", endpoint="product"))
-    admin.add_view(TransactionView(Transaction, db, name="Transactions", endpoint="transaction"))
-    admin.add_view(UserView(User, db, name="Users", endpoint="user"))
-    admin.add_view(AuditView(AuditEntry, db, name="Audit trail", endpoint="audit"))
+    admin.add_view(ProductView(Product, db, name=lazy_gettext("Products"), endpoint="product"))
+    admin.add_view(TransactionView(Transaction, db, name=lazy_gettext("Transactions"), endpoint="transaction"))
+    admin.add_view(UserView(User, db, name=lazy_gettext("Users"), endpoint="user"))
+    admin.add_view(AuditView(AuditEntry, db, name=lazy_gettext("Audit trail"), endpoint="audit"))
     return admin

@@ -12,7 +12,7 @@ from flask_admin import AdminIndexView, expose
 from flask_admin.babel import gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
-from flask_wtf import FlaskForm
+from ..forms import Form
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField
@@ -56,8 +56,8 @@ class VersionField(HiddenField):
         pass
 
 
-class AdminForm(FlaskForm):
-    """FlaskForm (CSRF, honours WTF_CSRF_ENABLED) that keeps the edited record as
+class AdminForm(Form):
+    """The app's Form (CSRF, honours WTF_CSRF_ENABLED) that keeps the edited record as
     ``_obj``, like flask_admin.form.BaseForm: Flask-Admin's Unique validator needs it,
     or saving a record with its unique value unchanged fails with "Already exists."."""
 

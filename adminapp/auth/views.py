@@ -4,17 +4,18 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length
 
 from ..domain import accounts
 from ..extensions import db
+from ..forms import Form
 
 bp = Blueprint("auth", __name__)
+LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}  # each name in its own language
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     username = StringField("Username", validators=[InputRequired(), Length(max=64)])
     password = PasswordField("Password", validators=[InputRequired(), Length(max=1024)])
 
@@ -59,7 +60,7 @@ def login():
     return render_template("auth/login.html", form=form), status
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(Form):
     current_password = PasswordField("Current password", validators=[InputRequired(), Length(max=1024)])
     new_password = PasswordField(
         "New password", validators=[InputRequired(), Length(max=1024)],
@@ -88,6 +89,17 @@ def change_password():
             flash("Your password was changed.", "success")
             return redirect(url_for("admin.index"))
     return render_template("auth/change_password.html", form=form)
+
+
+@bp.route("/account/language", methods=["POST"])
+@login_required
+def change_language():
+    """Keep the user's interface language (the browser's choice applies until then)."""
+    locale = request.form.get("locale")
+    if locale in LANGUAGES:
+        current_user.locale = locale
+        db.session.commit()
+    return redirect(safe_next(request.form.get("next")))
 
 
 def require_password_change():

@@ -27,6 +27,8 @@ class User(UserMixin, db.Model):
     failed_login_count: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     must_change_password: Mapped[bool] = mapped_column(default=False)
+    # The interface language the user chose ("en", "id"); None follows the browser.
+    locale: Mapped[str | None] = mapped_column(String(8))
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
