@@ -7,6 +7,19 @@ from flask import current_app
 from flask_babel import format_currency, format_date, format_datetime, format_decimal
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value):
+    """Text a spreadsheet would run as a formula gets a leading apostrophe (numbers are kept)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        try:
+            Decimal(value)
+        except ArithmeticError:
+            return "'" + value
+    return value
+
+
 def money(amount: Decimal | None) -> str:
     if amount is None:
         return ""

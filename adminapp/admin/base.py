@@ -7,7 +7,7 @@ messages, and the single commit of a bulk action.
 
 import logging
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_admin.babel import gettext
 from flask_admin.contrib.sqla import ModelView
@@ -21,6 +21,7 @@ from wtforms.utils import unset_value
 from ..domain import audit
 from ..domain.errors import DomainError, StaleVersion
 from ..extensions import db
+from ..formatting import csv_safe
 from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ def login_redirect():
 
 
 MAX_PAGE = 10**6  # keeps OFFSET within what every database accepts
+
+
+def without_nul(value):
+    return value.replace("\x00", "") if isinstance(value, str) else value
 
 
 def parse_id(value) -> int | None:
@@ -150,7 +155,11 @@ class SecuredModelView(ModelView):
     # --- list arguments a database would refuse are tamed, not turned into a 500 ---
     def _apply_search(self, query, count_query, joins, count_joins, search):
         # No text column holds NUL (PostgreSQL refuses it even in a LIKE pattern).
-        return super()._apply_search(query, count_query, joins, count_joins, search.replace("\x00", ""))
+        return super()._apply_search(query, count_query, joins, count_joins, without_nul(search))
+
+    def _apply_filters(self, query, count_query, joins, count_joins, filters):
+        filters = [(index, name, without_nul(value)) for index, name, value in filters]
+        return super()._apply_filters(query, count_query, joins, count_joins, filters)
 
     def _apply_pagination(self, query, page, page_size):
         # ?page=-1 or ?page=10**20 would be an OFFSET the database refuses.
@@ -171,7 +180,16 @@ class SecuredModelView(ModelView):
             log.warning("Integrity error in %s: %s", self.endpoint, exc)
             flash(gettext("The change conflicts with existing data and was not saved."), "error")
             return True
-        return super().handle_view_exception(exc)
+        if current_app.debug or current_app.config.get("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION"):
+            raise exc
+        # Anything else: logged with the request ID; the user never sees SQL or internals.
+        log.exception("Unexpected error in %s, request ID %s", self.endpoint, g.get("request_id"))
+        flash(gettext("Nothing was saved because of an unexpected error (request ID %(id)s).",
+                      id=g.get("request_id")), "error")
+        return True
+
+    def get_export_value(self, model, name):
+        return csv_safe(super().get_export_value(model, name))
 
     # --- bulk actions: parse ids, run one operation, commit once ---
     def run_action(self, operation, ids, done_message):

@@ -11,9 +11,9 @@ from flask_admin.actions import action
 from flask_admin.babel import lazy_gettext
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
+from flask_admin.model.ajax import DEFAULT_PAGE_SIZE
 from flask_admin.model.form import InlineFormAdmin
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased, selectinload
@@ -23,10 +23,11 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from ..domain import catalog, sales
 from ..domain.errors import DomainError
 from ..extensions import db
-from ..formatting import local_time, money
+from ..forms import Form
+from ..formatting import csv_safe, local_time, money
 from ..models import STATUSES, Product, Transaction, TransactionProduct, User
 from ..permissions import CHANGE, DELETE, VIEW
-from .base import SecuredModelView, VersionField, log, parse_id
+from .base import SecuredModelView, VersionField, log, parse_id, without_nul
 from .filters import LocalDateFrom, LocalDateTo
 from .validators import plain_text
 
@@ -42,6 +43,9 @@ class ActiveProductLoader(QueryAjaxModelLoader):
 
     def get_query(self):
         return super().get_query().filter(Product.is_active)
+
+    def get_list(self, term, offset=0, limit=DEFAULT_PAGE_SIZE):
+        return super().get_list(without_nul(term), offset, limit)
 
     def get_one(self, pk):
         product_id = parse_id(pk)
@@ -86,7 +90,7 @@ class CreatedBy(BaseSQLAFilter):
         return lazy_gettext("is")
 
 
-class VoidForm(FlaskForm):
+class VoidForm(Form):
     reason = TextAreaField("Reason", validators=[InputRequired(), Length(max=2000), plain_text])
 
 
@@ -194,6 +198,7 @@ class TransactionView(SecuredModelView):
         if txn is None:
             flash("That transaction does not exist.", "error")
             return redirect(self.get_url(".index_view"))
+        txn_id = txn.id
         form = VoidForm()
         if form.validate_on_submit():
             try:
@@ -202,7 +207,8 @@ class TransactionView(SecuredModelView):
             except Exception as exc:
                 db.session.rollback()
                 if not self.handle_view_exception(exc):
-                    raise
+                    log.exception("Voiding transaction %s failed", txn_id)
+                    flash(f"Transaction #{txn_id} was not voided: an unexpected error occurred.", "error")
             else:
                 flash(f"Transaction #{txn.id} voided; its stock was put back.", "success")
                 return redirect(self.get_url(".details_view", id=txn.id))
@@ -307,7 +313,7 @@ def _csv_value(value):
         return f"{value:.2f}"
     if isinstance(value, datetime):
         return value.isoformat()
-    return value
+    return csv_safe(value)
 
 
 def _csv_row(values) -> str:

@@ -7,7 +7,7 @@ decision, and never commits: the caller (a view or a CLI command) commits once.
 from collections import Counter
 from decimal import Decimal
 
-from sqlalchemy import event, inspect, select, text
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from ..models import Product, Transaction, TransactionProduct, User, utcnow
@@ -45,6 +45,12 @@ def save_draft(session: Session, txn: Transaction, user: User | None, is_new: bo
     for line in lines:
         line.unit_price = line.product.price
     txn.total = sum((line_total(line) for line in lines), Decimal("0.00"))
+    if not is_new and _draft_changed(session, txn):
+        # Move the version even when only the lines changed and the row itself did not
+        # (same note and total): a form opened before is then refused as stale. The
+        # UPDATE still checks the version the row was loaded at.
+        txn.version = txn.version + 1
+    _number_new_lines_on_sqlite(session, [line for line in lines if line in session.new])
 
 
 def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
@@ -126,6 +132,31 @@ def ensure_deletable(txn: Transaction) -> None:
         )
 
 
+def _draft_changed(session: Session, txn: Transaction) -> bool:
+    return session.is_modified(txn) or any(
+        line in session.new or line in session.deleted or session.is_modified(line) for line in txn.lines
+    )
+
+
+def _number_new_lines_on_sqlite(session: Session, new_lines: list[TransactionProduct]) -> None:
+    """Give new lines their ids before the flush on SQLite, so they go in one executemany INSERT.
+
+    SQLite cannot return generated ids of a multi-row INSERT in a known order, so the ORM
+    would insert one row per statement. PostgreSQL batches them by itself. The write lock
+    taken first keeps another writer from using the same ids before the commit.
+    """
+    new_lines = [line for line in new_lines if line.id is None]
+    if not new_lines or session.get_bind().dialect.name != "sqlite":
+        return
+    with session.no_autoflush:  # a flush now would insert the lines one by one after all
+        _take_sqlite_write_lock(session)
+        last = session.scalar(select(func.max(TransactionProduct.id))) or 0
+    pending = [obj.id for obj in session.new if isinstance(obj, TransactionProduct) and obj.id is not None]
+    next_id = max([last, *pending]) + 1
+    for offset, line in enumerate(new_lines):
+        line.id = next_id + offset
+
+
 # --- locking ---
 
 def _take_sqlite_write_lock(session: Session) -> None:
@@ -199,12 +230,17 @@ def _check_transaction(session: Session, txn: Transaction, deleting: bool) -> No
 
 
 def _check_line(session: Session, line: TransactionProduct) -> None:
-    txn = line.transaction
-    if txn is None:
-        history = inspect(line).attrs.transaction.history
-        txn = history.deleted[0] if history.deleted else None
-    if txn is not None and inspect(txn).has_identity and _original_status(txn) in FINAL_STATUSES:
-        raise Immutable(f"The lines of transaction #{txn.id} are {_original_status(txn)} and cannot be changed.")
+    """Refuse a change to a line of a final transaction: the one it belongs to, the one it
+    was moved from, and one named only by its foreign key (the relationship unset)."""
+    state = inspect(line)
+    txns = [line.transaction, *state.attrs.transaction.history.deleted]
+    fk = state.attrs.transaction_id.history
+    txns += [session.get(Transaction, txn_id) for txn_id in fk.sum() if txn_id is not None]
+    for txn in txns:
+        if txn is not None and inspect(txn).has_identity and _original_status(txn) in FINAL_STATUSES:
+            raise Immutable(
+                f"The lines of transaction #{txn.id} are {_original_status(txn)} and cannot be changed."
+            )
 
 
 @event.listens_for(Session, "before_flush")

@@ -1,0 +1,359 @@
+"""Posting under concurrency and failure, on PostgreSQL only (SQLite has no row locks).
+
+Each test builds its own app on the run's throwaway PostgreSQL database, and many
+threads drive it at once, each with its own signed-in test client. Without
+TEST_DATABASE_URL the `postgres_url` fixture skips them with its reason.
+"""
+
+import html
+import importlib.util
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from adminapp.domain import sales
+from adminapp.extensions import db as _db
+from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, User
+
+
+def _root_conftest():
+    """tests/conftest.py, loaded by path: with tests/browser/conftest.py beside it there are two
+    top-level modules named `conftest`, and `from conftest import ...` may find the other one."""
+    name = "adminapp_tests_root_conftest"  # the name the other test modules load it under too
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_root = _root_conftest()
+PASSWORD, flashed, login, make_app = _root.PASSWORD, _root.flashed, _root.login, _root.make_app
+
+ACTION = "/admin/transaction/action/"
+TIMEOUT = 60  # seconds; a thread still waiting after this means a lock was never released
+
+
+@pytest.fixture
+def pg(postgres_url, tmp_path):
+    app = make_app(postgres_url, tmp_path)
+    with app.app_context():
+        _db.drop_all()
+        _db.create_all()
+    yield app
+    with app.app_context():
+        _db.session.remove()
+        _db.drop_all()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def run_sql(pg):
+    def run(sql, **params):
+        with pg.app_context():
+            result = _db.session.execute(text(sql), params)
+            rows = result.all() if result.returns_rows else None
+            _db.session.commit()
+            return rows
+
+    return run
+
+
+@pytest.fixture
+def clients(pg):
+    """`clients(n)`: n test clients, each signed in as its own staff user."""
+
+    def make(n, prefix="clerk"):
+        names = [f"{prefix}-{i}" for i in range(n)]
+        with pg.app_context():
+            for name in names:
+                user = User(username=name, role="staff")
+                user.set_password(PASSWORD)
+                _db.session.add(user)
+            _db.session.commit()
+        signed_in = []
+        for name in names:
+            client = pg.test_client()
+            assert login(client, name).status_code == 302
+            signed_in.append(client)
+        return signed_in
+
+    return make
+
+
+@pytest.fixture
+def product(pg):
+    def make(sku, stock, price="10.00"):
+        with pg.app_context():
+            p = Product(sku=sku, name=f"Product {sku}", price=Decimal(price), stock=stock)
+            _db.session.add(p)
+            _db.session.commit()
+            return p.id
+
+    return make
+
+
+@pytest.fixture
+def draft(pg):
+    def make(*lines):
+        with pg.app_context():
+            txn = Transaction(lines=[
+                TransactionProduct(product=_db.session.get(Product, pid), product_qty=qty) for pid, qty in lines
+            ])
+            _db.session.add(txn)
+            sales.save_draft(_db.session, txn, None, is_new=True)
+            _db.session.commit()
+            return txn.id
+
+    return make
+
+
+@pytest.fixture
+def snapshot(pg):
+    """Stock, transactions, lines and the audit row count, as plain values."""
+
+    def take():
+        with pg.app_context():
+            s = _db.session
+            result = {
+                "stock": dict(s.execute(select(Product.id, Product.stock)).all()),
+                "txns": {t.id: (t.status, t.total, t.posted_at, t.posted_by_id, t.version)
+                         for t in s.scalars(select(Transaction))},
+                "lines": {tp.id: (tp.transaction_id, tp.product_id, tp.product_qty, tp.unit_price)
+                          for tp in s.scalars(select(TransactionProduct))},
+                "audit": s.scalar(select(func.count(AuditEntry.id))),
+            }
+            s.rollback()
+            return result
+
+    return take
+
+
+def page_text(response) -> str:
+    return html.unescape(flashed(response))
+
+
+def post(client, txn_id):
+    response = client.post(ACTION, data={"action": "post", "rowid": str(txn_id)}, follow_redirects=True)
+    return response.status_code, page_text(response)
+
+
+def all_at_once(calls):
+    """Run the calls in threads that start together; return their results (or raise theirs)."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait(timeout=TIMEOUT)
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(run, call) for call in calls]
+        return [future.result(timeout=TIMEOUT) for future in futures]
+
+
+def assert_no_unexpected_errors(results):
+    for status, page in results:
+        assert status < 500
+        assert "unexpected error" not in page
+        assert "deadlock" not in page.lower()
+
+
+# ---------------------------------------------------------------------------
+
+
+def test_twelve_concurrent_posts_of_the_last_five_units(pg, clients, product, draft, snapshot):
+    item = product("HOT-1", stock=5)
+    drafts = [draft((item, 1)) for _ in range(12)]
+    signed_in = clients(12)
+
+    results = all_at_once([lambda c=c, t=t: post(c, t) for c, t in zip(signed_in, drafts)])
+
+    assert_no_unexpected_errors(results)
+    succeeded = [t for t, (_, page) in zip(drafts, results) if f"Transaction #{t} posted." in page]
+    refused = [t for t, (_, page) in zip(drafts, results) if f"Transaction #{t} was not posted" in page]
+    assert len(succeeded) == 5
+    assert len(refused) == 7
+    for t, (_, page) in zip(drafts, results):
+        if t in refused:
+            assert "HOT-1" in page and "0 in stock, 1 asked" in page
+    after = snapshot()
+    assert after["stock"][item] == 0
+    statuses = {t: after["txns"][t][0] for t in drafts}
+    assert sorted(t for t, s in statuses.items() if s == "posted") == sorted(succeeded)
+    assert sorted(t for t, s in statuses.items() if s == "draft") == sorted(refused)
+    posted_by = {after["txns"][t][3] for t in succeeded}
+    assert len(posted_by) == 5 and None not in posted_by
+
+
+def test_the_same_draft_posted_by_many_at_once_posts_once(pg, clients, product, draft, snapshot):
+    item = product("ONCE-1", stock=100)
+    txn_id = draft((item, 7))
+    signed_in = clients(8)
+
+    results = all_at_once([lambda c=c: post(c, txn_id) for c in signed_in])
+
+    assert_no_unexpected_errors(results)
+    assert sum(f"Transaction #{txn_id} posted." in page for _, page in results) == 1
+    assert sum(f"Transaction #{txn_id} is posted; only drafts can be posted." in page for _, page in results) == 7
+    after = snapshot()
+    assert after["stock"][item] == 93
+    assert after["txns"][txn_id][0] == "posted"
+
+
+@pytest.mark.parametrize("table, target", [
+    ("products", "third product"),
+    ("transaction_products", "third line"),
+    ("transactions", "the transaction"),
+])
+def test_a_failure_half_way_through_posting_changes_nothing(
+    pg, clients, product, draft, snapshot, run_sql, table, target
+):
+    """A trigger makes one UPDATE of the post fail after others ran: all must roll back."""
+    first, second, third = product("F-1", 10, "1.00"), product("F-2", 10, "2.00"), product("F-3", 10, "3.00")
+    txn_id = draft((first, 1), (second, 2), (third, 3))
+    with pg.app_context():  # new prices, so a post would change every line's unit_price
+        for pid in (first, second, third):
+            _db.session.get(Product, pid).price += Decimal("0.50")
+        _db.session.commit()
+        line_ids = [tp.id for tp in _db.session.get(Transaction, txn_id).lines]
+    failing_id = {"products": third, "transaction_products": line_ids[2], "transactions": txn_id}[table]
+    (client,) = clients(1)
+    before = snapshot()
+
+    run_sql("CREATE FUNCTION test_injected_failure() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'injected failure on %', TG_TABLE_NAME; END $$")
+    run_sql(f"CREATE TRIGGER test_injected_failure BEFORE UPDATE ON {table} FOR EACH ROW "
+            f"WHEN (OLD.id = {int(failing_id)}) EXECUTE FUNCTION test_injected_failure()")
+    try:
+        status, page = post(client, txn_id)
+    finally:
+        run_sql(f"DROP TRIGGER test_injected_failure ON {table}")
+        run_sql("DROP FUNCTION test_injected_failure()")
+
+    assert status < 500
+    assert f"Transaction #{txn_id} was not posted" in page, target
+    assert f"Transaction #{txn_id} posted." not in page
+    after = snapshot()
+    assert after == before
+    assert after["txns"][txn_id][0] == "draft" and after["txns"][txn_id][2] is None
+
+    # Nothing was left half-done or locked: the same draft posts normally now.
+    status, page = post(client, txn_id)
+    assert f"Transaction #{txn_id} posted." in page
+    final = snapshot()
+    assert final["stock"] == {first: 9, second: 8, third: 7}
+    assert final["txns"][txn_id][1] == Decimal("1.50") + 2 * Decimal("2.50") + 3 * Decimal("3.50")
+
+
+def test_a_failure_while_voiding_changes_nothing(pg, clients, product, draft, snapshot, run_sql):
+    first, second = product("V-1", 10), product("V-2", 10)
+    txn_id = draft((first, 1), (second, 2))
+    (client,) = clients(1)
+    assert f"Transaction #{txn_id} posted." in post(client, txn_id)[1]
+    before = snapshot()
+
+    run_sql("CREATE FUNCTION test_injected_failure() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$")
+    run_sql(f"CREATE TRIGGER test_injected_failure BEFORE UPDATE ON products FOR EACH ROW "
+            f"WHEN (OLD.id = {int(second)}) EXECUTE FUNCTION test_injected_failure()")
+    try:
+        response = client.post(f"/admin/transaction/void/?id={txn_id}", data={"reason": "returned"})
+    finally:
+        run_sql("DROP TRIGGER test_injected_failure ON products")
+        run_sql("DROP FUNCTION test_injected_failure()")
+
+    assert response.status_code < 500
+    assert "was not voided" in page_text(response)
+    assert snapshot() == before
+
+
+def test_posts_sharing_products_in_opposite_order_do_not_deadlock(pg, clients, product, draft, snapshot):
+    items = [product(f"X-{n}", stock=1000) for n in range(5)]
+    alice, bob = clients(2)
+    rounds = 8
+    for _ in range(rounds):
+        forwards = draft(*[(pid, 1) for pid in items])
+        backwards = draft(*[(pid, 2) for pid in reversed(items)])
+
+        results = all_at_once([lambda: post(alice, forwards), lambda: post(bob, backwards)])
+
+        assert_no_unexpected_errors(results)
+        assert f"Transaction #{forwards} posted." in results[0][1]
+        assert f"Transaction #{backwards} posted." in results[1][1]
+    after = snapshot()
+    assert all(after["stock"][pid] == 1000 - rounds * 3 for pid in items)
+
+
+def test_concurrent_edit_and_post_of_one_draft_stay_consistent(pg, clients, product, draft, snapshot):
+    """Whichever wins, a posted transaction took exactly the stock of the lines it kept."""
+    items = [product(f"E-{n}", stock=1000, price="1.00") for n in range(3)]
+    editor, poster = clients(2)
+    for _ in range(6):
+        txn_id = draft(*[(pid, 1) for pid in items])
+        stock_before = snapshot()["stock"]
+        with pg.app_context():
+            line_ids = [tp.id for tp in _db.session.get(Transaction, txn_id).lines]
+        form = {"note": "edited", "version": "1"}
+        for i, (pid, line_id) in enumerate(zip(items, line_ids)):
+            form.update({f"lines-{i}-id": str(line_id), f"lines-{i}-product": str(pid),
+                         f"lines-{i}-product_qty": "5"})
+
+        def edit():
+            response = editor.post(f"/admin/transaction/edit/?id={txn_id}", data=form, follow_redirects=True)
+            return response.status_code, page_text(response)
+
+        results = all_at_once([edit, lambda: post(poster, txn_id)])
+
+        assert_no_unexpected_errors(results)
+        after = snapshot()
+        status, total = after["txns"][txn_id][:2]
+        qtys = [after["lines"][line_id][2] for line_id in line_ids]
+        assert qtys in ([1, 1, 1], [5, 5, 5])
+        assert total == Decimal(sum(qtys))
+        assert status == "posted"
+        assert f"Transaction #{txn_id} posted." in results[1][1]
+        assert [after["stock"][pid] for pid in items] == [stock_before[pid] - q for pid, q in zip(items, qtys)]
+        if qtys == [1, 1, 1]:  # the post won: the edit was refused, not half applied
+            assert "Record was successfully saved" not in results[0][1]
+
+
+@pytest.mark.parametrize("mode", ["create", "edit"])
+def test_a_failure_half_way_through_saving_a_draft_changes_nothing(
+    pg, clients, product, draft, snapshot, run_sql, mode
+):
+    """The third line's INSERT fails after the transaction row and two lines went in."""
+    first, second, third = product("S-1", 10), product("S-2", 10), product("S-3", 10)
+    (client,) = clients(1)
+    form = {"note": "new", "version": ""}
+    existing = None
+    if mode == "edit":
+        other = product("S-0", 10)
+        existing = draft((other, 1))
+        with pg.app_context():
+            line_id = _db.session.get(Transaction, existing).lines[0].id
+        form = {"note": "edited", "version": "1", "lines-3-id": str(line_id),
+                "lines-3-product": str(other), "lines-3-product_qty": "4"}
+    for i, pid in enumerate((first, second, third)):
+        form.update({f"lines-{i}-id": "", f"lines-{i}-product": str(pid), f"lines-{i}-product_qty": "2"})
+    before = snapshot()
+
+    run_sql("CREATE FUNCTION test_injected_failure() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$")
+    run_sql(f"CREATE TRIGGER test_injected_failure BEFORE INSERT ON transaction_products FOR EACH ROW "
+            f"WHEN (NEW.product_id = {int(third)}) EXECUTE FUNCTION test_injected_failure()")
+    try:
+        url = "/admin/transaction/new/" if mode == "create" else f"/admin/transaction/edit/?id={existing}"
+        response = client.post(url, data=form)
+    finally:
+        run_sql("DROP TRIGGER test_injected_failure ON transaction_products")
+        run_sql("DROP FUNCTION test_injected_failure()")
+
+    assert response.status_code == 200  # the form again, with a message
+    assert "Failed to" in page_text(response)
+    assert snapshot() == before
