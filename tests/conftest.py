@@ -7,14 +7,14 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from adminapp import create_app
 from adminapp.extensions import db as _db
 from adminapp.models import Product, User
 
-PASSWORD = "correct horse battery"
+from .support import PASSWORD, login, make_app
+
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -39,18 +39,6 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
     return request.getfixturevalue("postgres_url")
-
-
-def make_app(database_url, tmp_path, **overrides):
-    config = {
-        "TESTING": True,
-        "SECRET_KEY": "test-secret",
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "WTF_CSRF_ENABLED": False,
-        **overrides,
-    }
-    os.environ["ADMINAPP_INSTANCE_PATH"] = str(tmp_path / "instance")
-    return create_app(config)
 
 
 @pytest.fixture
@@ -118,10 +106,6 @@ def make_product(db):
     return make
 
 
-def login(client, username, password=PASSWORD):
-    return client.post("/login", data={"username": username, "password": password})
-
-
 @pytest.fixture
 def as_role(app, make_user):
     """`as_role("staff")` returns a test client signed in as a new user of that role."""
@@ -150,25 +134,3 @@ def staff_client(as_role):
 @pytest.fixture
 def auditor_client(as_role):
     return as_role("auditor")
-
-
-@contextmanager
-def count_statements(app):
-    """Count the SQL statements run inside the block: `with count_statements(app) as n: ...; n[0]`."""
-    with app.app_context():
-        engine = _db.engine
-    count = [0]
-
-    def before_cursor_execute(*args):
-        count[0] += 1
-
-    event.listen(engine, "before_cursor_execute", before_cursor_execute)
-    try:
-        yield count
-    finally:
-        event.remove(engine, "before_cursor_execute", before_cursor_execute)
-
-
-def flashed(response) -> str:
-    """The page text with whitespace folded, for asserting on messages."""
-    return " ".join(response.get_data(as_text=True).split())

@@ -1,9 +1,6 @@
 """Sign-in, sign-out, the `next` redirect and the database-backed lockout."""
 
-import importlib.util
-import sys
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -12,21 +9,11 @@ from sqlalchemy import select
 from adminapp.extensions import db as _db
 from adminapp.models import User, utcnow
 
-
-def _root_conftest():
-    """tests/conftest.py, loaded by path: once tests/browser/conftest.py exists there are two
-    top-level modules named `conftest`, and `from conftest import ...` may find the other one."""
-    name = "adminapp_tests_root_conftest"  # the name tests/browser/conftest.py loads it under too
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from tests.support import PASSWORD, flashed, login, make_app
 
 
-_root = _root_conftest()
-PASSWORD, flashed, login, make_app = _root.PASSWORD, _root.flashed, _root.login, _root.make_app
+
+
 
 WRONG = "not the password"
 INVALID = "Invalid username or password."

@@ -6,12 +6,9 @@ TEST_DATABASE_URL the `postgres_url` fixture skips them with its reason.
 """
 
 import html
-import importlib.util
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
@@ -20,21 +17,11 @@ from adminapp.domain import sales
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, User
 
-
-def _root_conftest():
-    """tests/conftest.py, loaded by path: with tests/browser/conftest.py beside it there are two
-    top-level modules named `conftest`, and `from conftest import ...` may find the other one."""
-    name = "adminapp_tests_root_conftest"  # the name the other test modules load it under too
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from tests.support import PASSWORD, flashed, login, make_app
 
 
-_root = _root_conftest()
-PASSWORD, flashed, login, make_app = _root.PASSWORD, _root.flashed, _root.login, _root.make_app
+
+
 
 ACTION = "/admin/transaction/action/"
 TIMEOUT = 60  # seconds; a thread still waiting after this means a lock was never released
@@ -355,5 +342,5 @@ def test_a_failure_half_way_through_saving_a_draft_changes_nothing(
         run_sql("DROP FUNCTION test_injected_failure()")
 
     assert response.status_code == 200  # the form again, with a message
-    assert "Failed to" in page_text(response)
+    assert "Nothing was saved: an unexpected error occurred (request ID" in page_text(response)
     assert snapshot() == before

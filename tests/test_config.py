@@ -1,10 +1,7 @@
 """Configuration from the environment, security headers, cookies and local-only assets."""
 
-import importlib.util
 import stat
-import sys
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,21 +11,11 @@ from adminapp import create_app
 from adminapp.config import ConfigError
 from adminapp.extensions import db as _db
 
-
-def _root_conftest():
-    """tests/conftest.py, loaded by path: once tests/browser/conftest.py exists there are two
-    top-level modules named `conftest`, and `from conftest import ...` may find the other one."""
-    name = "adminapp_tests_root_conftest"  # the name tests/browser/conftest.py loads it under too
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from tests.support import login
 
 
-_root = _root_conftest()
-login = _root.login
+
+
 
 ENV_VARS = ("SECRET_KEY", "ADMINAPP_ENV", "DATABASE_URL", "LOGIN_MAX_ATTEMPTS", "LOGIN_LOCKOUT_SECONDS")
 

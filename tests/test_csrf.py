@@ -1,10 +1,7 @@
 """CSRF with protection switched on, as in production: every POST needs the session's token."""
 
-import importlib.util
 import re
-import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -12,21 +9,11 @@ from sqlalchemy import func, select
 from adminapp.extensions import db as _db
 from adminapp.models import Product, User
 
-
-def _root_conftest():
-    """tests/conftest.py, loaded by path: once tests/browser/conftest.py exists there are two
-    top-level modules named `conftest`, and `from conftest import ...` may find the other one."""
-    name = "adminapp_tests_root_conftest"  # the name tests/browser/conftest.py loads it under too
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from tests.support import PASSWORD, make_app
 
 
-_root = _root_conftest()
-PASSWORD, make_app = _root.PASSWORD, _root.make_app
+
+
 
 PRODUCT_FORM = {"description": "", "price": "12.50", "stock": "7", "is_active": "y"}
 

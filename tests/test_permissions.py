@@ -6,11 +6,8 @@ tests enumerate ``app.url_map``, so a view or view method added later that is
 not classified here makes them fail with a message saying what to add.
 """
 
-import importlib.util
 import re
-import sys
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -20,21 +17,11 @@ from sqlalchemy import select
 from adminapp.extensions import db as _db
 from adminapp.models import Product, User
 
-
-def _root_conftest():
-    """tests/conftest.py, loaded by path: once tests/browser/conftest.py exists there are two
-    top-level modules named `conftest`, and `from conftest import ...` may find the other one."""
-    name = "adminapp_tests_root_conftest"  # the name tests/browser/conftest.py loads it under too
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from tests.support import login
 
 
-_root = _root_conftest()
-login = _root.login
+
+
 
 ROLES = ("admin", "staff", "auditor")
 READ, WRITE = "read", "write"

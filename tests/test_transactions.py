@@ -7,14 +7,11 @@ as it was, which the tests prove by comparing full snapshots of the tables.
 
 import csv
 import html
-import importlib.util
 import io
 import json
 import re
-import sys
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -24,21 +21,11 @@ from adminapp.domain.errors import Immutable
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
 
-
-def _root_conftest():
-    """tests/conftest.py, loaded by path: with tests/browser/conftest.py beside it there are two
-    top-level modules named `conftest`, and `from conftest import ...` may find the other one."""
-    name = "adminapp_tests_root_conftest"  # the name the other test modules load it under too
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from tests.support import PASSWORD, count_statements, flashed, login, make_app
 
 
-_root = _root_conftest()
-count_statements, flashed, login = _root.count_statements, _root.flashed, _root.login
+
+
 
 LIST = "/admin/transaction/"
 NEW = "/admin/transaction/new/"
@@ -1468,7 +1455,7 @@ def test_anonymous_is_sent_to_login(app, make_product, draft, state):
 @pytest.fixture
 def csrf_app(app, database_url, tmp_path):
     """A second app on the same database (schema made by `app`), with CSRF checks on."""
-    csrf_app = _root.make_app(database_url, tmp_path, WTF_CSRF_ENABLED=True)
+    csrf_app = make_app(database_url, tmp_path, WTF_CSRF_ENABLED=True)
     yield csrf_app
     with csrf_app.app_context():
         _db.session.remove()
@@ -1480,7 +1467,7 @@ def test_create_and_post_with_csrf_enforced(csrf_app, make_product):
     app = csrf_app
     with app.app_context():
         user = User(username="csrf-staff", role="staff")
-        user.set_password(_root.PASSWORD)
+        user.set_password(PASSWORD)
         _db.session.add(user)
         _db.session.commit()
     product_id = make_product(stock=5)
@@ -1490,7 +1477,7 @@ def test_create_and_post_with_csrf_enforced(csrf_app, make_product):
         return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
 
     login_token = token(client.get("/login").text)
-    assert client.post("/login", data={"username": "csrf-staff", "password": _root.PASSWORD,
+    assert client.post("/login", data={"username": "csrf-staff", "password": PASSWORD,
                                        "csrf_token": login_token}).status_code == 302
 
     without = client.post(NEW, data=txn_form((product_id, 1)))

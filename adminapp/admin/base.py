@@ -19,7 +19,7 @@ from wtforms import HiddenField
 from wtforms.utils import unset_value
 
 from ..domain import audit
-from ..domain.errors import DomainError, StaleVersion
+from ..domain.errors import DomainError
 from ..extensions import db
 from ..formatting import csv_safe
 from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
@@ -167,26 +167,25 @@ class SecuredModelView(ModelView):
 
     # --- errors the user can act on become messages; the view then rolls back ---
     def handle_view_exception(self, exc):
+        flash(self.failure_message(exc, gettext("Nothing was saved")), "error")
+        return True
+
+    def failure_message(self, exc, what_failed: str) -> str:
+        """What the user is told about a failed change; the view rolls back."""
         if isinstance(exc, DomainError):
-            flash(str(exc), "error")
-            return True
+            return str(exc)
         if isinstance(exc, StaleDataError):
-            flash(str(StaleVersion(
-                "This record was changed by someone else while you were saving. "
-                "Your changes were not saved: reopen it to see the current data."
-            )), "error")
-            return True
+            return gettext("This record was changed by someone else while you were saving. "
+                           "Your changes were not saved: reopen it to see the current data.")
         if isinstance(exc, IntegrityError):
             log.warning("Integrity error in %s: %s", self.endpoint, exc)
-            flash(gettext("The change conflicts with existing data and was not saved."), "error")
-            return True
+            return gettext("The change conflicts with existing data and was not saved.")
         if current_app.debug or current_app.config.get("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION"):
             raise exc
-        # Anything else: logged with the request ID; the user never sees SQL or internals.
+        # Anything else is logged with the request ID; the user never sees SQL or internals.
         log.exception("Unexpected error in %s, request ID %s", self.endpoint, g.get("request_id"))
-        flash(gettext("Nothing was saved because of an unexpected error (request ID %(id)s).",
-                      id=g.get("request_id")), "error")
-        return True
+        return gettext("%(what)s: an unexpected error occurred (request ID %(id)s).",
+                       what=what_failed, id=g.get("request_id"))
 
     def get_export_value(self, model, name):
         return csv_safe(super().get_export_value(model, name))
@@ -206,9 +205,7 @@ class SecuredModelView(ModelView):
             db.session.commit()
         except Exception as exc:
             db.session.rollback()
-            if not self.handle_view_exception(exc):
-                log.exception("Action failed in %s", self.endpoint)
-                flash(gettext("Failed to perform action. %(error)s", error=str(exc)), "error")
+            flash(self.failure_message(exc, gettext("Nothing was changed")), "error")
             return
         flash(done_message % {"count": count}, "success")
 

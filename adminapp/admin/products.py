@@ -12,7 +12,7 @@ from ..models import Product
 from ..permissions import CHANGE, DELETE
 from .base import SecuredModelView, VersionField
 from .filters import AtLeast, AtMost, IntAtOrBelow
-from .validators import cents, finite_decimal, plain_text, strip
+from .validators import blank_to_none, cents, finite_decimal, plain_text, strip
 
 MAX_PRICE = Decimal("9999999999.99")  # NUMERIC(12,2)
 MAX_STOCK = 2**31 - 1  # a 32-bit INTEGER column
@@ -55,7 +55,7 @@ class ProductView(SecuredModelView):
             ],
         },
         "name": {"filters": [strip], "validators": [DataRequired(), Length(max=200), plain_text]},
-        "description": {"validators": [Optional(), Length(max=5000), plain_text]},
+        "description": {"filters": [blank_to_none], "validators": [Optional(), Length(max=5000), plain_text]},
         "price": {
             "places": 2,
             "validators": [InputRequired(), finite_decimal, NumberRange(min=0, max=MAX_PRICE), cents],

@@ -15,7 +15,7 @@ from flask_admin.model.ajax import DEFAULT_PAGE_SIZE
 from flask_admin.model.form import InlineFormAdmin
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import aliased, selectinload
 from wtforms import IntegerField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
@@ -27,9 +27,9 @@ from ..forms import Form
 from ..formatting import csv_safe, local_time, money
 from ..models import STATUSES, Product, Transaction, TransactionProduct, User
 from ..permissions import CHANGE, DELETE, VIEW
-from .base import SecuredModelView, VersionField, log, parse_id, without_nul
+from .base import SecuredModelView, VersionField, parse_id, without_nul
 from .filters import LocalDateFrom, LocalDateTo
-from .validators import plain_text
+from .validators import blank_to_none, plain_text
 
 MAX_QTY = 1_000_000
 
@@ -137,7 +137,7 @@ class TransactionView(SecuredModelView):
 
     form_columns = ["note", "lines", "version"]
     form_extra_fields = {"version": VersionField()}
-    form_args = {"note": {"validators": [Optional(), Length(max=2000), plain_text]}}
+    form_args = {"note": {"filters": [blank_to_none], "validators": [Optional(), Length(max=2000), plain_text]}}
     form_overrides = {"note": TextAreaField}
     inline_models = [LineInline(TransactionProduct)]
 
@@ -182,9 +182,7 @@ class TransactionView(SecuredModelView):
                 db.session.commit()
             except Exception as exc:
                 db.session.rollback()
-                if not self.handle_view_exception(exc):
-                    log.exception("Posting transaction %s failed", txn_id)
-                    flash(f"Transaction #{txn_id} was not posted: an unexpected error occurred.", "error")
+                flash(self.failure_message(exc, f"Transaction #{txn_id} was not posted"), "error")
             else:
                 flash(f"Transaction #{txn_id} posted.", "success")
 
@@ -206,9 +204,7 @@ class TransactionView(SecuredModelView):
                 db.session.commit()
             except Exception as exc:
                 db.session.rollback()
-                if not self.handle_view_exception(exc):
-                    log.exception("Voiding transaction %s failed", txn_id)
-                    flash(f"Transaction #{txn_id} was not voided: an unexpected error occurred.", "error")
+                flash(self.failure_message(exc, f"Transaction #{txn_id} was not voided"), "error")
             else:
                 flash(f"Transaction #{txn.id} voided; its stock was put back.", "success")
                 return redirect(self.get_url(".details_view", id=txn.id))

@@ -60,7 +60,7 @@ class UserView(SecuredModelView):
 
     def on_model_delete(self, model):
         accounts.ensure_an_admin_remains(db.session, model, deleting=True)
-        accounts.ensure_no_transactions(db.session, model)
+        accounts.ensure_no_record(db.session, model)
 
     @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected users?"))
     def action_delete(self, ids):

@@ -28,3 +28,8 @@ def cents(form, field):
 
 def strip(value):
     return value.strip() if isinstance(value, str) else value
+
+
+def blank_to_none(value):
+    """An empty optional text is no text: stored as NULL, not as ''."""
+    return value or None

@@ -9,7 +9,7 @@ from sqlalchemy import func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from ..models import ROLES, Transaction, User, utcnow
+from ..models import ROLES, AuditEntry, Transaction, User, utcnow
 from . import audit
 from .errors import DomainError
 
@@ -177,17 +177,21 @@ def delete_users(session: Session, ids: list[int]) -> int:
     if not remaining_admins and any(u.role == "admin" and u.is_active for u in users):
         raise LastAdmin("That would delete the last active admin: make another user an active admin first.")
     for user in users:
-        ensure_no_transactions(session, user)
+        ensure_no_record(session, user)
         session.delete(user)
     return len(users)
 
 
-def ensure_no_transactions(session: Session, user: User) -> None:
-    """Users who recorded sales stay, for the record: deactivate them instead."""
+def ensure_no_record(session: Session, user: User) -> None:
+    """Users who did anything on record stay, so the record keeps naming them (and the
+    audit chain, which hashes their id, stays intact): deactivate them instead."""
     involved = or_(Transaction.created_by_id == user.id, Transaction.posted_by_id == user.id,
                    Transaction.voided_by_id == user.id)
-    if session.scalar(select(func.count(Transaction.id)).where(involved)):
-        raise InvalidUser(f"{user.username} has recorded transactions and cannot be deleted; deactivate the user instead.")
+    acted = session.scalar(select(func.count(Transaction.id)).where(involved)) or session.scalar(
+        select(func.count(AuditEntry.id)).where(AuditEntry.user_id == user.id))
+    if acted:
+        raise InvalidUser(f"{user.username} has acted on record (sign-ins, changes or transactions) and "
+                          "cannot be deleted; deactivate the user instead.")
 
 
 def _committed(state, key):

@@ -136,16 +136,20 @@ def verify(session: Session, progress=None) -> Verdict:
     """Walk the chain in id order, streaming; stop at the first entry that does not fit."""
     stmt = select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=2000)
     prev, checked = None, 0
-    for entry in session.scalars(stmt):
-        if entry.prev_hash != prev:
-            return Verdict(checked, entry.id, "its prev_hash does not match the entry before it "
-                                              "(an entry was deleted, inserted or moved)")
-        if entry.hash != entry_hash(prev, entry):
-            return Verdict(checked, entry.id, "its content does not match its hash (it was altered)")
-        prev, checked = entry.hash, checked + 1
-        if progress and checked % 2000 == 0:
-            progress(2000)
-        session.expunge(entry)  # constant memory on long chains
+    entries = session.scalars(stmt)
+    try:  # stopping early must still close the (server-side, on PostgreSQL) cursor
+        for entry in entries:
+            if entry.prev_hash != prev:
+                return Verdict(checked, entry.id, "its prev_hash does not match the entry before it "
+                                                  "(an entry was deleted, inserted or moved)")
+            if entry.hash != entry_hash(prev, entry):
+                return Verdict(checked, entry.id, "its content does not match its hash (it was altered)")
+            prev, checked = entry.hash, checked + 1
+            if progress and checked % 2000 == 0:
+                progress(2000)
+            session.expunge(entry)  # constant memory on long chains
+    finally:
+        entries.close()
     return Verdict(checked)
 
 
@@ -191,7 +195,7 @@ def _changes(obj) -> dict:
         if history.has_changes():
             old = history.deleted[0] if history.deleted else None
             new = history.added[0] if history.added else None
-            if old != new:
+            if old != new and not (old in (None, "") and new in (None, "")):  # '' and NULL read the same
                 changes[attr.key] = [old, new]
     if isinstance(obj, User) and state.attrs.password_hash.history.has_changes() and state.persistent:
         changes["password"] = "changed"
@@ -231,13 +235,13 @@ def _line_differences(session: Session) -> dict[Transaction, dict]:
         if txn is not None:
             diffs.setdefault(txn, {}).setdefault(kind, []).append(item)
 
-    for line in session.new:
+    for line in _in_order(session.new):
         if isinstance(line, TransactionProduct):
             bucket(line, "added", {"sku": _line_label(line), "qty": line.product_qty})
-    for line in session.deleted:
+    for line in _in_order(session.deleted):
         if isinstance(line, TransactionProduct):
             bucket(line, "removed", {"sku": _line_label(line), "qty": line.product_qty})
-    for line in session.dirty:
+    for line in _in_order(session.dirty):
         if isinstance(line, TransactionProduct) and session.is_modified(line) and line not in session.deleted:
             history = inspect(line).attrs.product_qty.history
             old_qty = history.deleted[0] if history.deleted else line.product_qty
@@ -274,6 +278,11 @@ def _transaction_action(txn: Transaction) -> str:
     return "update"
 
 
+def _in_order(objects) -> list:
+    """A session's set of objects in a stable order (type, then id), so entries are too."""
+    return sorted(objects, key=lambda obj: (type(obj).__name__, getattr(obj, "id", None) or 0))
+
+
 def _entries_for_flush(session: Session) -> list[dict]:
     actor = _actor(session)
     lines = _line_differences(session)
@@ -285,13 +294,13 @@ def _entries_for_flush(session: Session) -> list[dict]:
     def add(action, obj, changes):
         entries.append(_entry(actor, action, AUDITED[type(obj)], obj.id, str(obj), changes))
 
-    for obj in session.new:
+    for obj in _in_order(session.new):
         if type(obj) in AUDITED:
             changes = _snapshot(obj)
             if isinstance(obj, Transaction) and obj in lines:
                 changes["lines"] = lines.pop(obj)
             add("create", obj, changes)
-    for obj in session.dirty:
+    for obj in _in_order(session.dirty):
         if type(obj) not in AUDITED or obj in session.deleted or not session.is_modified(obj):
             continue
         changes = _changes(obj)
@@ -306,7 +315,7 @@ def _entries_for_flush(session: Session) -> list[dict]:
             add("password_change", obj, changes)
         elif changes and not (isinstance(obj, Product) and moving_stock and set(changes) <= {"stock"}):
             add("update", obj, changes)
-    for obj in session.deleted:
+    for obj in _in_order(session.deleted):
         if type(obj) in AUDITED:
             changes = _snapshot(obj, deleted=True)
             if isinstance(obj, Transaction):

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -14,7 +14,8 @@ class AuditEntry(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    # No ON DELETE SET NULL: the id is part of the entry's hash, so a user on record cannot be deleted.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     username: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32), index=True)
     object_type: Mapped[str | None] = mapped_column(String(32))

@@ -2,18 +2,17 @@
 Chromium driven through Playwright (Debian's /usr/bin/chromium; Playwright cannot download
 its own browsers here)."""
 
-import importlib.util
 import os
-import sys
 import threading
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from adminapp.extensions import db
 from adminapp.models import Product, User
+
+from tests.support import PASSWORD, make_app
 
 CHROMIUM = "/usr/bin/chromium"
 # No skip at this module's top: a conftest that skips while pytest starts up aborts the run.
@@ -28,21 +27,8 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _root_conftest():
-    """tests/conftest.py, for make_app and PASSWORD. Both conftests are plain modules named
-    `conftest`, so `from conftest import ...` here would find this file: load it by path."""
-    name = "adminapp_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-_root = _root_conftest()
-make_app = _root.make_app
-PASSWORD = _root.PASSWORD
 
 STAFF = "browser-staff"
 # sku -> (name, price, stock, is_active)
@@ -114,7 +100,7 @@ def chromium_missing() -> str | None:
     if not os.path.exists(CHROMIUM):
         return f"{CHROMIUM} does not exist: browser tests skipped"
     try:
-        import playwright.sync_api  # noqa: F401
+        import playwright.sync_api  # noqa: F401  (only: is it installed?)
     except ImportError:
         return "playwright is not installed: browser tests skipped"
     return None
