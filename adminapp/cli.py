@@ -8,6 +8,7 @@ import sys
 
 import click
 from flask import current_app
+from werkzeug.serving import run_simple
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
@@ -162,4 +163,5 @@ def register(app) -> None:
         if password:
             click.echo("Created user 'admin' with the one-time password:\n\n    " + password + "\n")
             click.echo("It is shown only now; you will be asked to change it after signing in.")
-        current_app.run(host=host, port=port, debug=False, use_reloader=False)
+        # Flask ignores app.run() inside its own CLI, so start Werkzeug's server directly.
+        run_simple(host, port, current_app._get_current_object(), threaded=True)

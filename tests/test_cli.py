@@ -2,8 +2,11 @@
 
 import logging
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -517,3 +520,44 @@ def test_manage_py_init_db_and_create_user(tmp_path):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT username, role FROM users")).all() == [("zoe", "admin")]
     engine.dispose()
+
+
+def test_manage_py_run_serves_a_fresh_database_with_a_first_admin(tmp_path):
+    """The README's first command: schema, one-time admin password, a server that answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "ADMINAPP_INSTANCE_PATH": str(tmp_path / "instance"),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "PYTHONUNBUFFERED": "1"}
+    env.pop("ADMINAPP_ENV", None)
+    server = subprocess.Popen([sys.executable, "manage.py", "run", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output = []
+        while "one-time password" not in "".join(output) and server.poll() is None:
+            output.append(server.stdout.readline())
+        password = server.stdout.readline() and server.stdout.readline().strip()
+        assert password, "".join(output)
+        login_page = _get_when_up(f"http://127.0.0.1:{port}/login")
+        assert "csrf_token" in login_page
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        server.stdout.close()
+    engine = create_engine(f"sqlite:///{tmp_path / 'run.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT username, role, must_change_password FROM users")).all() == [
+            ("admin", "admin", True)]
+    engine.dispose()
+
+
+def _get_when_up(url, seconds=20):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
