@@ -4,7 +4,7 @@ import os
 import uuid
 from pathlib import Path
 
-from flask import Flask, g, redirect, render_template, request, url_for
+from flask import Flask, g, has_request_context, redirect, render_template, request, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -60,9 +60,12 @@ def register_extensions(app: Flask) -> None:
 
 
 def select_locale() -> str:
-    """The signed-in user's chosen language, else the browser's best match, else English."""
+    """The signed-in user's chosen language, else the browser's best match, else English
+    (also outside a request: command-line messages are English)."""
     from flask_login import current_user
 
+    if not has_request_context():
+        return "en"
     if current_user and current_user.is_authenticated and current_user.locale in LOCALES:
         return current_user.locale
     return request.accept_languages.best_match(LOCALES) or "en"
@@ -107,6 +110,7 @@ def register_admin(app: Flask) -> None:
     from .admin import init_admin
     from flask_babel import get_locale
 
+    from . import labels
     from .formatting import local_date, local_time, money, number
 
     init_admin(app)
@@ -117,6 +121,22 @@ def register_admin(app: Flask) -> None:
     app.jinja_env.filters["number"] = number
     app.jinja_env.filters["local_date"] = local_date
     app.jinja_env.filters["local_time"] = local_time
+    # Stored values (English in the database) as the user reads them.
+    app.jinja_env.filters["status_label"] = labels.status_label
+    app.jinja_env.filters["role_label"] = labels.role_label
+    app.jinja_env.filters["action_label"] = labels.action_label
+    app.jinja_env.filters["object_type_label"] = labels.object_type_label
+    app.jinja_env.globals.update(object_label=labels.object_label, field_label=labels.field_label,
+                                 change_value=labels.change_value, line_change_label=labels.line_change_label)
+
+    @app.after_request
+    def content_language(response):
+        # The language of the page (Flask-Admin's <html> has no lang attribute; the
+        # master template repeats it in <head>). Pages differ by Accept-Language.
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Language", str(get_locale() or "en"))
+            response.vary.add("Accept-Language")
+        return response
 
 
 def register_security_headers(app: Flask) -> None:
@@ -137,8 +157,12 @@ def register_routes(app: Flask) -> None:
 
 def register_errors(app: Flask) -> None:
     from flask_babel import gettext as _
+    from flask_wtf.csrf import CSRFError
 
     pages = {
+        400: (lambda: _("Bad request"), lambda: _(
+            "The form could not be accepted: it may have expired, or it was sent from another site. "
+            "Go back, reload the page and try again.")),
         403: (lambda: _("Forbidden"), lambda: _("Your role does not allow this. Nothing was changed.")),
         404: (lambda: _("Not found"), lambda: _("There is no page at this address.")),
         500: (lambda: _("Server error"), lambda: _(
@@ -162,6 +186,8 @@ def register_errors(app: Flask) -> None:
 
     for code in (403, 404):
         app.register_error_handler(code, lambda error, code=code: render_error(code))
+    # A refused CSRF token (Flask-WTF's reasons are English only): the page says it in the user's language.
+    app.register_error_handler(CSRFError, lambda error: render_error(400))
 
     @app.errorhandler(500)
     def server_error(error):

@@ -809,8 +809,8 @@ def test_admin_and_auditor_read_the_trail(app, client_as, make_product, role):
 
     details = reader.get(f"/admin/audit/details/?id={update['id']}")
     assert details.status_code == 200
-    assert ["name", "Readable", "Readable too"] in change_rows(details)
-    assert ["price", "3.00", "4.50"] in change_rows(details)
+    assert ["Name", "Readable", "Readable too"] in change_rows(details)
+    assert ["Price", "3.00", "4.50"] in change_rows(details)
     assert len(change_rows(details)) == 2
     assert update["hash"] in details.text
     for write_link in ("/admin/audit/new/", "/admin/audit/edit/", "/admin/audit/delete/", "/admin/audit/action/"):

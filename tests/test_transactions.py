@@ -898,7 +898,7 @@ def test_bulk_delete_is_all_or_nothing(staff_client, make_product, draft, posted
     assert state() == before
 
     done = post_action(staff_client, "delete", *drafts)
-    assert "3 draft(s) deleted." in text(done)
+    assert "3 drafts deleted." in text(done)
     assert txn_count() == 1
 
 
@@ -1068,7 +1068,7 @@ def test_list_shows_columns_newest_first(app, staff_client, ledger):
 
     assert response.status_code == 200
     page = response.text
-    for header in ("ID", "Created At", "Created by", "Status", "Lines", "Total"):
+    for header in ("ID", "Created at", "Created by", "Status", "Lines", "Total"):
         assert f">{header}</a>" in page, header
     assert listed_ids(response) == [ledger["t4"], ledger["t3"], ledger["t2"], ledger["t1"]]
     cells = lambda col: [  # noqa: E731

@@ -2,8 +2,10 @@
 delete, action and inline-update endpoints do not exist at all."""
 
 from flask_admin.contrib.sqla.filters import FilterEqual
+from flask_babel import lazy_gettext
 
 from ..formatting import local_time
+from ..labels import AUDIT_FIELDS, action_label, lazy, object_label, object_type_label
 from ..models import AuditEntry
 from .base import SecuredModelView
 from .filters import LocalDateFrom, LocalDateTo
@@ -22,21 +24,27 @@ class AuditView(SecuredModelView):
     action_rights: dict = {}
 
     column_list = ["id", "at", "username", "action", "object_type", "object_id", "object_repr", "remote_addr"]
-    column_labels = {"id": "ID", "at": "When", "username": "User", "object_type": "Object type",
-                     "object_id": "Object ID", "object_repr": "Object", "remote_addr": "Address"}
+    column_labels = AUDIT_FIELDS
     column_default_sort = ("id", True)
     column_sortable_list = ["id", "at", "username", "action", "object_type"]
     column_searchable_list = ["username", "object_repr", "action"]
     column_filters = [
-        FilterEqual(AuditEntry.username, "User"),
-        FilterEqual(AuditEntry.action, "Action", options=[(a, a) for a in ACTIONS]),
-        FilterEqual(AuditEntry.object_type, "Object type", options=[(t, t) for t in OBJECT_TYPES]),
-        FilterEqual(AuditEntry.object_id, "Object ID"),
-        LocalDateFrom(AuditEntry.at, "When"),
-        LocalDateTo(AuditEntry.at, "When"),
+        FilterEqual(AuditEntry.username, lazy_gettext("User")),
+        FilterEqual(AuditEntry.action, lazy_gettext("Action"), options=[(a, lazy(action_label, a)) for a in ACTIONS]),
+        FilterEqual(AuditEntry.object_type, lazy_gettext("Object type"),
+                    options=[(t, lazy(object_type_label, t)) for t in OBJECT_TYPES]),
+        FilterEqual(AuditEntry.object_id, lazy_gettext("Object ID")),
+        LocalDateFrom(AuditEntry.at, lazy_gettext("When")),
+        LocalDateTo(AuditEntry.at, lazy_gettext("When")),
     ]
-    column_formatters = {"at": lambda v, c, m, n: local_time(m.at)}
-    column_formatters_detail = {"at": lambda v, c, m, n: local_time(m.at)}
+    # Shown in the user's language; stored (and exported) as they are.
+    column_formatters = {
+        "at": lambda v, c, m, n: local_time(m.at),
+        "action": lambda v, c, m, n: action_label(m.action),
+        "object_type": lambda v, c, m, n: object_type_label(m.object_type),
+        "object_repr": lambda v, c, m, n: object_label(m.object_type, m.object_id, m.object_repr),
+    }
+    column_formatters_detail = column_formatters
     column_details_list = ["id", "at", "username", "user_id", "action", "object_type", "object_id",
                            "object_repr", "remote_addr", "prev_hash", "hash"]
     column_export_list = ["id", "at", "username", "user_id", "action", "object_type", "object_id",

@@ -9,10 +9,12 @@ import logging
 
 from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
-from flask_admin.babel import gettext
 from flask_admin.contrib.sqla import ModelView
+from flask_admin.model import typefmt
+from flask_admin.model.base import filter_char_re, filter_compact_re
+from flask_babel import gettext
 from flask_login import current_user
-from ..forms import Form
+from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField
@@ -22,6 +24,8 @@ from ..domain import audit
 from ..domain.errors import DomainError
 from ..extensions import db
 from ..formatting import csv_safe
+from ..forms import Form
+from ..labels import yes_no
 from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,11 @@ MAX_PAGE = 10**6  # keeps OFFSET within what every database accepts
 
 def without_nul(value):
     return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+def untranslated(text) -> str:
+    """The English source of a lazy translated string (a plain string stays as it is)."""
+    return str(getattr(text, "_args", (text,))[0])
 
 
 def parse_id(value) -> int | None:
@@ -61,6 +70,17 @@ class VersionField(HiddenField):
         pass
 
 
+def _bool_icon(view, value, name):
+    """Flask-Admin's check/minus icon, titled with the column's label and Yes/No in the
+    user's language (Flask-Admin's own title is the raw field name and "true"/"false")."""
+    icon = "fa-check-circle" if value else "fa-minus-circle"
+    return Markup('<span class="fa {}" title="{}: {}"></span>').format(icon, view.get_column_name(name), yes_no(value))
+
+
+def _bool_text(view, value, name):
+    return yes_no(value)
+
+
 class AdminForm(Form):
     """The app's Form (CSRF, honours WTF_CSRF_ENABLED) that keeps the edited record as
     ``_obj``, like flask_admin.form.BaseForm: Flask-Admin's Unique validator needs it,
@@ -80,6 +100,8 @@ class SecuredModelView(ModelView):
     can_set_page_size = True
     page_size_options = (20, 50, 100)
     can_view_details = True
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _bool_icon}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _bool_text}
     # The right each bulk action needs; an action missing here is refused.
     action_rights = {"delete": DELETE}
     # Rights for a view's own @expose endpoints, beside permissions.METHOD_RIGHTS.
@@ -187,12 +209,28 @@ class SecuredModelView(ModelView):
         return gettext("%(what)s: an unexpected error occurred (request ID %(id)s).",
                        what=what_failed, id=g.get("request_id"))
 
+    # --- filter URLs and CSV headers do not depend on the user's language ---
+    def get_filter_arg(self, index, flt):
+        """Flask-Admin's named filter argument (``price_at_least``), always from the English
+        name and operation: a bookmarked or linked filtered list works in every language.
+        (Flask-Admin untranslates the operation but formats the name in the current locale.)"""
+        if not self.named_filter_urls:
+            return str(index)
+        name = f"{untranslated(flt.name)} {untranslated(flt.operation())}".lower()
+        return filter_compact_re.sub("_", filter_char_re.sub("", name))
+
+    def get_export_columns(self):
+        # CSV headers stay English whatever the user's language: exports are machine-readable
+        # and scripts read them by column name. (Values are exported unformatted, too.)
+        return [(name, untranslated(label)) for name, label in super().get_export_columns()]
+
     def get_export_value(self, model, name):
         return csv_safe(super().get_export_value(model, name))
 
     # --- bulk actions: parse ids, run one operation, commit once ---
     def run_action(self, operation, ids, done_message):
-        """Run ``operation(session, ids)`` as the request's single transaction."""
+        """Run ``operation(session, ids)`` as the request's single transaction; on success,
+        flash ``done_message(count)``."""
         row_ids = [parse_id(i) for i in ids]
         if None in row_ids:
             flash(gettext("Invalid selection."), "error")
@@ -207,7 +245,7 @@ class SecuredModelView(ModelView):
             db.session.rollback()
             flash(self.failure_message(exc, gettext("Nothing was changed")), "error")
             return
-        flash(done_message % {"count": count}, "success")
+        flash(done_message(count), "success")
 
 
 class DashboardView(AdminIndexView):

@@ -9,9 +9,8 @@ it refuses (PostgreSQL rejects 1e200000 as NUMERIC and 3000000000 as INTEGER).
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
-from flask_admin.babel import lazy_gettext
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
-from flask_babel import get_timezone
+from flask_babel import get_timezone, lazy_gettext
 
 CENT = Decimal("0.01")
 MONEY_LIMIT = Decimal(10) ** 12  # beyond NUMERIC(12,2) either way

@@ -1,18 +1,19 @@
 from decimal import Decimal
 
 from flask_admin.actions import action
-from flask_admin.babel import lazy_gettext
+from flask_babel import lazy_gettext, ngettext
 from wtforms import fields
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ..domain import catalog
 from ..extensions import db
-from ..formatting import money
+from ..formatting import local_time, money
+from ..labels import PRODUCT_FIELDS
 from ..models import Product
 from ..permissions import CHANGE, DELETE
 from .base import SecuredModelView, VersionField
 from .filters import AtLeast, AtMost, IntAtOrBelow
-from .validators import blank_to_none, cents, finite_decimal, plain_text, strip
+from .validators import Regexp, blank_to_none, cents, finite_decimal, plain_text, strip
 
 MAX_PRICE = Decimal("9999999999.99")  # NUMERIC(12,2)
 MAX_STOCK = 2**31 - 1  # a 32-bit INTEGER column
@@ -20,21 +21,25 @@ MAX_STOCK = 2**31 - 1  # a 32-bit INTEGER column
 
 class ProductView(SecuredModelView):
     column_list = ["sku", "name", "price", "stock", "is_active"]
-    column_labels = {"sku": "SKU", "is_active": "Active"}
+    column_labels = PRODUCT_FIELDS
     column_default_sort = [("sku", False)]  # unique, so paging is stable
     column_sortable_list = ["sku", "name", "price", "stock", "is_active"]
     column_searchable_list = ["sku", "name"]
     column_filters = [
         "is_active",
-        AtLeast(Product.price, "Price"),
-        AtMost(Product.price, "Price"),
-        IntAtOrBelow(Product.stock, "Stock"),
+        AtLeast(Product.price, lazy_gettext("Price")),
+        AtMost(Product.price, lazy_gettext("Price")),
+        IntAtOrBelow(Product.stock, lazy_gettext("Stock")),
     ]
     column_details_list = [
         "id", "sku", "name", "description", "price", "stock", "is_active",
         "created_at", "updated_at", "version",
     ]
-    column_formatters = {"price": lambda view, context, model, name: money(model.price)}
+    column_formatters = {
+        "price": lambda view, context, model, name: money(model.price),
+        "created_at": lambda view, context, model, name: local_time(model.created_at),
+        "updated_at": lambda view, context, model, name: local_time(model.updated_at),
+    }
     column_export_list = [
         "id", "sku", "name", "description", "price", "stock", "is_active", "created_at", "updated_at",
     ]
@@ -44,14 +49,13 @@ class ProductView(SecuredModelView):
     form_columns = ["sku", "name", "description", "price", "stock", "is_active", "version"]
     form_extra_fields = {"version": VersionField()}
     form_overrides = {"description": fields.TextAreaField, "price": fields.DecimalField}
-    form_args = {
+    form_args = {  # labels: column_labels
         "sku": {
-            "label": "SKU",
             "filters": [strip],
             "validators": [
                 DataRequired(), Length(max=64), plain_text,
                 Regexp(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$",
-                       message="Use letters, digits and . _ - / only, starting with a letter or digit."),
+                       message=lazy_gettext("Use letters, digits and . _ - / only, starting with a letter or digit.")),
             ],
         },
         "name": {"filters": [strip], "validators": [DataRequired(), Length(max=200), plain_text]},
@@ -61,7 +65,7 @@ class ProductView(SecuredModelView):
             "validators": [InputRequired(), finite_decimal, NumberRange(min=0, max=MAX_PRICE), cents],
         },
         "stock": {"validators": [InputRequired(), NumberRange(min=0, max=MAX_STOCK)]},
-        "is_active": {"label": "Active", "default": True},
+        "is_active": {"default": True},
     }
     action_rights = {"activate": CHANGE, "deactivate": CHANGE, "delete": DELETE}
 
@@ -74,12 +78,15 @@ class ProductView(SecuredModelView):
 
     @action("activate", lazy_gettext("Activate"))
     def action_activate(self, ids):
-        self.run_action(lambda s, i: catalog.set_active(s, i, True), ids, "%(count)s product(s) activated.")
+        self.run_action(lambda s, i: catalog.set_active(s, i, True), ids, lambda n: ngettext(
+            "%(num)s product activated.", "%(num)s products activated.", n))
 
     @action("deactivate", lazy_gettext("Deactivate"))
     def action_deactivate(self, ids):
-        self.run_action(lambda s, i: catalog.set_active(s, i, False), ids, "%(count)s product(s) deactivated.")
+        self.run_action(lambda s, i: catalog.set_active(s, i, False), ids, lambda n: ngettext(
+            "%(num)s product deactivated.", "%(num)s products deactivated.", n))
 
     @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected products?"))
     def action_delete(self, ids):
-        self.run_action(catalog.delete_products, ids, "%(count)s product(s) deleted.")
+        self.run_action(catalog.delete_products, ids, lambda n: ngettext(
+            "%(num)s product deleted.", "%(num)s products deleted.", n))

@@ -8,11 +8,11 @@ from decimal import Decimal
 from flask import Response, flash, jsonify, redirect, request, stream_with_context
 from flask_admin import expose
 from flask_admin.actions import action
-from flask_admin.babel import lazy_gettext
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
 from flask_admin.model.ajax import DEFAULT_PAGE_SIZE
 from flask_admin.model.form import InlineFormAdmin
+from flask_babel import gettext, lazy_gettext, ngettext
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
@@ -23,8 +23,9 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from ..domain import catalog, sales
 from ..domain.errors import DomainError
 from ..extensions import db
-from ..forms import Form
+from ..forms import Form, InlineForm
 from ..formatting import csv_safe, local_time, money
+from ..labels import TRANSACTION_FIELDS, lazy, status_label
 from ..models import STATUSES, Product, Transaction, TransactionProduct, User
 from ..permissions import CHANGE, DELETE, VIEW
 from .base import SecuredModelView, VersionField, parse_id, without_nul
@@ -58,14 +59,14 @@ class ActiveProductLoader(QueryAjaxModelLoader):
 
 
 class LineInline(InlineFormAdmin):
+    form_base_class = InlineForm  # validator messages in the user's language
     form_columns = ["id", "product", "product_qty"]
-    form_label = "Lines"
-    column_labels = {"product_qty": "Quantity"}
+    form_label = TRANSACTION_FIELDS["lines"]
+    column_labels = {"product": lazy_gettext("Product"), "product_qty": lazy_gettext("Quantity")}
     form_ajax_refs = {"product": ActiveProductLoader()}
     form_args = {
         "product": {"validators": [InputRequired()]},
         "product_qty": {
-            "label": "Quantity",
             "validators": [InputRequired(), NumberRange(min=1, max=MAX_QTY)],
         },
     }
@@ -91,12 +92,12 @@ class CreatedBy(BaseSQLAFilter):
 
 
 class VoidForm(Form):
-    reason = TextAreaField("Reason", validators=[InputRequired(), Length(max=2000), plain_text])
+    reason = TextAreaField(lazy_gettext("Reason"), validators=[InputRequired(), Length(max=2000), plain_text])
 
 
 def _status_badge(view, context, model, name):
     colour = {"draft": "secondary", "posted": "success", "void": "danger"}[model.status]
-    return Markup('<span class="badge badge-{}">{}</span>').format(colour, model.status)
+    return Markup('<span class="badge badge-{}">{}</span>').format(colour, status_label(model.status))
 
 
 class TransactionView(SecuredModelView):
@@ -106,16 +107,16 @@ class TransactionView(SecuredModelView):
     details_template = "admin/transaction/details.html"
 
     column_list = ["id", "created_at", "created_by", "status", "line_count", "total"]
-    column_labels = {"id": "ID", "line_count": "Lines", "created_by": "Created by"}
+    column_labels = TRANSACTION_FIELDS
     column_default_sort = [("created_at", True), ("id", True)]
     column_sortable_list = ["id", "created_at", "status", "line_count", "total"]
     column_searchable_list = ["id", "note"]
     column_filters = [
-        FilterEqual(Transaction.status, "Status", options=[(s, s) for s in STATUSES]),
-        LocalDateFrom(Transaction.created_at, "Created"),
-        LocalDateTo(Transaction.created_at, "Created"),
-        CreatedBy(Transaction.created_by_id, "Created by"),
-        ContainsProduct(Transaction.id, "Product"),
+        FilterEqual(Transaction.status, lazy_gettext("Status"), options=[(s, lazy(status_label, s)) for s in STATUSES]),
+        LocalDateFrom(Transaction.created_at, lazy_gettext("Created")),
+        LocalDateTo(Transaction.created_at, lazy_gettext("Created")),
+        CreatedBy(Transaction.created_by_id, lazy_gettext("Created by")),
+        ContainsProduct(Transaction.id, lazy_gettext("Product")),
     ]
     column_formatters = {
         "created_at": lambda v, c, m, n: local_time(m.created_at),
@@ -164,7 +165,8 @@ class TransactionView(SecuredModelView):
     def edit_view(self):
         txn = self.get_one(request.args.get("id"))
         if txn is not None and txn.status != "draft":
-            flash(f"Transaction #{txn.id} is {txn.status}: it is read-only.", "warning")
+            flash(gettext("Transaction #%(id)s is %(status)s: it is read-only.",
+                          id=txn.id, status=status_label(txn.status)), "warning")
             return redirect(self.get_url(".details_view", id=txn.id))
         return super().edit_view()
 
@@ -177,24 +179,25 @@ class TransactionView(SecuredModelView):
             txn = db.session.get(Transaction, txn_id)
             try:
                 if txn is None:
-                    raise DomainError(f"Transaction #{txn_id} does not exist.")
+                    raise DomainError(gettext("Transaction #%(id)s does not exist.", id=txn_id))
                 sales.post(db.session, txn, user)
                 db.session.commit()
             except Exception as exc:
                 db.session.rollback()
-                flash(self.failure_message(exc, f"Transaction #{txn_id} was not posted"), "error")
+                flash(self.failure_message(exc, gettext("Transaction #%(id)s was not posted", id=txn_id)), "error")
             else:
-                flash(f"Transaction #{txn_id} posted.", "success")
+                flash(gettext("Transaction #%(id)s posted.", id=txn_id), "success")
 
     @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected drafts?"))
     def action_delete(self, ids):
-        self.run_action(sales.delete_drafts, ids, "%(count)s draft(s) deleted.")
+        self.run_action(sales.delete_drafts, ids, lambda n: ngettext(
+            "%(num)s draft deleted.", "%(num)s drafts deleted.", n))
 
     @expose("/void/", methods=("GET", "POST"))
     def void_view(self):
         txn = self.get_one(request.args.get("id"))
         if txn is None:
-            flash("That transaction does not exist.", "error")
+            flash(gettext("That transaction does not exist."), "error")
             return redirect(self.get_url(".index_view"))
         txn_id = txn.id
         form = VoidForm()
@@ -204,9 +207,9 @@ class TransactionView(SecuredModelView):
                 db.session.commit()
             except Exception as exc:
                 db.session.rollback()
-                flash(self.failure_message(exc, f"Transaction #{txn_id} was not voided"), "error")
+                flash(self.failure_message(exc, gettext("Transaction #%(id)s was not voided", id=txn_id)), "error")
             else:
-                flash(f"Transaction #{txn.id} voided; its stock was put back.", "success")
+                flash(gettext("Transaction #%(id)s voided; its stock was put back.", id=txn.id), "success")
                 return redirect(self.get_url(".details_view", id=txn.id))
         return self.render("admin/transaction/void.html", form=form, txn=txn)
 
@@ -233,6 +236,8 @@ class TransactionView(SecuredModelView):
             .where(Transaction.id.in_(self._filtered_ids()))
             .order_by(Transaction.created_at.desc(), Transaction.id.desc())
         )
+        # CSV headers and values stay English and unformatted whatever the user's language:
+        # exports are machine-readable.
         header = ["id", "created_at", "created_by", "status", "note", "lines", "total",
                   "posted_at", "posted_by", "voided_at", "voided_by", "void_reason"]
         return _stream_csv("transactions.csv", header, stmt, lambda row: [_csv_value(v) for v in row])
@@ -250,6 +255,7 @@ class TransactionView(SecuredModelView):
             .where(Transaction.id.in_(self._filtered_ids()))
             .order_by(Transaction.id, TransactionProduct.id)
         )
+        # English, unformatted: machine-readable, like the transactions export.
         header = ["transaction_id", "date", "status", "sku", "product_name", "qty", "unit_price", "line_total"]
 
         def line_row(row):
@@ -280,7 +286,7 @@ def _no_repeated_line_ids(form) -> bool:
     for entry in form.lines.entries:
         line_id = entry.form.id.data
         if line_id and line_id in seen:
-            flash(f"Line {line_id} was sent twice; reload the transaction and try again.", "error")
+            flash(gettext("Line %(id)s was sent twice; reload the transaction and try again.", id=line_id), "error")
             return False
         seen.add(line_id)
     return True

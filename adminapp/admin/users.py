@@ -1,26 +1,29 @@
 """Users at /admin/user/ (admin only): roles, activation and passwords, never hashes."""
 
 from flask_admin.actions import action
-from flask_admin.babel import lazy_gettext
+from flask_babel import lazy_gettext, ngettext
 from wtforms import PasswordField, SelectChoice, SelectField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from ..domain import accounts
 from ..extensions import db
 from ..formatting import local_time
+from ..labels import USER_FIELDS, lazy, role_label
 from ..models import ROLES
 from ..permissions import DELETE
 from .base import SecuredModelView
+from .validators import Regexp
 
 
 class UserView(SecuredModelView):
     column_list = ["username", "role", "is_active", "last_login_at", "must_change_password", "locked_until"]
-    column_labels = {"is_active": "Active", "last_login_at": "Last sign-in",
-                     "must_change_password": "Must change password", "locked_until": "Locked until"}
+    column_labels = USER_FIELDS
     column_default_sort = ("username", False)
     column_searchable_list = ["username"]
     column_filters = ["role", "is_active"]
     column_formatters = {
+        "role": lambda v, c, m, n: role_label(m.role),
+        "created_at": lambda v, c, m, n: local_time(m.created_at),
         "last_login_at": lambda v, c, m, n: local_time(m.last_login_at),
         "locked_until": lambda v, c, m, n: local_time(m.locked_until),
     }
@@ -28,17 +31,24 @@ class UserView(SecuredModelView):
                            "failed_login_count", "locked_until", "must_change_password"]
     column_formatters_detail = column_formatters
     column_export_list = ["id", "username", "role", "is_active", "created_at", "last_login_at"]
+    # Exported values are the stored ones (role "staff", ISO UTC times) whatever the language.
+    column_formatters_export = {
+        "created_at": lambda v, c, m, n: m.created_at.isoformat() if m.created_at else "",
+        "last_login_at": lambda v, c, m, n: m.last_login_at.isoformat() if m.last_login_at else "",
+    }
     export_types = ["csv"]
 
     form_columns = ["username", "role", "is_active", "must_change_password", "new_password", "confirm_password"]
     form_extra_fields = {
         "new_password": PasswordField(
-            "Password", validators=[Optional(), Length(max=1024)],
-            description=f"At least {accounts.MIN_PASSWORD_LENGTH} characters, not only digits, "
-                        "not the username, not a common password. Leave empty to keep the current one.",
+            lazy_gettext("Password"), validators=[Optional(), Length(max=1024)],
+            description=lazy_gettext(
+                "At least %(min)s characters, not only digits, not the username, not a common password. "
+                "Leave empty to keep the current one.", min=accounts.MIN_PASSWORD_LENGTH),
         ),
         "confirm_password": PasswordField(
-            "Password again", validators=[EqualTo("new_password", message="The two passwords differ.")],
+            lazy_gettext("Password again"),
+            validators=[EqualTo("new_password", message=lazy_gettext("The two passwords differ."))],
         ),
     }
     form_overrides = {"role": SelectField}
@@ -46,12 +56,13 @@ class UserView(SecuredModelView):
         "username": {
             "filters": [lambda v: v.strip() if isinstance(v, str) else v],
             "validators": [DataRequired(), Length(max=64),
-                           Regexp(r"^[\w.@+-]+$", message="Letters, digits and @ . + - _ only.")],
+                           Regexp(r"^[\w.@+-]+$", message=lazy_gettext("Letters, digits and @ . + - _ only."))],
         },
-        "role": {"choices": [SelectChoice(role, role) for role in ROLES], "validators": [DataRequired()]},
-        "is_active": {"label": "Active", "default": True,
-                      "description": "Inactive users cannot sign in; their history stays."},
-        "must_change_password": {"description": "Ask for a new password at the next sign-in."},
+        "role": {"choices": [SelectChoice(role, lazy(role_label, role)) for role in ROLES],
+                 "validators": [DataRequired()]},
+        "is_active": {"default": True,
+                      "description": lazy_gettext("Inactive users cannot sign in; their history stays.")},
+        "must_change_password": {"description": lazy_gettext("Ask for a new password at the next sign-in.")},
     }
     action_rights = {"delete": DELETE}
 
@@ -64,4 +75,5 @@ class UserView(SecuredModelView):
 
     @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected users?"))
     def action_delete(self, ids):
-        self.run_action(accounts.delete_users, ids, "%(count)s user(s) deleted.")
+        self.run_action(accounts.delete_users, ids, lambda n: ngettext(
+            "%(num)s user deleted.", "%(num)s users deleted.", n))

@@ -3,6 +3,7 @@
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_login import current_user, login_required, login_user, logout_user
 from wtforms import PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length
@@ -16,8 +17,8 @@ LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}  # each name in its own 
 
 
 class LoginForm(Form):
-    username = StringField("Username", validators=[InputRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[InputRequired(), Length(max=1024)])
+    username = StringField(lazy_gettext("Username"), validators=[InputRequired(), Length(max=64)])
+    password = PasswordField(lazy_gettext("Password"), validators=[InputRequired(), Length(max=1024)])
 
 
 def safe_next(target: str | None) -> str:
@@ -61,14 +62,15 @@ def login():
 
 
 class ChangePasswordForm(Form):
-    current_password = PasswordField("Current password", validators=[InputRequired(), Length(max=1024)])
+    current_password = PasswordField(lazy_gettext("Current password"), validators=[InputRequired(), Length(max=1024)])
     new_password = PasswordField(
-        "New password", validators=[InputRequired(), Length(max=1024)],
-        description=f"At least {accounts.MIN_PASSWORD_LENGTH} characters, not only digits, "
-                    "not your username, not a common password.",
+        lazy_gettext("New password"), validators=[InputRequired(), Length(max=1024)],
+        description=lazy_gettext("At least %(min)s characters, not only digits, not your username, "
+                                 "not a common password.", min=accounts.MIN_PASSWORD_LENGTH),
     )
     confirm_password = PasswordField(
-        "New password again", validators=[InputRequired(), EqualTo("new_password", message="The two passwords differ.")]
+        lazy_gettext("New password again"),
+        validators=[InputRequired(), EqualTo("new_password", message=lazy_gettext("The two passwords differ."))],
     )
 
 
@@ -82,11 +84,11 @@ def change_password():
                                      form.current_password.data, form.new_password.data)
         except accounts.InvalidUser as exc:
             db.session.rollback()
-            field = form.current_password if "current" in str(exc) else form.new_password
+            field = form.current_password if isinstance(exc, accounts.WrongPassword) else form.new_password
             field.errors.append(str(exc))
         else:
             db.session.commit()
-            flash("Your password was changed.", "success")
+            flash(gettext("Your password was changed."), "success")
             return redirect(url_for("admin.index"))
     return render_template("auth/change_password.html", form=form)
 
@@ -106,7 +108,7 @@ def require_password_change():
     """Until a user with `must_change_password` picks a new password, that is the only page."""
     if (current_user.is_authenticated and current_user.must_change_password
             and request.endpoint not in ("auth.change_password", "auth.logout", "static", "admin.static")):
-        flash("Choose a new password before you continue.", "warning")
+        flash(gettext("Choose a new password before you continue."), "warning")
         return redirect(url_for("auth.change_password"))
     return None
 
@@ -117,5 +119,5 @@ def logout():
     accounts.logout(db.session, current_user._get_current_object())
     db.session.commit()
     logout_user()
-    flash("You have been signed out.", "info")
+    flash(gettext("You have been signed out."), "info")
     return redirect(url_for("auth.login"))

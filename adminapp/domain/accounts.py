@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 
 from pathlib import Path
 
+from flask_babel import gettext, ngettext
 from sqlalchemy import func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
@@ -27,7 +28,8 @@ class LoginLocked(DomainError):
     def __init__(self, until: datetime):
         self.until = until
         minutes = max(1, round((until - utcnow()).total_seconds() / 60))
-        super().__init__(f"Too many failed sign-in attempts. Try again in {minutes} minute(s).")
+        super().__init__(ngettext("Too many failed sign-in attempts. Try again in %(num)s minute.",
+                                  "Too many failed sign-in attempts. Try again in %(num)s minutes.", minutes))
 
 
 def find_user(session: Session, username: str) -> User | None:
@@ -41,14 +43,14 @@ def authenticate(session: Session, username: str, password: str, max_attempts: i
     if user is None:
         User(password_hash=_DUMMY_HASH).check_password(password)
         _audit_failure(session, None, username, "unknown user")
-        raise LoginRefused("Invalid username or password.")
+        raise LoginRefused(gettext("Invalid username or password."))
     if user.locked_until and user.locked_until > now:
         _audit_failure(session, user, username, "locked")
         raise LoginLocked(user.locked_until)
     if not user.check_password(password) or not user.is_active:
         _record_failure(session, user, now, max_attempts, lockout_seconds)
         _audit_failure(session, user, username, "wrong password" if user.is_active else "inactive")
-        raise LoginRefused("Invalid username or password.")
+        raise LoginRefused(gettext("Invalid username or password."))
     user.failed_login_count = 0
     user.locked_until = None
     user.last_login_at = now
@@ -93,6 +95,10 @@ class WeakPassword(InvalidUser):
     pass
 
 
+class WrongPassword(InvalidUser):
+    """The current password given to change it is not the user's."""
+
+
 class LastAdmin(InvalidUser):
     pass
 
@@ -109,19 +115,19 @@ def password_problems(password: str, username: str | None = None) -> list[str]:
     """What is wrong with a new password, in words a user can act on (empty: it is fine)."""
     problems = []
     if len(password) < MIN_PASSWORD_LENGTH:
-        problems.append(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+        problems.append(gettext("Use at least %(min)s characters.", min=MIN_PASSWORD_LENGTH))
     if password.isdigit():
-        problems.append("Do not use only digits.")
+        problems.append(gettext("Do not use only digits."))
     if username and password.casefold() == username.casefold():
-        problems.append("Do not use your username.")
+        problems.append(gettext("Do not use your username."))
     if password.casefold() in COMMON_PASSWORDS:
-        problems.append("This password is too common.")
+        problems.append(gettext("This password is too common."))
     return problems
 
 
 def check_password_rule(password: str, username: str | None) -> None:
     if not password:
-        raise WeakPassword("A password is required.")
+        raise WeakPassword(gettext("A password is required."))
     problems = password_problems(password, username)
     if problems:
         raise WeakPassword(" ".join(problems))
@@ -133,7 +139,7 @@ def save_user(session: Session, user: User, new_password: str | None, is_new: bo
         check_password_rule(new_password, user.username)
         user.set_password(new_password)
     elif is_new:
-        raise WeakPassword("A password is required for a new user.")
+        raise WeakPassword(gettext("A password is required for a new user."))
     if not is_new:
         ensure_an_admin_remains(session, user)
 
@@ -141,9 +147,9 @@ def save_user(session: Session, user: User, new_password: str | None, is_new: bo
 def change_password(session: Session, user: User, current: str, new: str) -> None:
     """The signed-in user's own change: the current password proves it is them."""
     if not user.check_password(current):
-        raise InvalidUser("Your current password is not correct.")
+        raise WrongPassword(gettext("Your current password is not correct."))
     if current == new:
-        raise WeakPassword("Choose a password different from the current one.")
+        raise WeakPassword(gettext("Choose a password different from the current one."))
     check_password_rule(new, user.username)
     user.set_password(new)
     user.must_change_password = False
@@ -162,20 +168,20 @@ def ensure_an_admin_remains(session: Session, user: User, deleting: bool = False
             select(User.id).where(User.role == "admin", User.is_active, User.id != user.id).with_for_update()
         ).all()
     if not others:
-        raise LastAdmin(f"{user.username} is the last active admin and must stay one: "
-                        "make another user an active admin first.")
+        raise LastAdmin(gettext("%(username)s is the last active admin and must stay one: "
+                                "make another user an active admin first.", username=user.username))
 
 
 def delete_users(session: Session, ids: list[int]) -> int:
     """Delete all these users or none; never the last active admin."""
     users = list(session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)))
     if len(users) != len(set(ids)):
-        raise InvalidUser("Some of the selected users do not exist; nothing was deleted.")
+        raise InvalidUser(gettext("Some of the selected users do not exist; nothing was deleted."))
     remaining_admins = session.scalar(
         select(func.count(User.id)).where(User.role == "admin", User.is_active, User.id.not_in(ids))
     )
     if not remaining_admins and any(u.role == "admin" and u.is_active for u in users):
-        raise LastAdmin("That would delete the last active admin: make another user an active admin first.")
+        raise LastAdmin(gettext("That would delete the last active admin: make another user an active admin first."))
     for user in users:
         ensure_no_record(session, user)
         session.delete(user)
@@ -190,8 +196,8 @@ def ensure_no_record(session: Session, user: User) -> None:
     acted = session.scalar(select(func.count(Transaction.id)).where(involved)) or session.scalar(
         select(func.count(AuditEntry.id)).where(AuditEntry.user_id == user.id))
     if acted:
-        raise InvalidUser(f"{user.username} has acted on record (sign-ins, changes or transactions) and "
-                          "cannot be deleted; deactivate the user instead.")
+        raise InvalidUser(gettext("%(username)s has acted on record (sign-ins, changes or transactions) and "
+                                  "cannot be deleted; deactivate the user instead.", username=user.username))
 
 
 def _committed(state, key):
@@ -202,12 +208,12 @@ def _committed(state, key):
 def create_user(session: Session, username: str, password: str, role: str, must_change_password=False) -> User:
     username = (username or "").strip()
     if not username or len(username) > 64:
-        raise InvalidUser("A username of 1 to 64 characters is required.")
+        raise InvalidUser(gettext("A username of 1 to 64 characters is required."))
     if role not in ROLES:
-        raise InvalidUser(f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.")
+        raise InvalidUser(gettext("Unknown role %(role)r; choose one of %(roles)s.", role=role, roles=", ".join(ROLES)))
     check_password_rule(password, username)
     if find_user(session, username):
-        raise InvalidUser(f"User {username!r} already exists.")
+        raise InvalidUser(gettext("User %(username)r already exists.", username=username))
     user = User(username=username, role=role, must_change_password=must_change_password)
     user.set_password(password)
     session.add(user)
@@ -217,7 +223,7 @@ def create_user(session: Session, username: str, password: str, role: str, must_
 def set_password(session: Session, username: str, password: str) -> User:
     user = find_user(session, username)
     if user is None:
-        raise InvalidUser(f"No user {username!r}.")
+        raise InvalidUser(gettext("No user %(username)r.", username=username))
     check_password_rule(password, username)
     user.set_password(password)
     user.must_change_password = False

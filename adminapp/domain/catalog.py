@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
@@ -11,18 +12,39 @@ from .errors import NotFound, ProductInUse, StaleVersion
 
 
 def ensure_current(record, version_seen, what: str) -> None:
-    """Refuse to save ``record`` when the form was opened at another version."""
+    """Refuse to save ``record`` (a "product" or a "transaction") when the form was opened
+    at another version."""
     try:
         seen = int(version_seen)
     except (TypeError, ValueError):
-        raise StaleVersion(f"This {what} form is missing its version; reopen the {what} and try again.")
+        raise StaleVersion(_missing_version_message(what))
     if seen != record.version:
         change = audit.last_change(object_session(record), what, record.id)
-        who = f" ({change.username or 'unknown'}, at {format_utc(change.at)})" if change else ""
-        raise StaleVersion(
-            f"This {what} was changed by someone else{who} after you opened it. "
-            f"Your changes were not saved: reopen the {what} to see the current data, then apply them again."
-        )
+        raise StaleVersion(_stale_message(what, change))
+
+
+# One whole sentence per case, so each language can order its words freely.
+def _missing_version_message(what: str) -> str:
+    if what == "product":
+        return gettext("This product form is missing its version; reopen the product and try again.")
+    return gettext("This transaction form is missing its version; reopen the transaction and try again.")
+
+
+def _stale_message(what: str, change) -> str:
+    if change is None:
+        if what == "product":
+            return gettext("This product was changed by someone else after you opened it. Your changes were "
+                           "not saved: reopen the product to see the current data, then apply them again.")
+        return gettext("This transaction was changed by someone else after you opened it. Your changes were "
+                       "not saved: reopen the transaction to see the current data, then apply them again.")
+    who = {"user": change.username or gettext("unknown"), "at": format_utc(change.at)}
+    if what == "product":
+        return gettext("This product was changed by someone else (%(user)s, at %(at)s) after you opened it. "
+                       "Your changes were not saved: reopen the product to see the current data, "
+                       "then apply them again.", **who)
+    return gettext("This transaction was changed by someone else (%(user)s, at %(at)s) after you opened it. "
+                   "Your changes were not saved: reopen the transaction to see the current data, "
+                   "then apply them again.", **who)
 
 
 def format_utc(moment: datetime) -> str:
@@ -34,7 +56,7 @@ def load_products(session: Session, ids: list[int]) -> list[Product]:
     products = session.scalars(select(Product).where(Product.id.in_(ids)).order_by(Product.id)).all()
     missing = sorted(set(ids) - {p.id for p in products})
     if missing:
-        raise NotFound(f"No product with id {', '.join(map(str, missing))}; nothing was changed.")
+        raise NotFound(gettext("No product with id %(ids)s; nothing was changed.", ids=", ".join(map(str, missing))))
     return list(products)
 
 
@@ -60,10 +82,10 @@ def ensure_deletable(session: Session, products: list[Product]) -> None:
     if used:
         by_id = {p.id: p for p in products}
         names = ", ".join(sorted(by_id[product_id].sku for product_id, _ in used))
-        raise ProductInUse(
-            f"Cannot delete {names}: transactions refer to it. "
-            "Deactivate the product instead; it then disappears from new transactions."
-        )
+        raise ProductInUse(gettext(
+            "Cannot delete %(skus)s: transactions refer to it. "
+            "Deactivate the product instead; it then disappears from new transactions.", skus=names
+        ))
 
 
 def delete_products(session: Session, ids: list[int]) -> int:

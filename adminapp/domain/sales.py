@@ -7,9 +7,11 @@ decision, and never commits: the caller (a view or a CLI command) commits once.
 from collections import Counter
 from decimal import Decimal
 
+from flask_babel import gettext
 from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.orm import Session
 
+from ..labels import status_label
 from ..models import Product, Transaction, TransactionProduct, User, utcnow
 from .errors import Immutable, InsufficientStock, InvalidTransaction, NotFound
 
@@ -33,15 +35,15 @@ def save_draft(session: Session, txn: Transaction, user: User | None, is_new: bo
         txn.status = "draft"
         txn.created_by = user
     elif _original_status(txn) != "draft":
-        raise Immutable(f"Transaction #{txn.id} is {_original_status(txn)} and can no longer be changed.")
+        raise _unchangeable(txn, _original_status(txn))
     lines = live_lines(session, txn)
     if not lines:
-        raise InvalidTransaction("A transaction needs at least one line.")
+        raise InvalidTransaction(gettext("A transaction needs at least one line."))
     _refuse_repeated_products(lines)
     changed = [line for line in lines if line in session.new or _product_changed(line)]
     inactive = sorted({line.product.sku for line in changed if not line.product.is_active})
     if inactive:
-        raise InvalidTransaction(f"Inactive products cannot be sold: {', '.join(inactive)}.")
+        raise InvalidTransaction(gettext("Inactive products cannot be sold: %(skus)s.", skus=", ".join(inactive)))
     for line in lines:
         line.unit_price = line.product.price
     txn.total = sum((line_total(line) for line in lines), Decimal("0.00"))
@@ -57,9 +59,10 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
     """Take the stock, fix the prices and mark the transaction posted, all or nothing."""
     txn = _lock_transaction(session, txn.id)
     if txn.status != "draft":
-        raise Immutable(f"Transaction #{txn.id} is {txn.status}; only drafts can be posted.")
+        raise Immutable(gettext("Transaction #%(id)s is %(status)s; only drafts can be posted.",
+                                id=txn.id, status=status_label(txn.status)))
     if not txn.lines:
-        raise InvalidTransaction(f"Transaction #{txn.id} has no lines to post.")
+        raise InvalidTransaction(gettext("Transaction #%(id)s has no lines to post.", id=txn.id))
     wanted = Counter()
     for line in txn.lines:
         wanted[line.product_id] += line.product_qty
@@ -68,11 +71,13 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
     for product_id, qty in wanted.items():
         product = products[product_id]
         if not product.is_active:
-            problems.append(f"{product.sku} ({product.name}) is inactive")
+            problems.append(gettext("%(sku)s (%(name)s) is inactive", sku=product.sku, name=product.name))
         elif product.stock < qty:
-            problems.append(f"{product.sku} ({product.name}): {product.stock} in stock, {qty} asked")
+            problems.append(gettext("%(sku)s (%(name)s): %(stock)s in stock, %(qty)s asked",
+                                    sku=product.sku, name=product.name, stock=product.stock, qty=qty))
     if problems:
-        raise InsufficientStock(f"Transaction #{txn.id} was not posted: " + "; ".join(problems) + ".")
+        raise InsufficientStock(gettext("Transaction #%(id)s was not posted: %(problems)s.",
+                                        id=txn.id, problems="; ".join(problems)))
     for product_id, qty in wanted.items():
         products[product_id].stock -= qty  # the row is locked, so no update is lost
     for line in txn.lines:
@@ -88,10 +93,11 @@ def void(session: Session, txn: Transaction, user: User | None, reason: str) -> 
     """Put the stock of a posted transaction back and mark it void, with the reason."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidTransaction("Give a reason for voiding the transaction.")
+        raise InvalidTransaction(gettext("Give a reason for voiding the transaction."))
     txn = _lock_transaction(session, txn.id)
     if txn.status != "posted":
-        raise Immutable(f"Transaction #{txn.id} is {txn.status}; only posted transactions can be voided.")
+        raise Immutable(gettext("Transaction #%(id)s is %(status)s; only posted transactions can be voided.",
+                                id=txn.id, status=status_label(txn.status)))
     returned = Counter()
     for line in txn.lines:
         returned[line.product_id] += line.product_qty
@@ -117,7 +123,7 @@ def delete_drafts(session: Session, ids: list[int]) -> int:
     txns = list(session.scalars(select(Transaction).where(Transaction.id.in_(ids)).order_by(Transaction.id)))
     missing = sorted(set(ids) - {t.id for t in txns})
     if missing:
-        raise NotFound(f"No transaction with id {', '.join(map(str, missing))}; nothing was deleted.")
+        raise NotFound(gettext("No transaction with id %(ids)s; nothing was deleted.", ids=", ".join(map(str, missing))))
     for txn in txns:
         ensure_deletable(txn)
         session.delete(txn)
@@ -126,10 +132,10 @@ def delete_drafts(session: Session, ids: list[int]) -> int:
 
 def ensure_deletable(txn: Transaction) -> None:
     if _original_status(txn) != "draft":
-        raise Immutable(
-            f"Transaction #{txn.id} is {_original_status(txn)} and cannot be deleted; "
-            "void it instead to reverse its stock."
-        )
+        raise Immutable(gettext(
+            "Transaction #%(id)s is %(status)s and cannot be deleted; void it instead to reverse its stock.",
+            id=txn.id, status=status_label(_original_status(txn)),
+        ))
 
 
 def _draft_changed(session: Session, txn: Transaction) -> bool:
@@ -195,10 +201,10 @@ def _refuse_repeated_products(lines: list[TransactionProduct]) -> None:
     counts = Counter(line.product.sku for line in lines)
     repeated = sorted(sku for sku, n in counts.items() if n > 1)
     if repeated:
-        raise InvalidTransaction(
-            f"Each product may appear only once per transaction: {', '.join(repeated)} "
-            "is on several lines. Put the whole quantity on one line."
-        )
+        raise InvalidTransaction(gettext(
+            "Each product may appear only once per transaction: %(skus)s is on several lines. "
+            "Put the whole quantity on one line.", skus=", ".join(repeated),
+        ))
 
 
 def _product_changed(line: TransactionProduct) -> bool:
@@ -224,9 +230,15 @@ def _check_transaction(session: Session, txn: Transaction, deleting: bool) -> No
     if status not in FINAL_STATUSES:
         return
     if deleting:
-        raise Immutable(f"Transaction #{txn.id} is {status} and cannot be deleted.")
+        raise Immutable(gettext("Transaction #%(id)s is %(status)s and cannot be deleted.",
+                                id=txn.id, status=status_label(status)))
     if status == "void" or txn.status != "void" or _changed_fields(txn) - VOID_FIELDS:
-        raise Immutable(f"Transaction #{txn.id} is {status} and can no longer be changed.")
+        raise _unchangeable(txn, status)
+
+
+def _unchangeable(txn: Transaction, status: str) -> Immutable:
+    return Immutable(gettext("Transaction #%(id)s is %(status)s and can no longer be changed.",
+                             id=txn.id, status=status_label(status)))
 
 
 def _check_line(session: Session, line: TransactionProduct) -> None:
@@ -238,9 +250,8 @@ def _check_line(session: Session, line: TransactionProduct) -> None:
     txns += [session.get(Transaction, txn_id) for txn_id in fk.sum() if txn_id is not None]
     for txn in txns:
         if txn is not None and inspect(txn).has_identity and _original_status(txn) in FINAL_STATUSES:
-            raise Immutable(
-                f"The lines of transaction #{txn.id} are {_original_status(txn)} and cannot be changed."
-            )
+            raise Immutable(gettext("The lines of transaction #%(id)s are %(status)s and cannot be changed.",
+                                    id=txn.id, status=status_label(_original_status(txn))))
 
 
 @event.listens_for(Session, "before_flush")

@@ -27,10 +27,8 @@ CHROMIUM_ARGS = [
 ]
 
 
-
-
-
 STAFF = "browser-staff"
+ADMIN = "browser-admin"
 # sku -> (name, price, stock, is_active)
 PRODUCTS = {
     "BRW-001": ("Widget", "19.99", 10, True),
@@ -74,9 +72,10 @@ def live_server(tmp_path):
     app = make_app(f"sqlite:///{tmp_path / 'b.db'}", tmp_path, WTF_CSRF_ENABLED=True)
     with app.app_context():
         db.create_all()
-        user = User(username=STAFF, role="staff")
-        user.set_password(PASSWORD)
-        db.session.add(user)
+        for username, role in ((STAFF, "staff"), (ADMIN, "admin")):
+            user = User(username=username, role=role)
+            user.set_password(PASSWORD)
+            db.session.add(user)
         for sku, (name, price, stock, active) in PRODUCTS.items():
             db.session.add(Product(sku=sku, name=name, price=Decimal(price), stock=stock, is_active=active))
         db.session.commit()
@@ -143,12 +142,22 @@ def page(browser, live_server):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-@pytest.fixture
-def staff_page(page):
-    """`page`, signed in through the login form as the staff user."""
+def sign_in(page, username):
     page.goto("/login")
-    page.fill("#username", STAFF)
+    page.fill("#username", username)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/admin/")
     return page
+
+
+@pytest.fixture
+def staff_page(page):
+    """`page`, signed in through the login form as the staff user."""
+    return sign_in(page, STAFF)
+
+
+@pytest.fixture
+def admin_page(page):
+    """`page`, signed in through the login form as the admin."""
+    return sign_in(page, ADMIN)

@@ -1,0 +1,193 @@
+"""What the user reads for stored values and field names, in the user's language.
+
+The values themselves (statuses, roles, audit actions, field names) stay English in the
+database, in URLs, in the audit chain and in CSV exports; only their display is translated.
+The *_label functions translate at call time (inside a request); the lazy_* helpers give
+objects that translate whenever they are turned into text, for class-level definitions
+(column labels, filter options, select choices).
+"""
+
+from datetime import datetime
+
+from flask_babel import gettext, lazy_gettext, pgettext
+from flask_babel.speaklater import LazyString
+
+from .formatting import local_time
+
+
+def status_label(status: str | None) -> str:
+    labels = {
+        "draft": pgettext("transaction status", "draft"),
+        "posted": pgettext("transaction status", "posted"),
+        "void": pgettext("transaction status", "void"),
+    }
+    return labels.get(status, status or "")
+
+
+def role_label(role: str | None) -> str:
+    labels = {
+        "admin": pgettext("role", "admin"),
+        "staff": pgettext("role", "staff"),
+        "auditor": pgettext("role", "auditor"),
+    }
+    return labels.get(role, role or "")
+
+
+def action_label(action: str | None) -> str:
+    """An audit entry's action. In English it reads as the stored value."""
+    labels = {
+        "create": pgettext("audit action", "create"),
+        "update": pgettext("audit action", "update"),
+        "delete": pgettext("audit action", "delete"),
+        "post": pgettext("audit action", "post"),
+        "void": pgettext("audit action", "void"),
+        "login": pgettext("audit action", "login"),
+        "login_failed": pgettext("audit action", "login_failed"),
+        "logout": pgettext("audit action", "logout"),
+        "password_change": pgettext("audit action", "password_change"),
+        "seed": pgettext("audit action", "seed"),
+    }
+    return labels.get(action, action or "")
+
+
+def object_type_label(object_type: str | None) -> str:
+    labels = {
+        "product": pgettext("object type", "product"),
+        "transaction": pgettext("object type", "transaction"),
+        "user": pgettext("object type", "user"),
+    }
+    return labels.get(object_type, object_type or "")
+
+
+def transaction_label(txn_id) -> str:
+    """A transaction as the interface names it (its stored name is "Transaction #N")."""
+    return gettext("Transaction #%(id)s", id=txn_id)
+
+
+def object_label(object_type: str | None, object_id, object_repr: str | None) -> str:
+    """What an audit entry is about: a transaction by its number, in the user's language;
+    anything else by the text stored with the entry (SKU and name, a username)."""
+    if object_type == "transaction" and object_id is not None and object_repr == f"Transaction #{object_id}":
+        return transaction_label(object_id)
+    return object_repr or ""
+
+
+def yes_no(value: bool) -> str:
+    return gettext("Yes") if value else gettext("No")
+
+
+def lazy(label_function, value) -> LazyString:
+    """``label_function(value)``, computed each time it is shown."""
+    return LazyString(label_function, value)
+
+
+# --- field names: the column labels of the views, and the field names in audit changes ---
+
+PRODUCT_FIELDS = {
+    "id": lazy_gettext("ID"),
+    "sku": lazy_gettext("SKU"),
+    "name": lazy_gettext("Name"),
+    "description": lazy_gettext("Description"),
+    "price": lazy_gettext("Price"),
+    "stock": lazy_gettext("Stock"),
+    "is_active": lazy_gettext("Active"),
+    "created_at": lazy_gettext("Created at"),
+    "updated_at": lazy_gettext("Updated at"),
+    "version": lazy_gettext("Version"),
+}
+
+TRANSACTION_FIELDS = {
+    "id": lazy_gettext("ID"),
+    "status": lazy_gettext("Status"),
+    "note": lazy_gettext("Note"),
+    "created_at": lazy_gettext("Created at"),
+    "created_by": lazy_gettext("Created by"),
+    "created_by_id": lazy_gettext("Created by"),
+    "posted_at": lazy_gettext("Posted at"),
+    "posted_by": lazy_gettext("Posted by"),
+    "posted_by_id": lazy_gettext("Posted by"),
+    "voided_at": lazy_gettext("Voided at"),
+    "voided_by": lazy_gettext("Voided by"),
+    "voided_by_id": lazy_gettext("Voided by"),
+    "void_reason": lazy_gettext("Reason for voiding"),
+    "line_count": lazy_gettext("Lines"),
+    "lines": lazy_gettext("Lines"),
+    "total": lazy_gettext("Total"),
+    "version": lazy_gettext("Version"),
+}
+
+USER_FIELDS = {
+    "id": lazy_gettext("ID"),
+    "username": lazy_gettext("Username"),
+    "role": lazy_gettext("Role"),
+    "is_active": lazy_gettext("Active"),
+    "created_at": lazy_gettext("Created at"),
+    "last_login_at": lazy_gettext("Last sign-in"),
+    "failed_login_count": lazy_gettext("Failed sign-ins"),
+    "locked_until": lazy_gettext("Locked until"),
+    "must_change_password": lazy_gettext("Must change password"),
+    "locale": lazy_gettext("Language"),
+    "password": lazy_gettext("Password"),
+}
+
+AUDIT_FIELDS = {
+    "id": lazy_gettext("ID"),
+    "at": lazy_gettext("When"),
+    "user_id": lazy_gettext("User ID"),
+    "username": lazy_gettext("User"),
+    "action": lazy_gettext("Action"),
+    "object_type": lazy_gettext("Object type"),
+    "object_id": lazy_gettext("Object ID"),
+    "object_repr": lazy_gettext("Object"),
+    "changes": lazy_gettext("Changes"),
+    "remote_addr": lazy_gettext("Address"),
+    "prev_hash": lazy_gettext("Previous hash"),
+    "hash": lazy_gettext("Hash"),
+    # keys of the "changes" of entries that are not model changes
+    "reason": lazy_gettext("Reason"),
+}
+
+FIELDS_BY_OBJECT_TYPE = {"product": PRODUCT_FIELDS, "transaction": TRANSACTION_FIELDS, "user": USER_FIELDS}
+
+
+def field_label(object_type: str | None, field: str) -> str:
+    """A field name in an audit entry's changes, as the forms and lists call it."""
+    label = FIELDS_BY_OBJECT_TYPE.get(object_type, {}).get(field) or AUDIT_FIELDS.get(field)
+    return str(label) if label is not None else field
+
+
+def change_value(field: str, value) -> str:
+    """One old or new value in an audit entry's changes, readable in the user's language."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return yes_no(value)
+    if field.endswith("_at") and isinstance(value, str):  # a time, stored as ISO 8601 in UTC
+        try:
+            return local_time(datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    if field == "status":
+        return status_label(value)
+    if field == "role":
+        return role_label(value)
+    if field == "locale":
+        from .auth.views import LANGUAGES  # each language named in its own language
+
+        return LANGUAGES.get(value, value)
+    if field == "password" and value == "changed":
+        return gettext("changed")
+    if field == "reason":
+        reasons = {
+            "unknown user": gettext("unknown user"),
+            "wrong password": gettext("wrong password"),
+            "inactive": gettext("inactive account"),
+            "locked": gettext("account locked"),
+        }
+        return reasons.get(value, value)
+    return str(value)
+
+
+def line_change_label(kind: str) -> str:
+    labels = {"added": gettext("added"), "removed": gettext("removed"), "changed": gettext("changed")}
+    return labels.get(kind, kind)

@@ -1,0 +1,36 @@
+/* Fills gaps in Flask-Admin's markup that assistive technology needs: the page language,
+ * names for icon-only controls and title-only checkboxes, and labels of inline rows added
+ * on the page (their <label for> keeps the template's unprefixed id). */
+(function () {
+  "use strict";
+  var texts = document.querySelector("meta[name='adminapp-a11y']");
+  var removeLine = texts ? texts.dataset.removeLine : "Remove";
+
+  function name(element, text) {
+    if (text && !element.getAttribute("aria-label")) { element.setAttribute("aria-label", text); }
+  }
+
+  function fix(root) {
+    root.querySelectorAll("input[type=checkbox][title]").forEach(function (box) { name(box, box.title); });
+    root.querySelectorAll(".inline-remove-field").forEach(function (link) {
+      name(link, removeLine);
+      link.setAttribute("role", "button");
+    });
+    root.querySelectorAll(".inline-field-list .inline-field label[for]").forEach(function (label) {
+      var row = label.closest(".inline-field");
+      var target = document.getElementById(label.htmlFor);
+      if (!target || !row.contains(target)) {
+        var own = row.querySelector("[id$='-" + label.htmlFor + "']");
+        if (own) { label.htmlFor = own.id; }
+      }
+    });
+  }
+
+  if (texts && texts.dataset.lang) { document.documentElement.lang = texts.dataset.lang; }
+  fix(document);
+  new MutationObserver(function (changes) {
+    changes.forEach(function (change) {
+      change.addedNodes.forEach(function (node) { if (node.querySelectorAll) { fix(node); } });
+    });
+  }).observe(document.body, { childList: true, subtree: true });
+})();

@@ -1,0 +1,63 @@
+"""axe-core (from the npm registry, `npm ci`) finds no serious or critical violation on the
+pages people use all day: sign-in, dashboard, lists and forms."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import CHROMIUM, sign_in
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} does not exist: browser tests skipped", allow_module_level=True)
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+if not AXE.exists():
+    pytest.skip(f"{AXE.name} is missing: run `npm ci` first", allow_module_level=True)
+
+pytestmark = pytest.mark.browser
+
+PAGES = [
+    "/admin/",
+    "/admin/product/",
+    "/admin/product/new/",
+    "/admin/product/edit/?id=1",
+    "/admin/product/details/?id=1",
+    "/admin/transaction/",
+    "/admin/transaction/new/",
+    "/admin/user/",
+    "/admin/user/new/",
+    "/admin/audit/",
+    "/account/password",
+]
+
+
+def serious_violations(page):
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate("async () => (await axe.run(document)).violations")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — " + "; ".join(n["target"][0] for n in v["nodes"][:5])
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_sign_in_page_has_no_serious_violations(page):
+    page.goto("/login")
+    assert serious_violations(page) == []
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_admin_pages_have_no_serious_violations(page, path):
+    sign_in(page, "browser-admin")
+    page.goto(path)
+    assert serious_violations(page) == [], path
+
+
+def test_transaction_editor_with_lines_has_no_serious_violations(page):
+    sign_in(page, "browser-admin")
+    page.goto("/admin/transaction/new/")
+    page.click("#lines-button")
+    page.click("#lines-button")
+    assert serious_violations(page) == []
