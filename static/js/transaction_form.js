@@ -100,6 +100,17 @@
     if (wanted.length) { fetchPrices(wanted); }
   }
 
+  // Keyboard users land in the new line's product field, not back on the "Add" button.
+  $(form).on("click", "#lines-button", function () {
+    window.setTimeout(function () {
+      var rows = form.querySelectorAll(".inline-field-list > .inline-field");
+      var row = rows[rows.length - 1];
+      var field = row && (row.querySelector(".select2-focusser") ||
+                          row.querySelector("input:not([type=hidden]), select"));
+      if (field) { field.focus(); }
+    }, 0);
+  });
+
   // select2 reports its changes through jQuery, so listen through jQuery too.
   $(form).on("change input", "input", recalculate);
   new MutationObserver(recalculate).observe(form, { childList: true, subtree: true });

@@ -85,7 +85,8 @@ def add_line_with_keyboard(page, row, search, qty):
     page.keyboard.press("Enter")
     expect(page.locator(f"#lines-{row}")).to_have_count(1)
 
-    page.keyboard.press("Tab")  # into the new row: the product autocomplete
+    # The focus moves into the new line's product autocomplete: typing searches.
+    expect(page.locator(f"#s2id_lines-{row}-product .select2-focusser")).to_be_focused()
     page.keyboard.type(search)
     expect(page.locator(f"{DROP} .select2-result-selectable")).to_have_count(1)
     page.keyboard.press("Enter")
