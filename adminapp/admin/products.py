@@ -51,6 +51,7 @@ class ProductView(SecuredModelView):
     form_overrides = {"description": fields.TextAreaField, "price": fields.DecimalField}
     form_args = {  # labels: column_labels
         "sku": {
+            "description": lazy_gettext("The unique stock-keeping code, e.g. KOPI-250G."),
             "filters": [strip],
             "validators": [
                 DataRequired(), Length(max=64), plain_text,
@@ -61,11 +62,15 @@ class ProductView(SecuredModelView):
         "name": {"filters": [strip], "validators": [DataRequired(), Length(max=200), plain_text]},
         "description": {"filters": [blank_to_none], "validators": [Optional(), Length(max=5000), plain_text]},
         "price": {
+            "description": lazy_gettext("Selling price per unit, with at most 2 decimals. Posted "
+                                        "transactions keep the price they were posted at."),
             "places": 2,
             "validators": [InputRequired(), finite_decimal, NumberRange(min=0, max=MAX_PRICE), cents],
         },
-        "stock": {"validators": [InputRequired(), NumberRange(min=0, max=MAX_STOCK)]},
-        "is_active": {"default": True},
+        "stock": {"description": lazy_gettext("Units on hand. Posting a transaction takes from it; voiding puts it back."),
+                  "validators": [InputRequired(), NumberRange(min=0, max=MAX_STOCK)]},
+        "is_active": {"default": True,
+                      "description": lazy_gettext("Only active products can be added to transactions.")},
     }
     action_rights = {"activate": CHANGE, "deactivate": CHANGE, "delete": DELETE}
 

@@ -65,7 +65,8 @@ class LineInline(InlineFormAdmin):
     column_labels = {"product": lazy_gettext("Product"), "product_qty": lazy_gettext("Quantity")}
     form_ajax_refs = {"product": ActiveProductLoader()}
     form_args = {
-        "product": {"validators": [InputRequired()]},
+        "product": {"validators": [InputRequired()],
+                    "description": lazy_gettext("Type part of the SKU or name; only active products are offered.")},
         "product_qty": {
             "validators": [InputRequired(), NumberRange(min=1, max=MAX_QTY)],
         },
