@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from adminapp.extensions import db as _db
 from adminapp.models import Product, User
 
-from .support import PASSWORD, login, make_app
+from .support import PASSWORD, fresh_schema, login, make_app
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -43,15 +43,8 @@ def database_url(request, tmp_path):
 
 @pytest.fixture
 def app(database_url, tmp_path):
-    app = make_app(database_url, tmp_path)
-    with app.app_context():
-        _db.drop_all()
-        _db.create_all()
-    yield app
-    with app.app_context():
-        _db.session.remove()
-        _db.drop_all()
-        _db.engine.dispose()
+    with fresh_schema(make_app(database_url, tmp_path)) as app:
+        yield app
 
 
 @pytest.fixture

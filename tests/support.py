@@ -3,7 +3,7 @@
 import os
 from contextlib import contextmanager
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from adminapp import create_app
 from adminapp.extensions import db as _db
@@ -21,6 +21,32 @@ def make_app(database_url, tmp_path, **overrides):
     }
     os.environ["ADMINAPP_INSTANCE_PATH"] = str(tmp_path / "instance")
     return create_app(config)
+
+
+@contextmanager
+def fresh_schema(app):
+    """The app with every table created empty, dropped again afterwards."""
+    with app.app_context():
+        _db.drop_all()
+        _db.create_all()
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            _db.session.remove()
+            _db.drop_all()
+            _db.engine.dispose()
+
+
+def snapshot(app) -> dict:
+    """Every row of every table (the audit chain included), to prove that nothing changed."""
+    with app.app_context():
+        state = {}
+        for table in _db.metadata.sorted_tables:
+            rows = _db.session.execute(select(table).order_by(*table.primary_key.columns)).all()
+            state[table.name] = [tuple(row) for row in rows]
+        _db.session.remove()
+    return state
 
 
 def login(client, username, password=PASSWORD):

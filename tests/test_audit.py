@@ -28,7 +28,7 @@ from adminapp.domain.errors import InsufficientStock
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, User
 
-from tests.support import PASSWORD, count_statements, flashed, login, make_app
+from tests.support import PASSWORD, count_statements, flashed, fresh_schema, login, make_app, snapshot
 
 
 AUDIT = "/admin/audit/"
@@ -74,17 +74,6 @@ def last_id(app) -> int:
 
 def hashes(app) -> list[str]:
     return [e["hash"] for e in entries(app)]
-
-
-def snapshot(app) -> dict:
-    """Every row of every table (the audit chain included), to prove that nothing changed."""
-    with app.app_context():
-        state = {}
-        for table in _db.metadata.sorted_tables:
-            rows = _db.session.execute(select(table).order_by(*table.primary_key.columns)).all()
-            state[table.name] = [tuple(row) for row in rows]
-        _db.session.remove()
-    return state
 
 
 def run_sql(app, sql, **params):
@@ -753,15 +742,8 @@ def test_reordering_entries_is_detected(app, chain, first, second):
 
 @pytest.fixture
 def pg_app(postgres_url, tmp_path):
-    app = make_app(postgres_url, tmp_path)
-    with app.app_context():
-        _db.drop_all()
-        _db.create_all()
-    yield app
-    with app.app_context():
-        _db.session.remove()
-        _db.drop_all()
-        _db.engine.dispose()
+    with fresh_schema(make_app(postgres_url, tmp_path)) as app:
+        yield app
 
 
 def test_concurrent_writers_keep_one_unforked_chain(pg_app):

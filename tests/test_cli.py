@@ -20,36 +20,16 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from adminapp import cli, create_app
+from adminapp import cli
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
+
+from tests.support import login, make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"products", "users", "transactions", "transaction_products", "audit_entries"}
 
-# migrations/env.py (Flask-Migrate's template) still calls db.get_engine(), which Flask-SQLAlchemy 3.1
-# deprecates; pytest.ini turns warnings into errors, so the tests that run migrations allow this one.
-runs_migrations = pytest.mark.filterwarnings("ignore:'get_engine' is deprecated:DeprecationWarning")
-
-
-# Helpers are defined here rather than imported from conftest: with tests/browser/conftest.py
-# beside tests/conftest.py, `import conftest` is ambiguous.
 PASSWORD = "cli test password"
-
-
-def make_app(database_url, tmp_path):
-    """An app on ``database_url``; no table is created (conftest's make_app does the same)."""
-    os.environ["ADMINAPP_INSTANCE_PATH"] = str(tmp_path / "instance")
-    return create_app({
-        "TESTING": True,
-        "SECRET_KEY": "test-secret",
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "WTF_CSRF_ENABLED": False,
-    })
-
-
-def login(client, username, password):
-    return client.post("/login", data={"username": username, "password": password})
 
 
 def migration_heads():
@@ -114,7 +94,6 @@ def signs_in(app, username, password):
 # ------------------------------------------------------------------ init-db
 
 
-@runs_migrations
 def test_init_db_creates_the_schema_and_is_idempotent(fresh_app):
     assert table_names(fresh_app) == set()
 
@@ -131,7 +110,6 @@ def test_init_db_creates_the_schema_and_is_idempotent(fresh_app):
     assert versions == migration_heads()
 
 
-@runs_migrations
 def test_init_db_keeps_existing_data(fresh_app):
     assert run(fresh_app, "init-db").exit_code == 0
     assert run(fresh_app, "create-user", "keeper", "--role", "staff", "--password", "Kopi-tubruk-42").exit_code == 0
@@ -141,7 +119,6 @@ def test_init_db_keeps_existing_data(fresh_app):
     assert find_user(fresh_app, "keeper") is not None
 
 
-@runs_migrations
 def test_migrations_produce_exactly_the_models_schema(fresh_app):
     assert run(fresh_app, "init-db").exit_code == 0
 
@@ -152,7 +129,6 @@ def test_migrations_produce_exactly_the_models_schema(fresh_app):
     assert diffs == []
 
 
-@runs_migrations
 def test_compare_metadata_would_notice_a_missing_migration(fresh_app):
     """The check above can fail: a column the migrations lack shows up as a diff."""
     assert run(fresh_app, "init-db").exit_code == 0
@@ -165,7 +141,6 @@ def test_compare_metadata_would_notice_a_missing_migration(fresh_app):
     assert [diff[0] for diff in diffs] == ["add_index"]
 
 
-@runs_migrations
 def test_init_db_leaves_the_app_loggers_working(fresh_app):
     logger = logging.getLogger("adminapp.admin.base")  # the views' error log
     assert not logger.disabled
@@ -176,7 +151,6 @@ def test_init_db_leaves_the_app_loggers_working(fresh_app):
     assert not fresh_app.logger.disabled
 
 
-@runs_migrations
 def test_init_db_function_on_an_empty_database(fresh_app):
     with fresh_app.app_context():
         cli.init_db()
@@ -187,7 +161,6 @@ def test_init_db_function_on_an_empty_database(fresh_app):
 # ---------------------------------------------------------- first admin (run)
 
 
-@runs_migrations
 def test_ensure_first_admin_on_an_empty_database(fresh_app):
     with fresh_app.app_context():
         cli.init_db()
@@ -205,7 +178,6 @@ def test_ensure_first_admin_on_an_empty_database(fresh_app):
         assert _db.session.scalar(select(func.count(User.id))) == 1
 
 
-@runs_migrations
 def test_ensure_first_admin_gives_a_new_password_each_time(tmp_path):
     passwords = set()
     for n in range(2):

@@ -17,7 +17,7 @@ from adminapp.domain import sales
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, User
 
-from tests.support import PASSWORD, flashed, login, make_app
+from tests.support import PASSWORD, flashed, fresh_schema, login, make_app
 
 
 
@@ -29,15 +29,8 @@ TIMEOUT = 60  # seconds; a thread still waiting after this means a lock was neve
 
 @pytest.fixture
 def pg(postgres_url, tmp_path):
-    app = make_app(postgres_url, tmp_path)
-    with app.app_context():
-        _db.drop_all()
-        _db.create_all()
-    yield app
-    with app.app_context():
-        _db.session.remove()
-        _db.drop_all()
-        _db.engine.dispose()
+    with fresh_schema(make_app(postgres_url, tmp_path)) as app:
+        yield app
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ import pytest
 from flask import url_for
 from sqlalchemy import select
 
-from adminapp.extensions import db as _db
 from adminapp.models import Product, User
 
-from tests.support import login
+from tests.support import login, snapshot
 
 
 
@@ -113,17 +112,6 @@ def rule_url(app, rule) -> str:
 
 def http_methods(rule):
     return sorted(rule.methods & {"GET", "POST"})
-
-
-def snapshot(app):
-    """Every row of every table, to prove a refused request changed nothing."""
-    with app.app_context():
-        state = {}
-        for table in _db.metadata.sorted_tables:
-            rows = _db.session.execute(select(table).order_by(*table.primary_key.columns)).all()
-            state[table.name] = [tuple(row) for row in rows]
-        _db.session.remove()
-    return state
 
 
 def product_row(db, product_id):

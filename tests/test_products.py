@@ -5,17 +5,17 @@ import html
 import io
 import json
 import re
-from contextlib import contextmanager
 from decimal import Decimal
 
 import jinja2
 import pytest
 from babel.numbers import format_currency
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
-from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
+
+from tests.support import count_statements, flashed, login
 
 LIST = "/admin/product/"
 NEW = "/admin/product/new/"
@@ -23,36 +23,6 @@ DELETE = "/admin/product/delete/"
 ACTION = "/admin/product/action/"
 EXPORT = "/admin/product/export/csv/"
 TOO_BIG_ID = "99999999999999999999"  # beyond a 32-bit (and a 64-bit) INTEGER
-
-
-# Helpers are defined here rather than imported from conftest: with tests/browser/conftest.py
-# beside tests/conftest.py, `import conftest` is ambiguous.
-
-
-def login(client, username, password):
-    return client.post("/login", data={"username": username, "password": password})
-
-
-def flashed(response) -> str:
-    """The page text with whitespace folded, for asserting on messages."""
-    return " ".join(response.get_data(as_text=True).split())
-
-
-@contextmanager
-def count_statements(app):
-    """Count the SQL statements run inside the block: `with count_statements(app) as n: ...; n[0]`."""
-    with app.app_context():
-        engine = _db.engine
-    count = [0]
-
-    def before_cursor_execute(*args):
-        count[0] += 1
-
-    event.listen(engine, "before_cursor_execute", before_cursor_execute)
-    try:
-        yield count
-    finally:
-        event.remove(engine, "before_cursor_execute", before_cursor_execute)
 
 
 def edit_url(product_id):
