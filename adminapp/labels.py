@@ -59,6 +59,13 @@ def object_type_label(object_type: str | None) -> str:
     return labels.get(object_type, object_type or "")
 
 
+def record_label(object_type: str, record) -> str:
+    """A record named with its kind: 'product “KOPI-250G — Kopi”', 'Transaction #12'."""
+    if object_type == "transaction":
+        return transaction_label(record.id)
+    return gettext("%(type)s “%(record)s”", type=object_type_label(object_type), record=str(record))
+
+
 def transaction_label(txn_id) -> str:
     """A transaction as the interface names it (its stored name is "Transaction #N")."""
     return gettext("Transaction #%(id)s", id=txn_id)

@@ -198,11 +198,12 @@ def test_create_and_edit_with_tokens(client, db):
     assert product(db, pid)[1] == "Renamed"
 
 
-def test_delete_with_token_from_the_list_page(client, db, make_product):
+def test_delete_with_token_from_the_confirmation_page(client, db, make_product):
     pid = make_product()
-    html = client.get("/admin/product/").text
-    delete_form = next(f for f in forms(html) if f["action"] == "/admin/product/delete/"
-                       and f["inputs"].get("id") == str(pid))
+    link = re.search(r'href="(/admin/product/delete/\?id=%s[^"]*)"' % pid, client.get("/admin/product/").text)
+    page = client.get(link.group(1).replace("&amp;", "&"))
+    delete_form = next(f for f in forms(page.text) if f["action"] == "/admin/product/delete/")
+    assert delete_form["method"] == "post" and delete_form["inputs"]["id"] == str(pid)
     response = client.post("/admin/product/delete/", data=delete_form["inputs"])
     assert response.status_code == 302
     assert product(db, pid) is None
@@ -228,8 +229,8 @@ def test_list_page_renders_tokens_in_every_post_form(client, make_product):
     ids = [make_product() for _ in range(3)]
     html = client.get("/admin/product/").text
     post_forms = [f for f in forms(html) if f["method"] == "post"]
-    delete_forms = [f for f in post_forms if f["action"] == "/admin/product/delete/"]
-    assert sorted(int(f["inputs"]["id"]) for f in delete_forms) == sorted(ids)
+    # Rows link to the delete confirmation page (whose form carries a token, tested above).
+    assert sorted(map(int, re.findall(r'href="/admin/product/delete/\?id=(\d+)', html))) == sorted(ids)
     assert any(f["id"] == "action_form" for f in post_forms)
     assert any(f["action"] == "/logout" for f in post_forms)
     for form in post_forms:

@@ -154,7 +154,7 @@ NEUTRAL = [
 ]
 # The data the pages show: made-up tokens, so they are never mistaken for interface words.
 STAFF, ADMIN, LOCAL, LOCAL_STAFF = "zqxstaff", "zqxadmin", "zqxlocal", "zqxlocalstaff"
-DATA = ["ZQX-1", "ZQX-2", "Zqx Widget", "Zqx Gadget", "Zqx zqxnote", "Zqx zqxreason", "Zqx zqxdesc",
+DATA = ["ZQX-1", "ZQX-2", "ZQX-3", "Zqx Widget", "Zqx Gadget", "Zqx Spare", "Zqx zqxnote", "Zqx zqxreason", "Zqx zqxdesc",
         STAFF, ADMIN, LOCAL, LOCAL_STAFF,
         "system"]  # the username audit entries store for changes made outside a request (the fixtures')
 
@@ -270,6 +270,7 @@ def shop(app, db, make_user, make_product):
     make_user(LOCAL_STAFF, "staff", locale="id")
     widget = make_product(sku="ZQX-1", name="Zqx Widget", price="1234.50", stock=3, description="Zqx zqxdesc")
     gadget = make_product(sku="ZQX-2", name="Zqx Gadget", price="20.00", stock=50)
+    spare = make_product(sku="ZQX-3", name="Zqx Spare", price="5.00", stock=0)
     client = app.test_client()
     assert login(client, ADMIN).status_code == 302
 
@@ -296,7 +297,7 @@ def shop(app, db, make_user, make_product):
         update = _db.session.scalar(select(func.max(AuditEntry.id)).where(AuditEntry.action == "update"))
         staff_id = _db.session.scalar(select(User.id).where(User.username == STAFF))
         created = _db.session.get(Transaction, posted).created_at
-    return {"widget": widget, "gadget": gadget, "draft": draft, "posted": posted, "voided": voided,
+    return {"widget": widget, "gadget": gadget, "spare": spare, "draft": draft, "posted": posted, "voided": voided,
             "update": update, "staff": staff_id, "created": created}
 
 
@@ -321,6 +322,8 @@ def pages(shop) -> dict[str, tuple]:
         "product edit": ("GET", f"/admin/product/edit/?id={shop['widget']}", None, "admin"),
         "product details": ("GET", f"/admin/product/details/?id={shop['widget']}", None, "admin"),
         "product history": ("GET", f"/admin/product/history/?id={shop['gadget']}", None, "admin"),
+        "product delete": ("GET", f"/admin/product/delete/?id={shop['spare']}", None, "admin"),
+        "product delete, refused": ("GET", f"/admin/product/delete/?id={shop['widget']}", None, "admin"),
         "transaction list": ("GET", "/admin/transaction/", None, "admin"),
         "transaction create": ("GET", "/admin/transaction/new/", None, "admin"),
         "transaction create, errors": ("POST", "/admin/transaction/new/",
@@ -332,6 +335,8 @@ def pages(shop) -> dict[str, tuple]:
         "transaction details, void": ("GET", f"/admin/transaction/details/?id={shop['voided']}", None, "admin"),
         "transaction void": ("GET", f"/admin/transaction/void/?id={shop['posted']}", None, "admin"),
         "transaction void, errors": ("POST", f"/admin/transaction/void/?id={shop['posted']}", {"reason": ""}, "admin"),
+        "transaction delete, draft": ("GET", f"/admin/transaction/delete/?id={shop['draft']}", None, "admin"),
+        "transaction delete, refused": ("GET", f"/admin/transaction/delete/?id={shop['posted']}", None, "admin"),
         "transaction history": ("GET", f"/admin/transaction/history/?id={shop['voided']}", None, "admin"),
         "transaction read-only (flash)": ("GET", f"/admin/transaction/edit/?id={shop['posted']}", None, "admin"),
         "user list": ("GET", "/admin/user/", None, "admin"),
@@ -341,6 +346,7 @@ def pages(shop) -> dict[str, tuple]:
                                  "confirm_password": "456"}, "admin"),
         "user edit": ("GET", f"/admin/user/edit/?id={shop['staff']}", None, "admin"),
         "user details": ("GET", f"/admin/user/details/?id={shop['staff']}", None, "admin"),
+        "user delete, refused": ("GET", f"/admin/user/delete/?id={shop['staff']}", None, "admin"),
         "audit list": ("GET", "/admin/audit/", None, "admin"),
         "audit details": ("GET", f"/admin/audit/details/?id={shop['update']}", None, "admin"),
         "change password": ("GET", "/account/password", None, "admin"),

@@ -753,6 +753,85 @@ def test_delete_of_a_product_in_use_is_refused(admin_client, make_product, sell,
         assert session.scalar(select(func.count(TransactionProduct.id))) == 1
 
 
+# ------------------------------------------------ delete confirmation page
+
+
+def confirm_url(product_id, back=LIST):
+    return f"{DELETE}?id={product_id}&url={back}"
+
+
+def test_confirmation_page_asks_before_deleting(admin_client, make_product, load):
+    product_id = make_product(sku="DEL-1", name="Old stock")
+
+    response = admin_client.get(confirm_url(product_id))
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert "Are you sure you want to delete product “DEL-1 — Old stock”?" in page
+    assert "Nothing else is deleted with it." in page
+    assert f'<input id="id" name="id" type="hidden" value="{product_id}">' in response.text
+    assert 'action="/admin/product/delete/"' in response.text and 'method="post"' in response.text
+    assert load(product_id) is not None  # looking is not deleting
+
+    confirmed = admin_client.post(DELETE, data={"id": product_id, "url": LIST}, follow_redirects=True)
+    assert "successfully deleted" in flashed(confirmed)
+    assert load(product_id) is None
+
+
+def test_confirmation_page_of_a_product_in_use_says_why_and_offers_no_delete(
+        admin_client, make_product, sell, load):
+    product_id = make_product(sku="USED-1")
+    first, second = sell(product_id), sell(product_id)
+
+    response = admin_client.get(confirm_url(product_id))
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert "Cannot delete product “USED-1 — Product 1”" in page
+    assert "Cannot delete USED-1: transactions refer to it." in page
+    links = re.findall(r'<li><a href="/admin/transaction/details/\?id=(\d+)">Transaction #\d+ \(posted\)</a></li>',
+                       response.text)
+    assert links == [str(second), str(first)]  # newest first
+    assert 'action="/admin/product/delete/"' not in response.text
+    assert load(product_id) is not None
+
+
+def test_confirmation_page_counts_what_it_does_not_list(app, admin_client, make_product, db):
+    product_id = make_product(sku="BUSY-1")
+
+    def sold_in(count):
+        with db() as session:
+            for _ in range(count):
+                session.add(Transaction(status="posted", lines=[
+                    TransactionProduct(product_id=product_id, product_qty=1, unit_price=Decimal("1.00"))]))
+
+    sold_in(1)
+    admin_client.get(confirm_url(product_id))  # warm up
+    with count_statements(app) as few:
+        admin_client.get(confirm_url(product_id))
+    sold_in(29)
+    with count_statements(app) as many:
+        response = admin_client.get(confirm_url(product_id))
+
+    assert len(re.findall(r'<li><a href="/admin/transaction/details/', response.text)) == 20
+    assert "and 10 more" in flashed(response)
+    assert many[0] <= few[0] + 1  # the count, once there are more than the page lists
+
+
+@pytest.mark.parametrize("product_id", ["999999", "abc", TOO_BIG_ID, ""])
+def test_confirmation_page_of_a_missing_product_goes_back_to_the_list(admin_client, product_id):
+    response = admin_client.get(confirm_url(product_id), follow_redirects=True)
+    assert response.status_code == 200
+    assert response.request.path == LIST
+    assert "Record does not exist." in flashed(response)
+
+
+def test_list_details_and_edit_link_to_the_confirmation_page(admin_client, make_product):
+    product_id = make_product()
+    for url in (LIST, details_url(product_id), edit_url(product_id)):
+        assert re.search(r'href="/admin/product/delete/\?id=%s&amp;url=' % product_id, admin_client.get(url).text), url
+
+
 # ------------------------------------------------------------- bulk actions
 
 

@@ -865,6 +865,57 @@ def test_delete_of_a_draft_deletes_its_lines(staff_client, make_product, draft, 
     assert stock(product) == 10
 
 
+def confirm_url(txn_id):
+    return f"{DELETE}?id={txn_id}&url={LIST}"
+
+
+def test_confirmation_page_lists_the_lines_that_go_with_a_draft(app, staff_client, make_product, draft, txn):
+    kopi = make_product(sku="KOPI-250G", name="Kopi 250 g")
+    teh = make_product(sku="TEH-100", name="Teh 100 g")
+    txn_id = draft((kopi, 1200), (teh, 1))
+
+    response = staff_client.get(confirm_url(txn_id))
+
+    assert response.status_code == 200
+    page = text(response)
+    assert f"Are you sure you want to delete Transaction #{txn_id}?" in page
+    assert "These 2 records are deleted with it:" in page
+    assert re.findall(r"<li>(Line: [^<]*)</li>", html.unescape(response.text)) == [
+        "Line: 1,200 × KOPI-250G — Kopi 250 g", "Line: 1 × TEH-100 — Teh 100 g"]
+    assert f'value="{txn_id}"' in response.text and 'action="/admin/transaction/delete/"' in response.text
+    assert txn(txn_id) is not None
+
+
+def test_confirmation_page_costs_the_same_whatever_the_number_of_lines(app, staff_client, make_product, draft):
+    products = [make_product() for _ in range(30)]
+    small, large = draft((products[0], 1)), draft(*[(p, 1) for p in products])
+    staff_client.get(confirm_url(small))  # warm up
+
+    with count_statements(app) as one_line:
+        staff_client.get(confirm_url(small))
+    with count_statements(app) as thirty_lines:
+        response = staff_client.get(confirm_url(large))
+
+    assert len(re.findall(r"<li>Line: ", response.text)) == 30
+    assert thirty_lines[0] == one_line[0]
+
+
+@pytest.mark.parametrize("status", ["posted", "void"])
+def test_confirmation_page_of_a_final_transaction_says_why_and_offers_no_delete(
+        staff_client, make_product, posted, voided, state, status):
+    txn_id = (posted if status == "posted" else voided)((make_product(), 2))
+    before = state()
+
+    response = staff_client.get(confirm_url(txn_id))
+
+    assert response.status_code == 200
+    page = text(response)
+    assert f"Cannot delete Transaction #{txn_id}" in page
+    assert f"Transaction #{txn_id} is {status} and cannot be deleted; void it instead" in page
+    assert 'action="/admin/transaction/delete/"' not in response.text
+    assert state() == before
+
+
 @pytest.mark.parametrize("status", ["posted", "void"])
 def test_delete_of_a_final_transaction_is_refused(staff_client, make_product, posted, voided, state, status):
     txn_id = (posted if status == "posted" else voided)((make_product(), 2))

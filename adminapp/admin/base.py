@@ -11,8 +11,10 @@ from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.model import typefmt
+from flask_admin.helpers import get_redirect_target
 from flask_admin.model.base import filter_char_re, filter_compact_re
-from flask_babel import gettext
+from flask_admin.model.template import BaseListRowAction, DeleteRowAction
+from flask_babel import gettext, lazy_gettext
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
@@ -21,11 +23,12 @@ from wtforms import HiddenField
 from wtforms.utils import unset_value
 
 from ..domain import audit
+from ..domain.deletion import DeletionPreview
 from ..domain.errors import DomainError
 from ..extensions import db
 from ..formatting import csv_safe
 from ..forms import Form
-from ..labels import yes_no
+from ..labels import record_label, yes_no
 from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,19 @@ def _bool_text(view, value, name):
     return yes_no(value)
 
 
+class ConfirmDeleteRowAction(BaseListRowAction):
+    """The list's delete icon: a link to the confirmation page, where Flask-Admin has a
+    POST button behind a JavaScript confirm()."""
+
+    def __init__(self):
+        super().__init__(title=lazy_gettext("Delete record"))
+
+    def render(self, context, row_id, row):
+        link = self._resolve_symbol(context, "row_actions.link")
+        get_url = self._resolve_symbol(context, "get_url")
+        return link(self, get_url(".delete_view", id=row_id, url=context.resolve("return_url")), "fa fa-trash")
+
+
 class AdminForm(Form):
     """The app's Form (CSRF, honours WTF_CSRF_ENABLED) that keeps the edited record as
     ``_obj``, like flask_admin.form.BaseForm: Flask-Admin's Unique validator needs it,
@@ -113,6 +129,10 @@ class SecuredModelView(ModelView):
 
     def is_accessible(self):
         return self.has_right(VIEW)
+
+    def may_view(self, endpoint: str) -> bool:
+        """Whether the user may open the pages of another view (for links to its records)."""
+        return can(current_user, endpoint, VIEW)
 
     def inaccessible_callback(self, name, **kwargs):
         if not current_user.is_authenticated:
@@ -173,6 +193,30 @@ class SecuredModelView(ModelView):
             object_type=self.endpoint,
             object_id=object_id,
         )
+
+    # --- delete, as in Django's admin: a confirmation page first ---
+    @expose("/delete/", methods=("GET", "POST"))
+    def delete_view(self):
+        """GET: what deleting the record would take with it, or why it is refused, and a
+        button that confirms. POST: the delete itself (Flask-Admin's)."""
+        if request.method == "POST":
+            return super().delete_view()
+        return_url = get_redirect_target() or self.get_url(".index_view")
+        record = self.get_one(request.args.get("id"))
+        if record is None:
+            flash(gettext("Record does not exist."), "error")
+            return redirect(return_url)
+        return self.render("admin/adminapp/delete.html", record=record, return_url=return_url,
+                           record_label=record_label(self.endpoint, record),
+                           preview=self.deletion_preview(record), delete_form=self._delete_form_class())
+
+    def deletion_preview(self, record) -> DeletionPreview:
+        """What the confirmation page says; each view asks its domain module."""
+        return DeletionPreview()
+
+    def get_list_row_actions(self):
+        return [ConfirmDeleteRowAction() if isinstance(action, DeleteRowAction) else action
+                for action in super().get_list_row_actions()]
 
     # --- list arguments a database would refuse are tamed, not turned into a 500 ---
     def _apply_search(self, query, count_query, joins, count_joins, search):

@@ -78,6 +78,9 @@ class ProductView(SecuredModelView):
         if not is_created:
             catalog.ensure_current(model, form.version.data, "product")
 
+    def deletion_preview(self, record):
+        return catalog.deletion_preview(db.session, record)
+
     def on_model_delete(self, model):
         catalog.ensure_deletable(db.session, [model])
 

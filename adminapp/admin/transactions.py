@@ -153,6 +153,9 @@ class TransactionView(SecuredModelView):
             catalog.ensure_current(model, form.version.data, "transaction")
         sales.save_draft(db.session, model, current_user._get_current_object(), is_created)
 
+    def deletion_preview(self, record):
+        return sales.deletion_preview(record)
+
     def on_model_delete(self, model):
         sales.ensure_deletable(model)
 

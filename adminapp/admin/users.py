@@ -69,6 +69,9 @@ class UserView(SecuredModelView):
     def on_model_change(self, form, model, is_created):
         accounts.save_user(db.session, model, form.new_password.data, is_created)
 
+    def deletion_preview(self, record):
+        return accounts.deletion_preview(db.session, record)
+
     def on_model_delete(self, model):
         accounts.ensure_an_admin_remains(db.session, model, deleting=True)
         accounts.ensure_no_record(db.session, model)

@@ -12,6 +12,7 @@ from werkzeug.security import generate_password_hash
 
 from ..models import ROLES, AuditEntry, Transaction, User, utcnow
 from . import audit
+from .deletion import DeletionPreview, refusal_of
 from .errors import DomainError
 
 # Checked against when the username is unknown, so both cases take as long.
@@ -186,6 +187,12 @@ def delete_users(session: Session, ids: list[int]) -> int:
         ensure_no_record(session, user)
         session.delete(user)
     return len(users)
+
+
+def deletion_preview(session: Session, user: User) -> DeletionPreview:
+    """A user takes nothing with them; the last active admin and users on record are refused."""
+    return DeletionPreview(refusal=refusal_of(lambda: ensure_an_admin_remains(session, user, deleting=True),
+                                              lambda: ensure_no_record(session, user)))
 
 
 def ensure_no_record(session: Session, user: User) -> None:

@@ -6,8 +6,10 @@ from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
-from ..models import Product, TransactionProduct
+from ..labels import status_label, transaction_label
+from ..models import Product, Transaction, TransactionProduct
 from . import audit
+from .deletion import SHOWN_AT_MOST, DeletionPreview, Related, refusal_of
 from .errors import NotFound, ProductInUse, StaleVersion
 
 
@@ -86,6 +88,27 @@ def ensure_deletable(session: Session, products: list[Product]) -> None:
             "Cannot delete %(skus)s: transactions refer to it. "
             "Deactivate the product instead; it then disappears from new transactions.", skus=names
         ))
+
+
+def deletion_preview(session: Session, product: Product) -> DeletionPreview:
+    """Deleting a product takes nothing with it; a referenced one is refused, and the page
+    names the transactions that refer to it, newest first."""
+    refusal = refusal_of(lambda: ensure_deletable(session, [product]))
+    if refusal is None:
+        return DeletionPreview()
+    referring = select(TransactionProduct.transaction_id).where(TransactionProduct.product_id == product.id)
+    rows = session.execute(
+        select(Transaction.id, Transaction.status).where(Transaction.id.in_(referring))
+        .order_by(Transaction.id.desc()).limit(SHOWN_AT_MOST + 1)
+    ).all()
+    total = len(rows)
+    if total > SHOWN_AT_MOST:
+        total = session.scalar(select(func.count(func.distinct(TransactionProduct.transaction_id)))
+                               .where(TransactionProduct.product_id == product.id))
+    blocking = [Related(gettext("%(transaction)s (%(status)s)", transaction=transaction_label(txn_id),
+                                status=status_label(status)), "transaction", txn_id)
+                for txn_id, status in rows[:SHOWN_AT_MOST]]
+    return DeletionPreview(refusal=refusal, blocking=blocking, not_shown=total - len(blocking))
 
 
 def delete_products(session: Session, ids: list[int]) -> int:

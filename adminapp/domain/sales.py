@@ -11,8 +11,10 @@ from flask_babel import gettext
 from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.orm import Session
 
+from ..formatting import number
 from ..labels import status_label
 from ..models import Product, Transaction, TransactionProduct, User, utcnow
+from .deletion import DeletionPreview, Related, refusal_of
 from .errors import Immutable, InsufficientStock, InvalidTransaction, NotFound
 
 FINAL_STATUSES = ("posted", "void")
@@ -136,6 +138,17 @@ def ensure_deletable(txn: Transaction) -> None:
             "Transaction #%(id)s is %(status)s and cannot be deleted; void it instead to reverse its stock.",
             id=txn.id, status=status_label(_original_status(txn)),
         ))
+
+
+def deletion_preview(txn: Transaction) -> DeletionPreview:
+    """A draft goes with its lines; a posted or void transaction is refused."""
+    refusal = refusal_of(lambda: ensure_deletable(txn))
+    if refusal is not None:
+        return DeletionPreview(refusal=refusal)
+    return DeletionPreview(goes_with=[
+        Related(gettext("Line: %(qty)s × %(product)s", qty=number(line.product_qty), product=str(line.product)))
+        for line in txn.lines
+    ])
 
 
 def _draft_changed(session: Session, txn: Transaction) -> bool:

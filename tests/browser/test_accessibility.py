@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from adminapp.domain import sales
+from adminapp.models import Product, Transaction, TransactionProduct
+
 from tests.browser.conftest import CHROMIUM, sign_in
 
 if not os.path.exists(CHROMIUM):
@@ -24,6 +27,7 @@ PAGES = [
     "/admin/product/new/",
     "/admin/product/edit/?id=1",
     "/admin/product/details/?id=1",
+    "/admin/product/delete/?id=1",
     "/admin/transaction/",
     "/admin/transaction/new/",
     "/admin/user/",
@@ -61,3 +65,26 @@ def test_transaction_editor_with_lines_has_no_serious_violations(page):
     page.click("#lines-button")
     page.click("#lines-button")
     assert serious_violations(page) == []
+
+
+def test_delete_confirmation_pages_have_no_serious_violations(page, live_server):
+    with live_server.session() as session:
+        draft = save_draft(session, (1, 2), (2, 1))
+        posted = save_draft(session, (3, 1))
+        sales.post(session, session.get(Transaction, posted), None)
+        session.commit()
+    sign_in(page, "browser-admin")
+    for path in (f"/admin/transaction/delete/?id={draft}", f"/admin/transaction/delete/?id={posted}",
+                 "/admin/product/delete/?id=3"):  # a draft's lines; refused: posted, product in use
+        page.goto(path)
+        assert serious_violations(page) == [], path
+
+
+def save_draft(session, *lines):
+    """A draft with these (product id, quantity) lines; returns its id."""
+    txn = Transaction(lines=[TransactionProduct(product=session.get(Product, pid), product_qty=qty)
+                             for pid, qty in lines])
+    session.add(txn)
+    sales.save_draft(session, txn, None, is_new=True)
+    session.flush()
+    return txn.id

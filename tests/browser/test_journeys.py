@@ -1,5 +1,6 @@
 """A working day in a real browser: sign in, fix a product form, build a transaction from
-the keyboard alone, see it on the dashboard chart, switch to Indonesian, sign out."""
+the keyboard alone, see it on the dashboard chart, delete a draft after confirming, switch
+to Indonesian, sign out."""
 
 import os
 from decimal import Decimal
@@ -7,7 +8,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from adminapp.models import Product, Transaction
+from adminapp.domain import sales
+from adminapp.models import Product, Transaction, TransactionProduct
 
 from tests.browser.conftest import ADMIN, CHROMIUM, sign_in
 
@@ -94,6 +96,27 @@ def add_line_with_keyboard(page, row, search, qty):
     page.keyboard.press("Tab")
     expect(page.locator(f"#lines-{row}-product_qty")).to_be_focused()
     page.keyboard.type(qty)
+
+
+def test_a_draft_is_deleted_through_the_confirmation_page(page, live_server):
+    with live_server.session() as session:
+        txn = Transaction(lines=[TransactionProduct(product=session.get(Product, 1), product_qty=2)])
+        session.add(txn)
+        sales.save_draft(session, txn, None, is_new=True)
+        session.commit()
+        txn_id = txn.id
+    sign_in(page, ADMIN)
+    page.goto("/admin/transaction/")
+    page.click(f"a[title='Delete record'][href*='id={txn_id}&']")
+
+    page.wait_for_url("**/admin/transaction/delete/**")
+    expect(page.locator("#deletion-goes-with li")).to_have_text(["Line: 2 × BRW-001 — Widget"])
+    page.click("text=Yes, I'm sure")
+
+    page.wait_for_url("**/admin/transaction/?page_size=20")  # back to the list it came from
+    expect(page.locator(".alert-success")).to_contain_text("successfully deleted")
+    with live_server.session() as session:
+        assert session.get(Transaction, txn_id) is None
 
 
 def test_switch_to_indonesian_and_sign_out(page, live_server):
