@@ -9,9 +9,28 @@ class ConfigError(RuntimeError):
     """The environment cannot run the app; the message says what to set."""
 
 
+ENVIRONMENTS = ("development", "production")
+
+
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
-    return int(value) if value else default
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ConfigError(f"{name}={value!r} is not a whole number of 0 or more.")
+    return number
+
+
+def _environment() -> str:
+    # A mistyped name must not quietly mean development (no Secure cookies, a generated key).
+    name = os.environ.get("ADMINAPP_ENV") or "development"
+    if name not in ENVIRONMENTS:
+        raise ConfigError(f"ADMINAPP_ENV={name!r} is not known: use one of {', '.join(ENVIRONMENTS)}.")
+    return name
 
 
 def _secret_key(instance_path: Path, production: bool) -> str:
@@ -48,7 +67,7 @@ def _secret_key(instance_path: Path, production: bool) -> str:
 def load_config(instance_path: str) -> dict:
     instance = Path(instance_path)
     instance.mkdir(parents=True, exist_ok=True)
-    production = os.environ.get("ADMINAPP_ENV", "development") == "production"
+    production = _environment() == "production"
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'adminapp.db'}"
     if database_url.startswith("postgres://"):  # the form Heroku-style hosts hand out
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")

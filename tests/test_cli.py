@@ -461,13 +461,15 @@ def test_seed_transactions_needs_products(app):
 # ---------------------------------------------------------------- manage.py
 
 
-def manage(tmp_path, *args):
+def manage(tmp_path, *args, **variables):
     env = {
         **os.environ,
         "ADMINAPP_INSTANCE_PATH": str(tmp_path / "instance"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'manage.db'}",
     }
     env.pop("ADMINAPP_ENV", None)
+    env.pop("SECRET_KEY", None)
+    env.update(variables)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -478,6 +480,19 @@ def test_manage_py_help_lists_the_commands(tmp_path):
     assert result.returncode == 0, result.stderr
     for command in ("init-db", "create-user", "set-password", "seed", "run"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"ADMINAPP_ENV": "prod"}, "manage.py: ADMINAPP_ENV='prod' is not known"),
+    ({"ADMINAPP_ENV": "production"}, "manage.py: SECRET_KEY is not set"),
+])
+def test_manage_py_says_what_is_wrong_with_the_environment(tmp_path, variables, message):
+    result = manage(tmp_path, "init-db", **variables)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(message)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "manage.db").exists()
 
 
 def test_manage_py_init_db_and_create_user(tmp_path):

@@ -17,7 +17,8 @@ from tests.support import login
 
 
 
-ENV_VARS = ("SECRET_KEY", "ADMINAPP_ENV", "DATABASE_URL", "LOGIN_MAX_ATTEMPTS", "LOGIN_LOCKOUT_SECONDS")
+ENV_VARS = ("SECRET_KEY", "ADMINAPP_ENV", "DATABASE_URL", "LOGIN_MAX_ATTEMPTS", "LOGIN_LOCKOUT_SECONDS",
+            "ADMINAPP_LOW_STOCK")
 
 
 @pytest.fixture
@@ -44,6 +45,22 @@ def test_production_without_secret_key_refuses_to_start(env, monkeypatch):
         create_app()
     assert "ADMINAPP_ENV=production" in str(error.value)
     assert not (env / "secret_key").exists()  # no key quietly generated instead
+
+
+@pytest.mark.parametrize("name", ["prod", "Production", "production "])
+def test_an_unknown_environment_refuses_to_start(env, monkeypatch, name):
+    monkeypatch.setenv("ADMINAPP_ENV", name)
+    monkeypatch.setenv("SECRET_KEY", "a-long-production-secret")
+    with pytest.raises(ConfigError, match="ADMINAPP_ENV=.* is not known: use one of development, production"):
+        create_app()
+
+
+@pytest.mark.parametrize("variable", ["LOGIN_MAX_ATTEMPTS", "LOGIN_LOCKOUT_SECONDS", "ADMINAPP_LOW_STOCK"])
+@pytest.mark.parametrize("value", ["five", "-1", "2.5"])
+def test_a_setting_that_is_not_a_count_refuses_to_start(env, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"{variable}='{value}' is not a whole number of 0 or more"):
+        create_app()
 
 
 def test_production_with_an_empty_secret_key_refuses_to_start(env, monkeypatch):
