@@ -1180,10 +1180,21 @@ def test_filters_and_search_apply_to_list_and_both_exports(staff_client, ledger,
 def test_search_by_id(staff_client, ledger):
     target = ledger["t2"]
 
-    listed = listed_ids(staff_client.get(f"{LIST}?search={target}"))
+    for term in (str(target), f"%23{target}"):  # 12 or #12
+        listed = listed_ids(staff_client.get(f"{LIST}?search={term}"))
+        assert listed == [target], term
 
-    assert target in listed
-    assert not {ledger["t1"], ledger["t3"], ledger["t4"]} & set(listed)
+
+def test_search_by_id_is_exact_not_a_substring(staff_client, make_product, draft):
+    product = make_product()
+    ids = [draft((product, 1)) for _ in range(12)]  # ids 1..12 (fresh schema per test)
+    assert ids[1] == 2 and ids[11] == 12
+
+    listed = listed_ids(staff_client.get(f"{LIST}?search=2&page_size=100"))
+    exported = read_csv(staff_client.get(f"{EXPORT}?search=2"))
+
+    assert listed == [2]
+    assert [int(row[0]) for row in exported[1:]] == [2]
 
 
 @pytest.mark.parametrize("query", [

@@ -10,12 +10,13 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
+from flask_admin.contrib.sqla.tools import parse_like_term
 from flask_admin.model.ajax import DEFAULT_PAGE_SIZE
 from flask_admin.model.form import InlineFormAdmin
 from flask_babel import gettext, lazy_gettext, ngettext
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased, selectinload
 from wtforms import IntegerField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
@@ -111,7 +112,7 @@ class TransactionView(SecuredModelView):
     column_labels = TRANSACTION_FIELDS
     column_default_sort = [("created_at", True), ("id", True)]
     column_sortable_list = ["id", "created_at", "status", "line_count", "total"]
-    column_searchable_list = ["id", "note"]
+    column_searchable_list = ["id", "note"]  # see _apply_search
     column_filters = [
         FilterEqual(Transaction.status, lazy_gettext("Status"), options=[(s, lazy(status_label, s)) for s in STATUSES]),
         LocalDateFrom(Transaction.created_at, lazy_gettext("Created")),
@@ -146,6 +147,19 @@ class TransactionView(SecuredModelView):
     action_rights = {"post": CHANGE, "delete": DELETE}
     extra_method_rights = {"void_view": CHANGE, "export_lines": VIEW, "product_prices": VIEW}
     get_one_options = (selectinload(Transaction.lines).joinedload(TransactionProduct.product),)
+
+    def _apply_search(self, query, count_query, joins, count_joins, search):
+        """Every word must match: the note contains it, or it is a number (12 or #12) and the
+        transaction has that id exactly. (Flask-Admin matches ids as text: 2 would find 12.)"""
+        for term in without_nul(search).split():
+            condition = Transaction.note.ilike(parse_like_term(term))
+            number = parse_id(term.removeprefix("#"))
+            if number is not None:
+                condition = or_(condition, Transaction.id == number)
+            query = query.filter(condition)
+            if count_query is not None:
+                count_query = count_query.filter(condition)
+        return query, count_query, joins, count_joins
 
     # --- the unit of work: hooks delegate to sales, Flask-Admin commits once ---
     def on_model_change(self, form, model, is_created):
