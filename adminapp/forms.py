@@ -1,10 +1,12 @@
-"""The base of every form: CSRF from Flask-WTF, validator messages in the user's language."""
+"""The base of every form: CSRF from Flask-WTF, validator messages in the user's language,
+and errors and help text shown as in Django's admin."""
 
 from pathlib import Path
 
 from flask_admin.form import BaseForm
 from flask_babel import Domain
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 
 # WTForms ships no Indonesian: its messages ("This field is required.", ...) are in the
 # "admin" catalogue beside Flask-Admin's own (adminapp/translations/<lang>/LC_MESSAGES/admin.po).
@@ -25,15 +27,36 @@ class ValidatorMessages:
 VALIDATOR_MESSAGES = ValidatorMessages()
 
 
-class Form(FlaskForm):
+class AdminFormBehaviour:
+    """What every form here shares, whatever its base class."""
+
     class Meta:
         def get_translations(self, form):
             return VALIDATOR_MESSAGES
 
+        def render_field(self, field, render_kw):
+            # Flask-Admin drops a field's help text while the field has an error; Django's
+            # admin keeps it, and it is what the user needs to fix the value.
+            html = super().render_field(field, render_kw)
+            if field.description and isinstance(field.errors, list) and field.errors:
+                html += Markup('<small class="form-text text-muted">{}</small>').format(field.description)
+            return html
 
-class InlineForm(BaseForm):
+    def validate(self, extra_validators=None):
+        valid = super().validate(extra_validators)
+        for field in self:
+            # A value that could not be read ("abc" for a price) gets that message alone,
+            # not also the range checks that then ran on no value. (An empty required field
+            # keeps "This field is required.": InputRequired clears the reading error.)
+            unreadable = [error for error in field.process_errors if error in field.errors]
+            if unreadable:
+                field.errors = unreadable
+        return valid
+
+
+class Form(AdminFormBehaviour, FlaskForm):
+    pass
+
+
+class InlineForm(AdminFormBehaviour, BaseForm):
     """The base of Flask-Admin's inline forms (no CSRF of their own: the outer form has it)."""
-
-    class Meta:
-        def get_translations(self, form):
-            return VALIDATOR_MESSAGES

@@ -49,17 +49,18 @@ class ProductView(SecuredModelView):
     form_columns = ["sku", "name", "description", "price", "stock", "is_active", "version"]
     form_extra_fields = {"version": VersionField()}
     form_overrides = {"description": fields.TextAreaField, "price": fields.DecimalField}
+    # Flask-Admin adds each column's InputRequired and Length(max=...) itself.
     form_args = {  # labels: column_labels
         "sku": {
             "description": lazy_gettext("The unique stock-keeping code, e.g. KOPI-250G."),
             "filters": [strip],
             "validators": [
-                DataRequired(), Length(max=64), plain_text,
+                DataRequired(), plain_text,
                 Regexp(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$",
                        message=lazy_gettext("Use letters, digits and . _ - / only, starting with a letter or digit.")),
             ],
         },
-        "name": {"filters": [strip], "validators": [DataRequired(), Length(max=200), plain_text]},
+        "name": {"filters": [strip], "validators": [DataRequired(), plain_text]},
         "description": {"filters": [blank_to_none], "validators": [Optional(), Length(max=5000), plain_text]},
         "price": {
             "description": lazy_gettext("Selling price per unit, with at most 2 decimals. Posted "

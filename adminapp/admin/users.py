@@ -55,7 +55,7 @@ class UserView(SecuredModelView):
     form_args = {
         "username": {
             "filters": [lambda v: v.strip() if isinstance(v, str) else v],
-            "validators": [DataRequired(), Length(max=64),
+            "validators": [DataRequired(),  # Length(max=64): Flask-Admin adds the column's
                            Regexp(r"^[\w.@+-]+$", message=lazy_gettext("Letters, digits and @ . + - _ only."))],
         },
         "role": {"choices": [SelectChoice(role, lazy(role_label, role)) for role in ROLES],

@@ -2,7 +2,7 @@
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext, lazy_gettext
 from flask_login import current_user, login_required, login_user, logout_user
 from wtforms import PasswordField, StringField
@@ -108,7 +108,9 @@ def require_password_change():
     """Until a user with `must_change_password` picks a new password, that is the only page."""
     if (current_user.is_authenticated and current_user.must_change_password
             and request.endpoint not in ("auth.change_password", "auth.logout", "static", "admin.static")):
-        flash(gettext("Choose a new password before you continue."), "warning")
+        message = gettext("Choose a new password before you continue.")
+        if message not in (text for _, text in session.get("_flashes", [])):  # once, not per page tried
+            flash(message, "warning")
         return redirect(url_for("auth.change_password"))
     return None
 

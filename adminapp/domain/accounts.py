@@ -119,6 +119,8 @@ def password_problems(password: str, username: str | None = None) -> list[str]:
         problems.append(gettext("Use at least %(min)s characters.", min=MIN_PASSWORD_LENGTH))
     if password.isdigit():
         problems.append(gettext("Do not use only digits."))
+    if password.isspace():
+        problems.append(gettext("Do not use only spaces."))
     if username and password.casefold() == username.casefold():
         problems.append(gettext("Do not use your username."))
     if password.casefold() in COMMON_PASSWORDS:

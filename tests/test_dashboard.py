@@ -1,0 +1,547 @@
+"""The dashboard at /admin/, through the test client on a real database.
+
+Its counts (products, active, low stock, drafts, posted today), the low-stock list and
+its configurable threshold, the 30-day chart of posted sales (one aggregate query, in
+the configured time zone), the user's recent actions and the money in the configured
+currency. Transactions are made through the sales operations, as the app makes them;
+past sales get their `posted_at` set directly in the database.
+"""
+
+import html
+import re
+from contextlib import contextmanager
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import jinja2
+import pytest
+from babel.dates import format_date
+from babel.numbers import format_currency
+from sqlalchemy import event, update
+from werkzeug.security import generate_password_hash
+
+from adminapp.domain import sales
+from adminapp.extensions import db as _db
+from adminapp.models import Product, Transaction, TransactionProduct, User
+
+from tests.support import count_statements, login, make_app
+
+DASHBOARD = "/admin/"
+COUNTS = ("product-count", "active-count", "low-stock-count", "draft-count", "posted-today")
+CHART_DAYS = 30
+BAR = re.compile(
+    r'<rect class="sales-bar"[^>]*\bdata-day="([\d-]+)" data-amount="([^"]*)">\s*<title>(.*?)</title>', re.S
+)
+# A real hash with one PBKDF2 round: signing in stays cheap (scrypt costs ~0.15 s a call).
+FAST_PASSWORD = "dashboard password"
+FAST_HASH = generate_password_hash(FAST_PASSWORD, method="pbkdf2:sha256:1")
+
+
+def count(response, element_id) -> int:
+    """The figure of one dashboard card, by the id of its link."""
+    match = re.search(rf'<a id="{element_id}" href="[^"]*">\s*([^<]*?)\s*</a>', response.text)
+    assert match, f"no #{element_id} on the dashboard"
+    return int(match.group(1).replace(",", ""))
+
+
+def counts(response) -> dict[str, int]:
+    assert response.status_code == 200, response.text[:500]
+    return {element_id: count(response, element_id) for element_id in COUNTS}
+
+
+def card_link(response, element_id) -> str:
+    match = re.search(rf'<a id="{element_id}" href="([^"]*)"', response.text)
+    assert match, f"no #{element_id} on the dashboard"
+    return html.unescape(match.group(1))
+
+
+def low_stock_rows(response) -> list[tuple[str, str, int]]:
+    """(SKU, name, stock) of the low-stock table, in order; [] when there is no table."""
+    table = re.search(r'<table[^>]*\bid="low-stock".*?</table>', response.text, re.S)
+    if table is None:
+        return []
+    rows = []
+    for row in re.findall(r"<tr>(.*?)</tr>", table.group(0).split("<tbody>", 1)[1], re.S):
+        sku, name, stock = (html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+                            for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S))
+        rows.append((sku, name, int(stock.replace(",", ""))))
+    return rows
+
+
+def chart(response) -> dict[date, Decimal]:
+    """The chart's bars: {day: amount}, in order."""
+    return {date.fromisoformat(day): Decimal(amount) for day, amount, _ in BAR.findall(response.text)}
+
+
+def bar_title(response, day: date) -> str:
+    for bar_day, _, title in BAR.findall(response.text):
+        if bar_day == day.isoformat():
+            return html.unescape(title)
+    raise AssertionError(f"no bar for {day}")
+
+
+def chart_title(response) -> str:
+    match = re.search(r'<title id="sales-chart-title">(.*?)</title>', response.text, re.S)
+    assert match, "no chart on the dashboard"
+    return html.unescape(match.group(1))
+
+
+def recent_items(response) -> list[str]:
+    """The recent-actions entries as text."""
+    assert response.status_code == 200
+    section = response.text.split('id="recent-actions"', 1)[1].split("</ul>", 1)[0]
+    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split())
+            for item in re.findall(r"<li>(.*?)</li>", section, re.S)]
+
+
+def listed(response, column) -> list[str]:
+    return re.findall(rf'<td class="col-{column}">\s*(.*?)\s*</td>', response.text, re.S)
+
+
+@contextmanager
+def statements(app):
+    """The SQL text of every statement run inside the block."""
+    with app.app_context():
+        engine = _db.engine
+    seen = []
+
+    def before_cursor_execute(conn, cursor, statement, *args):
+        seen.append(" ".join(statement.split()).lower())
+
+    event.listen(engine, "before_cursor_execute", before_cursor_execute)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", before_cursor_execute)
+
+
+def zone(app) -> ZoneInfo:
+    return ZoneInfo(app.config["BABEL_DEFAULT_TIMEZONE"])
+
+
+def local_today(app) -> date:
+    return datetime.now(zone(app)).date()
+
+
+def local_time(app, day: date, hour: int, minute: int = 0) -> datetime:
+    """A local wall-clock time of the app's zone, as the aware UTC datetime the database stores."""
+    return datetime.combine(day, time(hour, minute), tzinfo=zone(app)).astimezone(timezone.utc)
+
+
+def set_posted_at(session, txn_ids, at):
+    """Move posted_at in the database directly (the ORM guard keeps posted transactions as they are)."""
+    table = Transaction.__table__
+    session.execute(update(table).where(table.c.id.in_(txn_ids)).values(posted_at=at))
+
+
+def signed_in(app, username, **headers):
+    client = app.test_client()
+    for name, value in headers.items():
+        client.environ_base[f"HTTP_{name.upper().replace('-', '_')}"] = value
+    assert login(client, username, FAST_PASSWORD).status_code == 302
+    return client
+
+
+class _SharedBytecodeCache(jinja2.BytecodeCache):
+    """Compiled templates kept across the per-test apps (compiling them again costs ~0.3 s a test)."""
+
+    def __init__(self):
+        self.store = {}
+
+    def load_bytecode(self, bucket):
+        if bucket.key in self.store:
+            bucket.bytecode_from_string(self.store[bucket.key])
+
+    def dump_bytecode(self, bucket):
+        self.store[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATES = _SharedBytecodeCache()
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(autouse=True)
+def _reuse_compiled_templates(app):
+    app.jinja_env.bytecode_cache = _TEMPLATES
+
+
+@pytest.fixture
+def user(db):
+    """A user who signs in with FAST_PASSWORD: `user("sam", "staff", locale="id")`."""
+
+    def make(username, role="staff", **fields):
+        with db() as session:
+            session.add(User(username=username, role=role, password_hash=FAST_HASH, **fields))
+
+    return make
+
+
+@pytest.fixture
+def admin_client(app, user):
+    """A client signed in as an admin (overrides conftest's, only for speed)."""
+    user("boss", "admin")
+    return signed_in(app, "boss")
+
+
+@pytest.fixture
+def draft(db):
+    """A draft saved through the sales operations: `draft((product_id, qty), ...)`."""
+
+    def make(*lines):
+        with db() as session:
+            txn = Transaction(lines=[
+                TransactionProduct(product=session.get(Product, pid), product_qty=qty) for pid, qty in lines
+            ])
+            session.add(txn)
+            sales.save_draft(session, txn, None, is_new=True)
+            session.flush()
+            return txn.id
+
+    return make
+
+
+@pytest.fixture
+def posted(db, draft):
+    """A posted transaction; `at=` (an aware datetime) moves its posted_at in the database."""
+
+    def make(*lines, at=None):
+        txn_id = draft(*lines)
+        with db() as session:
+            sales.post(session, session.get(Transaction, txn_id), None)
+        if at is not None:
+            with db() as session:
+                set_posted_at(session, [txn_id], at)
+        return txn_id
+
+    return make
+
+
+@pytest.fixture
+def voided(db, posted):
+    def make(*lines, at=None):
+        txn_id = posted(*lines, at=at)
+        with db() as session:
+            sales.void(session, session.get(Transaction, txn_id), None, "test")
+        return txn_id
+
+    return make
+
+
+@pytest.fixture
+def sell(db):
+    """Many posted sales in one database transaction, each through save_draft and post:
+    `sell((product_id, qty, posted_at), ...)`; a posted_at of None keeps the real one."""
+
+    def make(*sold):
+        with db() as session:
+            for product_id, qty, at in sold:
+                txn = Transaction(lines=[TransactionProduct(product=session.get(Product, product_id), product_qty=qty)])
+                session.add(txn)
+                sales.save_draft(session, txn, None, is_new=True)
+                session.flush()
+                sales.post(session, txn, None)
+                session.flush()
+                if at is not None:
+                    set_posted_at(session, [txn.id], at)
+
+    return make
+
+
+@pytest.fixture
+def other_app(app, database_url, tmp_path):
+    """`other_app(**config)`: another app on the same database, with its own settings."""
+    made = []
+
+    def build(**overrides):
+        made.append(make_app(database_url, tmp_path, **overrides))
+        made[-1].jinja_env.bytecode_cache = _TEMPLATES
+        return made[-1]
+
+    yield build
+    for other in made:
+        with other.app_context():
+            _db.session.remove()
+            _db.engine.dispose()
+
+
+@pytest.fixture
+def threshold(app):
+    return app.config["LOW_STOCK_THRESHOLD"]
+
+
+@pytest.fixture
+def stockroom(make_product):
+    """A product with plenty of stock to sell from (it never counts as low)."""
+    return make_product(sku="ZZ-STOCK", name="Stockroom", price="10.00", stock=100_000)
+
+
+# -------------------------------------------------------------------- counts
+
+
+def test_empty_dashboard_shows_zeros(admin_client):
+    response = admin_client.get(DASHBOARD)
+
+    assert counts(response) == dict.fromkeys(COUNTS, 0)
+    assert low_stock_rows(response) == []
+    assert "No active product is low on stock." in response.text
+    assert set(chart(response).values()) == {Decimal("0.00")}
+
+
+def test_counts_are_the_real_figures(app, admin_client, make_product, draft, posted, voided, threshold, stockroom):
+    make_product(sku="HIGH-1", stock=threshold + 1)
+    make_product(sku="AT-1", stock=threshold)
+    make_product(sku="ZERO-1", stock=0)
+    make_product(sku="OFF-LOW", stock=0, is_active=False)  # not for sale: not "low stock"
+    make_product(sku="OFF-HIGH", stock=threshold + 50, is_active=False)
+    draft((stockroom, 1))
+    draft((stockroom, 2))
+    posted((stockroom, 1))
+    posted((stockroom, 3))
+    voided((stockroom, 1))  # posted today, then voided: no longer posted
+    posted((stockroom, 1), at=local_time(app, local_today(app) - timedelta(days=1), 12))
+
+    assert counts(admin_client.get(DASHBOARD)) == {
+        "product-count": 6,  # the stockroom too
+        "active-count": 4,
+        "low-stock-count": 2,  # AT-1 and ZERO-1: active, at or below the threshold
+        "draft-count": 2,
+        "posted-today": 2,
+    }
+
+
+def test_cards_link_to_lists_of_the_same_records(admin_client, make_product, draft, threshold, stockroom):
+    for n in range(3):
+        make_product(sku=f"LOW-{n}", stock=threshold - n if threshold >= n else 0)
+    make_product(sku="OFF-1", stock=0, is_active=False)
+    make_product(sku="HIGH-1", stock=threshold + 1)
+    draft((stockroom, 1))
+    draft((stockroom, 1))
+    page = admin_client.get(DASHBOARD)
+
+    for element_id, column in (("product-count", "sku"), ("active-count", "sku"),
+                               ("low-stock-count", "sku"), ("draft-count", "id")):
+        listing = admin_client.get(card_link(page, element_id))
+        assert listing.status_code == 200, element_id
+        assert len(listed(listing, column)) == count(page, element_id), element_id
+    low_list = admin_client.get(card_link(page, "low-stock-count"))
+    assert sorted(listed(low_list, "sku")) == ["LOW-0", "LOW-1", "LOW-2"]
+
+
+# ----------------------------------------------------------------- low stock
+
+
+def test_low_stock_list_names_the_active_products_at_or_below_the_threshold(
+    admin_client, make_product, threshold
+):
+    make_product(sku="B-LOW", name="Bolts", stock=threshold)
+    make_product(sku="A-LOW", name="Anchors", stock=threshold)
+    make_product(sku="C-EMPTY", name="Clamps", stock=0)
+    make_product(sku="D-ENOUGH", name="Dowels", stock=threshold + 1)
+    make_product(sku="E-RETIRED", name="Eyelets", stock=0, is_active=False)
+
+    response = admin_client.get(DASHBOARD)
+
+    # Lowest stock first, then by SKU.
+    assert low_stock_rows(response) == [
+        ("C-EMPTY", "Clamps", 0), ("A-LOW", "Anchors", threshold), ("B-LOW", "Bolts", threshold),
+    ]
+    assert f"Low stock (at or below {threshold})" in response.text
+
+
+def test_only_inactive_products_low_on_stock_leave_the_list_empty(admin_client, make_product):
+    make_product(sku="RETIRED-1", stock=0, is_active=False)
+
+    response = admin_client.get(DASHBOARD)
+
+    assert count(response, "low-stock-count") == 0
+    assert low_stock_rows(response) == []
+    assert "No active product is low on stock." in response.text
+
+
+def test_low_stock_list_shows_the_ten_lowest_and_the_count_all_of_them(admin_client, make_product, threshold):
+    for n in range(12):
+        make_product(sku=f"LOW-{n:02d}", stock=min(n, threshold))
+
+    response = admin_client.get(DASHBOARD)
+
+    assert count(response, "low-stock-count") == 12
+    rows = low_stock_rows(response)
+    assert len(rows) == 10
+    assert [stock for _, _, stock in rows] == sorted(min(n, threshold) for n in range(12))[:10]
+
+
+def test_low_stock_threshold_is_configurable(app, other_app, user, make_product):
+    make_product(sku="LOW-3", stock=3)
+    make_product(sku="MID-15", stock=15)
+    make_product(sku="MID-20", stock=20)
+    make_product(sku="HIGH-25", stock=25)
+    user("boss", "admin")
+
+    default = signed_in(other_app(LOW_STOCK_THRESHOLD=5), "boss").get(DASHBOARD)
+    generous = signed_in(other_app(LOW_STOCK_THRESHOLD=20), "boss").get(DASHBOARD)
+
+    assert count(default, "low-stock-count") == 1
+    assert [sku for sku, _, _ in low_stock_rows(default)] == ["LOW-3"]
+    assert count(generous, "low-stock-count") == 3
+    assert [sku for sku, _, _ in low_stock_rows(generous)] == ["LOW-3", "MID-15", "MID-20"]
+    assert "Low stock (at or below 20)" in generous.text
+    assert "flt0_stock_at_or_below=20" in card_link(generous, "low-stock-count")
+
+
+# --------------------------------------------------------------------- chart
+
+
+def test_chart_has_a_bar_for_each_of_the_last_30_days_ending_today(app, admin_client):
+    today = local_today(app)
+
+    bars = chart(admin_client.get(DASHBOARD))
+
+    assert list(bars) == [today - timedelta(days=n) for n in reversed(range(CHART_DAYS))]
+
+
+def test_sale_posted_today_is_in_todays_bar_with_its_total(app, admin_client, make_product, posted):
+    coffee = make_product(sku="COF-1", price="19.99", stock=100)
+    tea = make_product(sku="TEA-1", price="0.10", stock=100)
+    posted((coffee, 3))
+    posted((tea, 2), (coffee, 1))
+    today = local_today(app)
+
+    response = admin_client.get(DASHBOARD)
+
+    bars = chart(response)
+    assert bars[today] == Decimal("80.16")  # 59.97 + 0.20 + 19.99, exactly
+    assert all(amount == 0 for day, amount in bars.items() if day != today)
+    assert count(response, "posted-today") == 2
+
+
+def test_drafts_and_voided_sales_are_not_in_the_chart(app, admin_client, stockroom, draft, posted, voided):
+    yesterday = local_today(app) - timedelta(days=1)
+    draft((stockroom, 5))
+    voided((stockroom, 7))
+    voided((stockroom, 9), at=local_time(app, yesterday, 12))
+    posted((stockroom, 1))
+
+    response = admin_client.get(DASHBOARD)
+
+    bars = chart(response)
+    assert bars[local_today(app)] == Decimal("10.00")  # only the one still posted
+    assert bars[yesterday] == 0
+    assert sum(bars.values()) == Decimal("10.00")
+
+
+def test_chart_covers_30_days_and_no_more(app, admin_client, stockroom, posted):
+    first_day = local_today(app) - timedelta(days=CHART_DAYS - 1)
+    posted((stockroom, 1), at=local_time(app, first_day, 0, 1))  # the first minute of the first day
+    posted((stockroom, 2), at=local_time(app, first_day, 12))
+    posted((stockroom, 40), at=local_time(app, first_day, 0) - timedelta(minutes=1))  # 30 days ago: out
+    posted((stockroom, 80), at=local_time(app, first_day, 0) - timedelta(days=60))
+
+    response = admin_client.get(DASHBOARD)
+
+    bars = chart(response)
+    assert min(bars) == first_day
+    assert bars[first_day] == Decimal("30.00")
+    assert sum(bars.values()) == Decimal("30.00")
+    assert chart_title(response).endswith(format_currency(Decimal("30.00"), app.config["CURRENCY"], locale="en"))
+
+
+def test_days_follow_the_configured_time_zone(other_app, user, stockroom, posted):
+    """A sale is on the local day it happened, and "today" starts at local midnight."""
+    jakarta = other_app(BABEL_DEFAULT_TIMEZONE="Asia/Jakarta")  # UTC+7 all year
+    user("boss", "admin")
+    today = local_today(jakarta)
+    posted((stockroom, 1), at=local_time(jakarta, today, 0, 1))  # the day before, in UTC
+    posted((stockroom, 2), at=local_time(jakarta, today, 0) - timedelta(minutes=1))  # yesterday, locally
+    posted((stockroom, 4), at=local_time(jakarta, today - timedelta(days=1), 7, 30))
+
+    response = signed_in(jakarta, "boss").get(DASHBOARD)
+
+    bars = chart(response)
+    assert max(bars) == today
+    assert bars[today] == Decimal("10.00")
+    assert bars[today - timedelta(days=1)] == Decimal("60.00")
+    assert count(response, "posted-today") == 1
+
+
+def test_chart_is_one_query_whatever_the_number_of_sales_and_days(app, admin_client, stockroom, sell):
+    sell((stockroom, 1, None))
+    admin_client.get(DASHBOARD)  # anything loaded once per app is loaded now
+    with count_statements(app) as one_sale:
+        first = admin_client.get(DASHBOARD)
+
+    today = local_today(app)
+    sell(*[(stockroom, 1, local_time(app, today - timedelta(days=n % 20), 10, n)) for n in range(39)])
+    with count_statements(app) as forty_sales, statements(app) as seen:
+        second = admin_client.get(DASHBOARD)
+
+    sums_of_sales = [sql for sql in seen if "sum(transactions.total)" in sql]
+    assert len(sums_of_sales) == 1 and "group by" in sums_of_sales[0], sums_of_sales
+    assert sum(chart(first).values()) == Decimal("10.00")
+    assert sum(chart(second).values()) == Decimal("400.00")
+    assert sum(1 for amount in chart(second).values() if amount) == 20
+    assert forty_sales[0] == one_sale[0]
+
+
+# ------------------------------------------------------------ recent actions
+
+
+def recent_toggle(response) -> str:
+    """The Mine/Everyone link beside the "Recent actions" heading, or "" when there is none."""
+    heading = response.text.split('id="recent-actions"', 1)[1].split("</h2>", 1)[0]
+    match = re.search(r'<a href="([^"]*)">', heading)
+    return html.unescape(match.group(1)) if match else ""
+
+
+@pytest.mark.parametrize("role, sees_everyone", [("admin", True), ("auditor", True), ("staff", False)])
+def test_recent_actions_are_the_users_own_and_everyones_only_for_audit_readers(
+    app, user, role, sees_everyone
+):
+    user("sam")
+    user("reader", role)
+    sam = signed_in(app, "sam")
+    assert sam.post("/admin/product/new/", data={
+        "sku": "SAMS-1", "name": "Sam's", "price": "1.00", "stock": "1", "is_active": "y", "version": "",
+    }).status_code == 302
+    reader = signed_in(app, "reader")
+
+    own = reader.get(DASHBOARD)
+    asked_for_all = reader.get(f"{DASHBOARD}?recent=all")
+
+    assert [item.split(" — ", 1)[1] for item in recent_items(own)] == ["login user reader"]
+    assert [item.split(" — ", 1)[1] for item in recent_items(sam.get(DASHBOARD))] == [
+        "create product SAMS-1 — Sam's", "login user sam"]
+    if sees_everyone:
+        assert recent_toggle(own) == "/admin/?recent=all"  # "Everyone"
+        assert recent_toggle(asked_for_all) == "/admin/"  # back to "Mine"
+        everyone = [item.split(" — ", 1)[1] for item in recent_items(asked_for_all)]
+        assert everyone[:3] == ["reader: login user reader", "sam: create product SAMS-1 — Sam's",
+                                "sam: login user sam"]
+    else:
+        assert recent_items(asked_for_all) == recent_items(own)
+        assert recent_toggle(own) == recent_toggle(asked_for_all) == ""
+
+
+# --------------------------------------------------------------------- money
+
+
+def test_money_is_in_the_configured_currency(app, user, stockroom, posted):
+    user("boss", "admin")
+    user("ibu", "admin", locale="id")
+    posted((stockroom, 123))  # 1,230.00
+    today, amount = local_today(app), Decimal("1230.00")
+    assert app.config["CURRENCY"] == "IDR"  # the default
+
+    for username, locale in (("boss", "en"), ("ibu", "id")):
+        response = signed_in(app, username).get(DASHBOARD)
+        money = format_currency(amount, "IDR", locale=locale)
+        assert chart_title(response).endswith(f": {money}"), chart_title(response)
+        assert bar_title(response, today) == f"{format_date(today, 'medium', locale=locale)}: {money}"
+    assert format_currency(amount, "IDR", locale="id") == "Rp1.230,00"
+
+    app.config["CURRENCY"] = "EUR"
+    response = signed_in(app, "boss").get(DASHBOARD)
+    assert chart_title(response).endswith(": €1,230.00")
+    assert "IDR" not in bar_title(response, today)

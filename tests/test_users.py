@@ -1,0 +1,730 @@
+"""The users admin at /admin/user/ and the account pages (/account/password), through the
+test client on a real database: who may manage users, passwords and their rule, and the
+last active admin."""
+
+import html
+import re
+from urllib.parse import urlsplit
+
+import jinja2
+import pytest
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from adminapp.models import Transaction, User
+
+from tests.support import flashed, login, snapshot
+
+LIST = "/admin/user/"
+NEW = "/admin/user/new/"
+DELETE = "/admin/user/delete/"
+ACTION = "/admin/user/action/"
+EXPORT = "/admin/user/export/csv/"
+CHANGE_PASSWORD = "/account/password"
+
+GOOD_PASSWORD = "plum orchard lantern"
+OTHER_PASSWORD = "quiet harbour engine"
+LAST_ADMIN = "is the last active admin and must stay one: make another user an active admin first."
+ON_RECORD = ("has acted on record (sign-ins, changes or transactions) and cannot be deleted; "
+             "deactivate the user instead.")
+
+# Passwords the rule refuses for a user named "carol.smith", and the words that say why.
+WEAK_PASSWORDS = [
+    pytest.param("short1x", "Use at least 10 characters.", id="too-short"),
+    pytest.param("12345678901234", "Do not use only digits.", id="only-digits"),
+    pytest.param("carol.smith", "Do not use your username.", id="the-username"),
+    pytest.param("Carol.SMITH", "Do not use your username.", id="the-username-in-other-case"),
+    pytest.param("qwertyuiop", "This password is too common.", id="common"),
+    pytest.param("PassWord123", "This password is too common.", id="common-in-other-case"),
+    pytest.param(" " * 12, "Do not use only spaces.", id="only-spaces"),
+]
+
+
+def edit_url(user_id):
+    return f"/admin/user/edit/?id={user_id}"
+
+
+def details_url(user_id):
+    return f"/admin/user/details/?id={user_id}"
+
+
+def confirm_url(user_id, back=LIST):
+    return f"{DELETE}?id={user_id}&url={back}"
+
+
+def user_form(**changes):
+    """A valid create form; a value of None leaves the field out of the POST (an unticked box)."""
+    data = {
+        "username": "carol.smith",
+        "role": "staff",
+        "is_active": "y",
+        "must_change_password": None,
+        "new_password": GOOD_PASSWORD,
+        "confirm_password": GOOD_PASSWORD,
+    }
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def edit_form(username, role="staff", **changes):
+    """The edit form as the page posts it for an active user, password left empty."""
+    return user_form(**{"username": username, "role": role, "new_password": "", "confirm_password": "", **changes})
+
+
+def field_errors(response, field):
+    """The error messages rendered under one form field."""
+    for group in response.text.split('<div class="form-group')[1:]:
+        if f'id="{field}"' in group:
+            feedback = group.split('<div class="invalid-feedback">', 1)
+            if len(feedback) == 1:
+                return []
+            return [html.unescape(m) for m in re.findall(r"<li>(.*?)</li>", feedback[1], re.S)]
+    raise AssertionError(f"no field {field!r} on the page")
+
+
+def auth_field_errors(response, field):
+    """The error messages under one field of the account pages (templates/auth/_field.html)."""
+    match = re.search(rf'<input[^>]*\bid="{field}"[^>]*>(.*?)</div>\s*(?:<div class="form-group|<button)',
+                      response.text, re.S)
+    assert match, f"no field {field!r} on the page"
+    return [html.unescape(m) for m in re.findall(r'<div class="invalid-feedback">(.*?)</div>', match.group(1), re.S)]
+
+
+def redirected_to(response):
+    assert response.status_code == 302, response.status_code
+    return urlsplit(response.headers["Location"]).path
+
+
+def post_action(client, action, *ids):
+    return client.post(ACTION, data={"action": action, "rowid": [str(i) for i in ids]}, follow_redirects=True)
+
+
+class _SharedBytecodeCache(jinja2.BytecodeCache):
+    """Compiled templates kept across the per-test apps (compiling them again costs ~0.3 s a test)."""
+
+    def __init__(self):
+        self.store = {}
+
+    def load_bytecode(self, bucket):
+        if bucket.key in self.store:
+            bucket.bytecode_from_string(self.store[bucket.key])
+
+    def dump_bytecode(self, bucket):
+        self.store[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATES = _SharedBytecodeCache()
+
+
+@pytest.fixture(autouse=True)
+def _reuse_compiled_templates(app):
+    app.jinja_env.bytecode_cache = _TEMPLATES
+
+
+# A real hash with one PBKDF2 round for the users a test starts with (scrypt costs ~0.1 s a call);
+# passwords set through the pages are hashed the app's own way.
+FIXTURE_PASSWORD = "fixture password 42"
+FAST_HASH = generate_password_hash(FIXTURE_PASSWORD, method="pbkdf2:sha256:1")
+
+
+@pytest.fixture
+def add_user(db):
+    """`add_user("bob", "staff", must_change_password=True)` returns the new user's id."""
+
+    def make(username, role="staff", **fields):
+        with db() as session:
+            user = User(username=username, role=role, password_hash=FAST_HASH, **fields)
+            session.add(user)
+            session.flush()
+            return user.id
+
+    return make
+
+
+@pytest.fixture
+def client_of(app):
+    """`client_of("bob")`: a test client signed in as that user."""
+
+    def sign_in(username, password=FIXTURE_PASSWORD):
+        client = app.test_client()
+        response = login(client, username, password)
+        assert response.status_code == 302, response.text
+        return client
+
+    return sign_in
+
+
+@pytest.fixture
+def admin_id(add_user):
+    return add_user("root", "admin")
+
+
+@pytest.fixture
+def admin_client(admin_id, client_of):
+    """A client signed in as "root", the one active admin (overrides conftest's, for speed)."""
+    return client_of("root")
+
+
+@pytest.fixture
+def load(db):
+    def get(user_id):
+        with db() as session:
+            user = session.get(User, user_id)
+            if user is not None:
+                session.expunge(user)
+            return user
+
+    return get
+
+
+@pytest.fixture
+def find(db):
+    def get(username):
+        with db() as session:
+            user = session.scalar(select(User).where(User.username == username))
+            if user is not None:
+                session.expunge(user)
+            return user
+
+    return get
+
+
+def can_sign_in(app, username, password):
+    return login(app.test_client(), username, password).status_code == 302
+
+
+# ------------------------------------------------------------------- access
+
+
+def every_request(user_id):
+    """One request to each page and form of the users admin, about one user."""
+    return [
+        ("get", LIST, None),
+        ("get", NEW, None),
+        ("post", NEW, user_form()),
+        ("get", edit_url(user_id), None),
+        ("post", edit_url(user_id), edit_form("target", role="admin")),
+        ("get", details_url(user_id), None),
+        ("get", confirm_url(user_id), None),
+        ("post", DELETE, {"id": user_id, "url": LIST}),
+        ("post", ACTION, {"action": "delete", "rowid": [str(user_id)]}),
+        ("get", EXPORT, None),
+    ]
+
+
+@pytest.mark.parametrize("role", ["staff", "auditor"])
+def test_users_admin_is_for_admins_only(app, as_role, add_user, role):
+    target = add_user("target", "staff")
+    client = as_role(role)
+    before = snapshot(app)
+
+    for method, url, data in every_request(target):
+        response = getattr(client, method)(url, data=data)
+        assert response.status_code == 403, (method, url)
+    assert snapshot(app) == before
+
+
+def test_anonymous_is_sent_to_sign_in(app, add_user):
+    target = add_user("target", "staff")
+    client = app.test_client()
+    before = snapshot(app)
+
+    for method, url, data in every_request(target):
+        response = getattr(client, method)(url, data=data)
+        assert redirected_to(response) == "/login", (method, url)
+    assert snapshot(app) == before
+
+
+def test_admin_sees_the_users(admin_client, add_user):
+    add_user("bob", "auditor")
+
+    response = admin_client.get(LIST)
+
+    assert response.status_code == 200
+    cells = re.findall(r'<td class="col-username">\s*(.*?)\s*</td>', response.text, re.S)
+    assert cells == ["bob", "root"]
+
+
+# ------------------------------------------------------------------- create
+
+
+def test_create_user_stores_a_hash_and_the_user_can_sign_in(app, admin_client, find):
+    response = admin_client.post(NEW, data=user_form(role="auditor"))
+
+    assert redirected_to(response) == LIST
+    carol = find("carol.smith")
+    assert (carol.role, carol.is_active, carol.must_change_password) == ("auditor", True, False)
+    assert GOOD_PASSWORD not in carol.password_hash
+    assert carol.password_hash.startswith(("scrypt:", "pbkdf2:"))
+    assert check_password_hash(carol.password_hash, GOOD_PASSWORD)
+    assert carol.check_password(GOOD_PASSWORD) and not carol.check_password(OTHER_PASSWORD)
+    assert can_sign_in(app, "carol.smith", GOOD_PASSWORD)
+
+
+def test_create_inactive_user_without_the_checkbox(app, admin_client, find):
+    response = admin_client.post(NEW, data=user_form(is_active=None))
+
+    assert redirected_to(response) == LIST
+    assert find("carol.smith").is_active is False
+    assert not can_sign_in(app, "carol.smith", GOOD_PASSWORD)
+
+
+def test_must_change_password_set_on_create_applies_at_sign_in(app, admin_client, find):
+    admin_client.post(NEW, data=user_form(must_change_password="y"))
+
+    assert find("carol.smith").must_change_password is True
+    client = app.test_client()
+    assert login(client, "carol.smith", GOOD_PASSWORD).status_code == 302
+    assert redirected_to(client.get("/admin/")) == CHANGE_PASSWORD
+
+
+def test_unknown_role_is_a_field_error(app, admin_client):
+    before = snapshot(app)
+
+    response = admin_client.post(NEW, data=user_form(role="superuser"))
+
+    assert response.status_code == 200
+    assert field_errors(response, "role") == ["Not a valid choice."]
+    assert snapshot(app) == before
+
+
+def test_a_too_long_username_gets_one_message(app, admin_client):
+    before = snapshot(app)
+
+    response = admin_client.post(NEW, data=user_form(username="u" * 65))
+
+    assert response.status_code == 200
+    assert field_errors(response, "username") == ["Field cannot be longer than 64 characters."]
+    assert snapshot(app) == before
+
+
+def test_differing_passwords_are_a_field_error(app, admin_client):
+    before = snapshot(app)
+
+    response = admin_client.post(NEW, data=user_form(confirm_password=OTHER_PASSWORD))
+
+    assert response.status_code == 200
+    assert field_errors(response, "confirm_password") == ["The two passwords differ."]
+    assert snapshot(app) == before
+
+
+def test_create_without_a_password_is_refused(app, admin_client):
+    before = snapshot(app)
+
+    response = admin_client.post(NEW, data=user_form(new_password="", confirm_password=""))
+
+    assert response.status_code == 200
+    assert "A password is required for a new user." in flashed(response)
+    assert "successfully created" not in flashed(response)
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("password, problem", WEAK_PASSWORDS)
+def test_password_rule_on_create(app, admin_client, password, problem):
+    before = snapshot(app)
+
+    response = admin_client.post(NEW, data=user_form(new_password=password, confirm_password=password))
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert problem in page
+    assert "successfully created" not in page
+    assert snapshot(app) == before
+
+
+def test_password_just_meeting_the_rule_is_accepted(app, admin_client, find):
+    response = admin_client.post(NEW, data=user_form(new_password="carol2024!", confirm_password="carol2024!"))
+
+    assert redirected_to(response) == LIST
+    assert find("carol.smith").check_password("carol2024!")
+
+
+# --------------------------------------------------------------------- edit
+
+
+def test_change_role(admin_client, add_user, load):
+    bob = add_user("bob", "staff")
+
+    response = admin_client.post(edit_url(bob), data=edit_form("bob", role="auditor"))
+
+    assert redirected_to(response) == LIST
+    assert load(bob).role == "auditor"
+
+
+def test_deactivated_user_cannot_sign_in_and_loses_access_at_once(app, admin_client, add_user, client_of, load):
+    bob = add_user("bob", "staff")
+    bobs_client = client_of("bob")
+    assert bobs_client.get("/admin/product/").status_code == 200
+
+    response = admin_client.post(edit_url(bob), data=edit_form("bob", is_active=None))
+
+    assert redirected_to(response) == LIST
+    assert load(bob).is_active is False
+    assert redirected_to(bobs_client.get("/admin/product/")) == "/login"
+    assert not can_sign_in(app, "bob", FIXTURE_PASSWORD)
+
+
+def test_empty_password_on_edit_keeps_the_current_one(app, admin_client, add_user, load):
+    bob = add_user("bob", "staff")
+
+    response = admin_client.post(edit_url(bob), data=edit_form("bob", role="auditor"))
+
+    assert redirected_to(response) == LIST
+    assert load(bob).password_hash == FAST_HASH
+    assert can_sign_in(app, "bob", FIXTURE_PASSWORD)
+
+
+def test_new_password_on_edit_replaces_the_old_one(app, admin_client, add_user, load):
+    bob = add_user("bob", "staff")
+
+    response = admin_client.post(edit_url(bob), data=edit_form(
+        "bob", new_password=GOOD_PASSWORD, confirm_password=GOOD_PASSWORD))
+
+    assert redirected_to(response) == LIST
+    assert load(bob).check_password(GOOD_PASSWORD)
+    assert not can_sign_in(app, "bob", FIXTURE_PASSWORD)
+    assert can_sign_in(app, "bob", GOOD_PASSWORD)
+
+
+def test_weak_password_on_edit_is_refused(app, admin_client, add_user):
+    bob = add_user("bob", "staff")
+    before = snapshot(app)
+
+    response = admin_client.post(edit_url(bob), data=edit_form(
+        "bob", role="auditor", new_password="BobBob", confirm_password="BobBob"))
+
+    assert response.status_code == 200
+    assert "Use at least 10 characters." in flashed(response)
+    assert snapshot(app) == before
+
+
+def test_differing_passwords_on_edit_are_a_field_error(app, admin_client, add_user):
+    bob = add_user("bob", "staff")
+    before = snapshot(app)
+
+    response = admin_client.post(edit_url(bob), data=edit_form(
+        "bob", new_password=GOOD_PASSWORD, confirm_password=OTHER_PASSWORD))
+
+    assert response.status_code == 200
+    assert field_errors(response, "confirm_password") == ["The two passwords differ."]
+    assert snapshot(app) == before
+
+
+def test_password_hash_is_never_shown(admin_client, add_user, load):
+    bob = add_user("bob", "staff")
+    stored_hash = load(bob).password_hash
+    secrets = [stored_hash, stored_hash.split("$")[-1], "pbkdf2:", "scrypt:", "password_hash"]
+
+    edit_page = admin_client.get(edit_url(bob))
+    details_page = admin_client.get(details_url(bob))
+    export = admin_client.get(EXPORT)
+
+    assert edit_page.status_code == details_page.status_code == export.status_code == 200
+    for field in ("new_password", "confirm_password"):  # password fields open empty
+        assert re.search(rf'<input[^>]*name="{field}"[^>]*>', edit_page.text).group(0).endswith('value="">')
+    assert "bob" in details_page.text and "bob" in export.text
+    for page in (edit_page.text, details_page.text, export.get_data(as_text=True)):
+        for secret in secrets:
+            assert secret not in page
+
+
+# -------------------------------------------------------- the last active admin
+
+
+@pytest.mark.parametrize("changes", [
+    pytest.param({"role": "staff"}, id="demote"),
+    pytest.param({"is_active": None}, id="deactivate"),
+])
+def test_last_active_admin_cannot_be_demoted_or_deactivated(app, admin_client, admin_id, add_user, changes):
+    add_user("retired", "admin", is_active=False)  # an inactive admin does not count
+    before = snapshot(app)
+
+    response = admin_client.post(edit_url(admin_id), data=edit_form("root", **{"role": "admin", **changes}))
+
+    assert response.status_code == 200
+    assert f"root {LAST_ADMIN}" in flashed(response)
+    assert snapshot(app) == before
+
+
+def test_last_active_admin_cannot_be_deleted(app, admin_client, admin_id):
+    before = snapshot(app)
+
+    response = admin_client.post(DELETE, data={"id": admin_id, "url": LIST}, follow_redirects=True)
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert f"root {LAST_ADMIN}" in page
+    assert "successfully deleted" not in page
+    assert snapshot(app) == before
+
+
+def test_last_active_admin_cannot_be_deleted_in_bulk(app, admin_client, admin_id, add_user):
+    bob = add_user("bob", "staff")  # deletable on its own: the delete is all or nothing
+    before = snapshot(app)
+
+    response = post_action(admin_client, "delete", bob, admin_id)
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert "That would delete the last active admin: make another user an active admin first." in page
+    assert "users deleted." not in page
+    assert snapshot(app) == before
+
+
+def test_with_a_second_active_admin_the_first_can_be_demoted(admin_client, admin_id, add_user, load):
+    add_user("deputy", "admin")
+
+    response = admin_client.post(edit_url(admin_id), data=edit_form("root", role="staff"))
+
+    assert redirected_to(response) == LIST
+    assert load(admin_id).role == "staff"
+    assert admin_client.get(LIST).status_code == 403  # the change applies at once
+
+
+# ------------------------------------------------------------------- delete
+
+
+def test_user_who_never_acted_can_be_deleted(admin_client, add_user, find, load):
+    kept = add_user("kept", "staff")
+    admin_client.post(NEW, data=user_form())  # being created is the admin's act, not the user's
+    carol = find("carol.smith").id
+
+    response = admin_client.post(DELETE, data={"id": carol, "url": LIST}, follow_redirects=True)
+
+    assert response.status_code == 200
+    assert "successfully deleted" in flashed(response)
+    assert load(carol) is None
+    assert load(kept) is not None
+
+
+def test_users_who_never_acted_can_be_deleted_in_bulk(admin_client, add_user, load):
+    bob, carol, kept = add_user("bob"), add_user("carol", "auditor"), add_user("kept")
+
+    response = post_action(admin_client, "delete", bob, carol)
+
+    assert "2 users deleted." in flashed(response)
+    assert load(bob) is None and load(carol) is None
+    assert load(kept) is not None
+
+
+def test_bulk_delete_is_all_or_nothing(app, admin_client, add_user, client_of):
+    free = add_user("free", "staff")
+    bob = add_user("bob", "staff")
+    client_of("bob")
+    before = snapshot(app)
+
+    response = post_action(admin_client, "delete", free, bob)
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert f"bob {ON_RECORD}" in page
+    assert "deleted." not in page
+    assert snapshot(app) == before
+
+
+def test_user_who_signed_in_cannot_be_deleted(app, admin_client, add_user, client_of):
+    bob = add_user("bob", "staff")
+    client_of("bob")  # the sign-in is audited
+    before = snapshot(app)
+
+    response = admin_client.post(DELETE, data={"id": bob, "url": LIST}, follow_redirects=True)
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert f"bob {ON_RECORD}" in page
+    assert "successfully deleted" not in page
+    assert snapshot(app) == before
+
+
+def test_user_who_created_a_transaction_cannot_be_deleted(app, admin_client, add_user, db):
+    bob = add_user("bob", "staff")
+    with db() as session:
+        session.add(Transaction(status="draft", created_by_id=bob))
+    before = snapshot(app)
+
+    single = admin_client.post(DELETE, data={"id": bob, "url": LIST}, follow_redirects=True)
+    bulk = post_action(admin_client, "delete", bob)
+
+    for response in (single, bulk):
+        assert response.status_code == 200
+        assert f"bob {ON_RECORD}" in flashed(response)
+    assert snapshot(app) == before
+
+
+# ------------------------------------------------ delete confirmation page
+
+
+def test_confirmation_page_asks_before_deleting_a_user(app, admin_client, add_user):
+    bob = add_user("bob", "staff")
+    before = snapshot(app)
+
+    response = admin_client.get(confirm_url(bob))
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert "Are you sure you want to delete user “bob”?" in page
+    assert "Nothing else is deleted with it." in page
+    assert 'action="/admin/user/delete/"' in response.text and 'method="post"' in response.text
+    assert f'<input id="id" name="id" type="hidden" value="{bob}">' in response.text
+    assert snapshot(app) == before  # looking is not deleting
+
+
+@pytest.mark.parametrize("who", ["last-admin", "on-record"])
+def test_confirmation_page_says_why_a_user_cannot_be_deleted(app, admin_client, admin_id, add_user, db, who):
+    if who == "last-admin":
+        user_id, name, reason = admin_id, "root", f"root {LAST_ADMIN}"
+    else:
+        user_id, name, reason = add_user("bob", "staff"), "bob", f"bob {ON_RECORD}"
+        with db() as session:
+            session.add(Transaction(status="draft", created_by_id=user_id))
+    before = snapshot(app)
+
+    response = admin_client.get(confirm_url(user_id))
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert f"Cannot delete user “{name}”" in page
+    assert reason in page
+    assert "Are you sure" not in page
+    assert 'action="/admin/user/delete/"' not in response.text
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("user_id", ["999999", "abc", ""])
+def test_confirmation_page_of_a_missing_user_goes_back_to_the_list(admin_client, user_id):
+    response = admin_client.get(confirm_url(user_id), follow_redirects=True)
+
+    assert response.status_code == 200
+    assert response.request.path == LIST
+    assert "Record does not exist." in flashed(response)
+
+
+# ---------------------------------------------------- changing one's password
+
+
+def change_password(client, current=FIXTURE_PASSWORD, new=GOOD_PASSWORD, confirm=None):
+    return client.post(CHANGE_PASSWORD, data={
+        "current_password": current, "new_password": new, "confirm_password": new if confirm is None else confirm})
+
+
+def test_change_password_page_renders(add_user, client_of):
+    add_user("bob", "staff")
+
+    response = client_of("bob").get(CHANGE_PASSWORD)
+
+    assert response.status_code == 200
+    for field in ("current_password", "new_password", "confirm_password"):
+        assert f'name="{field}"' in response.text
+
+
+def test_change_password_needs_a_signed_in_user(app):
+    assert redirected_to(app.test_client().get(CHANGE_PASSWORD)) == "/login"
+
+
+def test_change_password(app, add_user, client_of, load):
+    bob = add_user("bob", "staff")
+    client = client_of("bob")
+
+    response = change_password(client)
+
+    assert redirected_to(response) == "/admin/"
+    assert "Your password was changed." in flashed(client.get("/admin/"))
+    assert load(bob).check_password(GOOD_PASSWORD)
+    assert not can_sign_in(app, "bob", FIXTURE_PASSWORD)
+    assert can_sign_in(app, "bob", GOOD_PASSWORD)
+
+
+def test_wrong_current_password_is_refused(app, add_user, client_of):
+    add_user("bob", "staff")
+    client = client_of("bob")
+    before = snapshot(app)
+
+    response = change_password(client, current="not my password")
+
+    assert response.status_code == 200
+    assert auth_field_errors(response, "current_password") == ["Your current password is not correct."]
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("password, problem", WEAK_PASSWORDS)
+def test_password_rule_on_change(app, add_user, client_of, password, problem):
+    add_user("carol.smith", "staff")
+    client = client_of("carol.smith")
+    before = snapshot(app)
+
+    response = change_password(client, new=password)
+
+    assert response.status_code == 200
+    assert problem in " ".join(auth_field_errors(response, "new_password"))
+    assert snapshot(app) == before
+
+
+def test_differing_new_passwords_are_refused(app, add_user, client_of):
+    add_user("bob", "staff")
+    client = client_of("bob")
+    before = snapshot(app)
+
+    response = change_password(client, confirm=OTHER_PASSWORD)
+
+    assert response.status_code == 200
+    assert auth_field_errors(response, "confirm_password") == ["The two passwords differ."]
+    assert snapshot(app) == before
+
+
+def test_keeping_the_same_password_is_refused(app, add_user, client_of):
+    add_user("bob", "staff")
+    client = client_of("bob")
+    before = snapshot(app)
+
+    response = change_password(client, new=FIXTURE_PASSWORD)
+
+    assert response.status_code == 200
+    assert auth_field_errors(response, "new_password") == ["Choose a password different from the current one."]
+    assert snapshot(app) == before
+
+
+# ------------------------------------------------- a password change is required
+
+
+def test_user_who_must_change_the_password_is_sent_to_change_it(add_user, client_of):
+    add_user("bob", "staff", must_change_password=True)
+    client = client_of("bob")  # signing in itself is allowed
+
+    for url in ("/admin/", "/admin/product/", "/admin/transaction/", "/"):
+        response = client.get(url)
+        assert redirected_to(response) == CHANGE_PASSWORD, url
+    page = client.get(CHANGE_PASSWORD)
+    assert page.status_code == 200
+    assert flashed(page).count("Choose a new password before you continue.") == 1  # not once per page tried
+
+
+def test_signing_in_leads_to_the_change_password_page(app, add_user):
+    add_user("bob", "staff", must_change_password=True)
+    client = app.test_client()
+
+    response = login(client, "bob", FIXTURE_PASSWORD)
+
+    assert response.status_code == 302
+    assert redirected_to(client.get(response.headers["Location"])) == CHANGE_PASSWORD
+
+
+def test_user_who_must_change_the_password_can_sign_out(add_user, client_of):
+    add_user("bob", "staff", must_change_password=True)
+    client = client_of("bob")
+
+    response = client.post("/logout")
+
+    assert redirected_to(response) == "/login"
+    assert redirected_to(client.get("/admin/")) == "/login"
+
+
+def test_after_the_change_pages_open_normally(add_user, client_of, load):
+    bob = add_user("bob", "staff", must_change_password=True)
+    client = client_of("bob")
+
+    response = change_password(client)
+
+    assert redirected_to(response) == "/admin/"
+    assert load(bob).must_change_password is False
+    for url in ("/admin/", "/admin/product/"):
+        assert client.get(url).status_code == 200, url
