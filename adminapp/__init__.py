@@ -157,7 +157,6 @@ def register_routes(app: Flask) -> None:
 
 def register_errors(app: Flask) -> None:
     from flask_babel import gettext as _
-    from flask_wtf.csrf import CSRFError
 
     pages = {
         400: (lambda: _("Bad request"), lambda: _(
@@ -186,8 +185,9 @@ def register_errors(app: Flask) -> None:
 
     for code in (403, 404):
         app.register_error_handler(code, lambda error, code=code: render_error(code))
-    # A refused CSRF token (Flask-WTF's reasons are English only): the page says it in the user's language.
-    app.register_error_handler(CSRFError, lambda error: render_error(400))
+    # A refused CSRF token (Flask-WTF's reasons are English only) and any other bad request,
+    # such as a link that would send the user back to another site: said in the user's language.
+    app.register_error_handler(400, lambda error: render_error(400))
 
     @app.errorhandler(500)
     def server_error(error):

@@ -12,16 +12,17 @@ class ConfigError(RuntimeError):
 ENVIRONMENTS = ("development", "production")
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
     value = os.environ.get(name)
     if not value:
         return default
+    problem = ConfigError(f"{name}={value!r} is not a whole number of {minimum} or more.")
     try:
         number = int(value)
     except ValueError:
-        number = -1
-    if number < 0:
-        raise ConfigError(f"{name}={value!r} is not a whole number of 0 or more.")
+        raise problem from None
+    if number < minimum:
+        raise problem
     return number
 
 
@@ -84,7 +85,7 @@ def load_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": production,
-        "LOGIN_MAX_ATTEMPTS": _env_int("LOGIN_MAX_ATTEMPTS", 5),
+        "LOGIN_MAX_ATTEMPTS": _env_int("LOGIN_MAX_ATTEMPTS", 5, minimum=1),
         "LOGIN_LOCKOUT_SECONDS": _env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "FLASK_ADMIN_FLUID_LAYOUT": True,

@@ -10,6 +10,30 @@ from adminapp.extensions import db as _db
 
 PASSWORD = "correct horse battery"
 
+# Where no link of the app may send a browser: other sites, however the address is spelled,
+# and addresses that do not even parse.
+OFFSITE_TARGETS = [
+    "https://evil.example/",
+    "http://evil.example/admin/",
+    "HTTPS://evil.example/",
+    "//evil.example",
+    "//evil.example/admin/",
+    "///evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\\/evil.example",
+    "\\/evil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "https:evil.example",
+    "javascript:alert(1)",
+    "evil.example",
+    "admin/product/",
+    " //evil.example",
+    "http:evil.example",
+    "http://[",
+]
+
 
 def make_app(database_url, tmp_path, **overrides):
     config = {

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from adminapp.extensions import db as _db
 from adminapp.models import User, utcnow
 
-from tests.support import PASSWORD, flashed, login, make_app
+from tests.support import OFFSITE_TARGETS, PASSWORD, flashed, login, make_app
 
 
 
@@ -93,25 +93,6 @@ SAME_SITE_TARGETS = [
     "/admin/product/",
     "/admin/product/?search=abc&page=2",
     "/admin/product/details/?id=3",
-]
-OFFSITE_TARGETS = [
-    "https://evil.example/",
-    "http://evil.example/admin/",
-    "HTTPS://evil.example/",
-    "//evil.example",
-    "//evil.example/admin/",
-    "///evil.example",
-    "/\\evil.example",
-    "\\\\evil.example",
-    "/\\/evil.example",
-    "\\/evil.example",
-    "/\t/evil.example",
-    "/\n/evil.example",
-    "https:evil.example",
-    "javascript:alert(1)",
-    "evil.example",
-    "admin/product/",
-    " //evil.example",
 ]
 
 

@@ -55,11 +55,14 @@ def test_an_unknown_environment_refuses_to_start(env, monkeypatch, name):
         create_app()
 
 
-@pytest.mark.parametrize("variable", ["LOGIN_MAX_ATTEMPTS", "LOGIN_LOCKOUT_SECONDS", "ADMINAPP_LOW_STOCK"])
-@pytest.mark.parametrize("value", ["five", "-1", "2.5"])
-def test_a_setting_that_is_not_a_count_refuses_to_start(env, monkeypatch, variable, value):
+BAD_COUNTS = [("LOGIN_MAX_ATTEMPTS", value, 1) for value in ("five", "-1", "2.5", "0")] + [
+    (variable, value, 0) for variable in ("LOGIN_LOCKOUT_SECONDS", "ADMINAPP_LOW_STOCK") for value in ("five", "-1", "2.5")]
+
+
+@pytest.mark.parametrize("variable, value, minimum", BAD_COUNTS)
+def test_a_setting_that_is_not_a_count_refuses_to_start(env, monkeypatch, variable, value, minimum):
     monkeypatch.setenv(variable, value)
-    with pytest.raises(ConfigError, match=f"{variable}='{value}' is not a whole number of 0 or more"):
+    with pytest.raises(ConfigError, match=f"{variable}='{value}' is not a whole number of {minimum} or more"):
         create_app()
 
 

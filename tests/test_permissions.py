@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from adminapp.models import Product, User
 
-from tests.support import login, snapshot
+from tests.support import OFFSITE_TARGETS, login, snapshot
 
 
 
@@ -303,6 +303,40 @@ def test_auditor_cannot_delete_a_product(auditor_client, db, make_product):
     assert auditor_client.post("/admin/product/delete/", data={"id": pid}).status_code == 403
     assert product_row(db, pid) == before
     assert count_products(db) == 1
+
+
+def test_auditor_cannot_open_the_delete_confirmation_page(auditor_client, db, make_product):
+    pid = make_product()
+    for method in ("GET", "HEAD"):
+        assert auditor_client.open(f"/admin/product/delete/?id={pid}", method=method).status_code == 403
+    assert count_products(db) == 1
+
+
+@pytest.mark.parametrize("target", OFFSITE_TARGETS)
+def test_admin_pages_never_send_the_user_off_site(app, admin_client, make_product, target):
+    """Flask-Admin redirects to `url` after a save or delete: an address off this site is refused."""
+    pid = make_product()
+    before = snapshot(app)
+    requests = [
+        ("GET", "/admin/product/delete/", {"id": pid}, None),
+        ("POST", "/admin/product/delete/", {}, {"id": pid}),
+        ("GET", "/admin/product/edit/", {"id": pid}, None),
+        ("POST", "/admin/product/edit/", {"id": pid}, {**PRODUCT_FORM, "sku": "X-1", "name": "X", "version": "1"}),
+        ("GET", "/admin/product/new/", {}, None),
+        ("GET", "/admin/product/details/", {"id": pid}, None),
+    ]
+    for method, path, args, data in requests:
+        response = admin_client.open(path, method=method, data=data, query_string={**args, "url": target})
+        assert response.status_code == 400, (method, path)
+        assert "evil" not in response.headers.get("Location", "")
+    assert snapshot(app) == before
+
+
+def test_a_same_site_url_is_where_the_user_goes_back_to(admin_client, make_product):
+    pid = make_product()
+    back = "/admin/product/?search=SKU&page=0"
+    response = admin_client.post("/admin/product/delete/", data={"id": pid, "url": back})
+    assert response.status_code == 302 and response.headers["Location"] == back
 
 
 @pytest.mark.parametrize("action", ["delete", "activate", "deactivate"])

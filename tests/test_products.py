@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select
 from werkzeug.security import generate_password_hash
 
 from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
+from adminapp.permissions import ALL, ROLE_RIGHTS
 
 from tests.support import count_statements, flashed, login
 
@@ -794,6 +795,18 @@ def test_confirmation_page_of_a_product_in_use_says_why_and_offers_no_delete(
     assert links == [str(second), str(first)]  # newest first
     assert 'action="/admin/product/delete/"' not in response.text
     assert load(product_id) is not None
+
+
+def test_confirmation_page_links_only_to_what_the_user_may_open(as_role, make_product, sell, monkeypatch):
+    monkeypatch.setitem(ROLE_RIGHTS, "staff", {"product": ALL})  # a role without transactions
+    product_id = make_product(sku="USED-1")
+    txn_id = sell(product_id)
+
+    response = as_role("staff").get(confirm_url(product_id))
+
+    assert response.status_code == 200
+    assert f"<li>Transaction #{txn_id} (posted)</li>" in response.text
+    assert "/admin/transaction/details/" not in response.text
 
 
 def test_confirmation_page_counts_what_it_does_not_list(app, admin_client, make_product, db):

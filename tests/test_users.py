@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 
 import jinja2
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from adminapp.extensions import db as _db
 from adminapp.models import Transaction, User
 
 from tests.support import flashed, login, snapshot
@@ -567,6 +568,23 @@ def test_confirmation_page_asks_before_deleting_a_user(app, admin_client, add_us
     assert 'action="/admin/user/delete/"' in response.text and 'method="post"' in response.text
     assert f'<input id="id" name="id" type="hidden" value="{bob}">' in response.text
     assert snapshot(app) == before  # looking is not deleting
+
+
+def test_confirmation_page_locks_nothing(app, admin_client, admin_id, add_user):
+    """Looking is not deleting: no other admin's row is locked (the delete itself locks them)."""
+    other_admin = add_user("eve", "admin")
+    statements = []
+    with app.app_context():
+        engine = _db.engine
+    listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        response = admin_client.get(confirm_url(other_admin))
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+    assert "Are you sure you want to delete user “eve”?" in flashed(response)
+    assert statements and not [s for s in statements if "FOR UPDATE" in s.upper()]
 
 
 @pytest.mark.parametrize("who", ["last-admin", "on-record"])

@@ -158,8 +158,9 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     user.must_change_password = False
 
 
-def ensure_an_admin_remains(session: Session, user: User, deleting: bool = False) -> None:
-    """Refuse the change that would leave no active admin (demote, deactivate or delete)."""
+def ensure_an_admin_remains(session: Session, user: User, deleting: bool = False, lock: bool = True) -> None:
+    """Refuse the change that would leave no active admin (demote, deactivate or delete).
+    ``lock=False`` only asks (for a page that shows what would happen) and locks nothing."""
     state = inspect(user)
     was_admin = _committed(state, "role") == "admin" and _committed(state, "is_active")
     stays_admin = not deleting and user.role == "admin" and user.is_active
@@ -167,9 +168,8 @@ def ensure_an_admin_remains(session: Session, user: User, deleting: bool = False
         return
     with session.no_autoflush:
         # Lock the other admins' rows: two admins demoting each other at once cannot both win.
-        others = session.scalars(
-            select(User.id).where(User.role == "admin", User.is_active, User.id != user.id).with_for_update()
-        ).all()
+        others = select(User.id).where(User.role == "admin", User.is_active, User.id != user.id)
+        others = session.scalars(others.with_for_update() if lock else others).all()
     if not others:
         raise LastAdmin(gettext("%(username)s is the last active admin and must stay one: "
                                 "make another user an active admin first.", username=user.username))
@@ -193,7 +193,7 @@ def delete_users(session: Session, ids: list[int]) -> int:
 
 def deletion_preview(session: Session, user: User) -> DeletionPreview:
     """A user takes nothing with them; the last active admin and users on record are refused."""
-    return DeletionPreview(refusal=refusal_of(lambda: ensure_an_admin_remains(session, user, deleting=True),
+    return DeletionPreview(refusal=refusal_of(lambda: ensure_an_admin_remains(session, user, deleting=True, lock=False),
                                               lambda: ensure_no_record(session, user)))
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from adminapp.domain import sales
-from adminapp.models import Product, Transaction, TransactionProduct
+from adminapp.models import Transaction
 
-from tests.browser.conftest import CHROMIUM, sign_in
+from tests.browser.conftest import CHROMIUM, save_draft, sign_in
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} does not exist: browser tests skipped", allow_module_level=True)
@@ -79,12 +79,3 @@ def test_delete_confirmation_pages_have_no_serious_violations(page, live_server)
         page.goto(path)
         assert serious_violations(page) == [], path
 
-
-def save_draft(session, *lines):
-    """A draft with these (product id, quantity) lines; returns its id."""
-    txn = Transaction(lines=[TransactionProduct(product=session.get(Product, pid), product_qty=qty)
-                             for pid, qty in lines])
-    session.add(txn)
-    sales.save_draft(session, txn, None, is_new=True)
-    session.flush()
-    return txn.id

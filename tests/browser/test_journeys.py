@@ -8,10 +8,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from adminapp.domain import sales
-from adminapp.models import Product, Transaction, TransactionProduct
+from adminapp.models import Product, Transaction
 
-from tests.browser.conftest import ADMIN, CHROMIUM, sign_in
+from tests.browser.conftest import ADMIN, CHROMIUM, save_draft, sign_in
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} does not exist: browser tests skipped", allow_module_level=True)
@@ -100,14 +99,11 @@ def add_line_with_keyboard(page, row, search, qty):
 
 def test_a_draft_is_deleted_through_the_confirmation_page(page, live_server):
     with live_server.session() as session:
-        txn = Transaction(lines=[TransactionProduct(product=session.get(Product, 1), product_qty=2)])
-        session.add(txn)
-        sales.save_draft(session, txn, None, is_new=True)
+        txn_id = save_draft(session, (1, 2))
         session.commit()
-        txn_id = txn.id
     sign_in(page, ADMIN)
     page.goto("/admin/transaction/")
-    page.click(f"a[title='Delete record'][href*='id={txn_id}&']")
+    page.click(f"a[title='Delete Record'][href*='id={txn_id}&']")
 
     page.wait_for_url("**/admin/transaction/delete/**")
     expect(page.locator("#deletion-goes-with li")).to_have_text(["Line: 2 × BRW-001 — Widget"])
