@@ -634,3 +634,21 @@ def test_an_error_on_a_line_is_shown_on_that_lines_row(staff_client, make_produc
     assert field_value(line_row(page, 0), "lines-0-product_qty") == ("1" if mode == "create" else "3")
     assert ("Failed to create record." if mode == "create" else "Failed to save record.") in text(response)
     assert transactions() == before
+
+
+def test_a_rule_about_lines_is_shown_on_the_lines_it_concerns(staff_client, make_product, transactions):
+    tea = make_product(sku="TEA-1")
+    coffee = make_product(sku="COFFEE-1")
+    retired = make_product(sku="OLD-1", is_active=False)
+    before = transactions()
+
+    repeated = staff_client.post(TXN_NEW, data=txn_form((tea, 1), (coffee, 1), (tea, 2)))
+    inactive = staff_client.post(TXN_NEW, data=txn_form((tea, 1), (retired, 1)))
+
+    assert "TEA-1 is on several lines" in text(repeated)  # the summary at the top stays
+    assert [errors_in(field_group(line_row(repeated.text, row), f"lines-{row}-product")) for row in range(3)] == [
+        ["This product is on another line too."], [], ["This product is on another line too."]]
+    assert "Inactive products cannot be sold: OLD-1." in text(inactive)
+    assert [errors_in(field_group(line_row(inactive.text, row), f"lines-{row}-product")) for row in range(2)] == [
+        [], ["This product is inactive and cannot be sold."]]
+    assert transactions() == before

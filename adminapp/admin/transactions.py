@@ -22,7 +22,7 @@ from wtforms import IntegerField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from ..domain import catalog, sales
-from ..domain.errors import DomainError
+from ..domain.errors import DomainError, InvalidTransaction
 from ..extensions import db
 from ..forms import Form, InlineForm
 from ..formatting import csv_safe, local_time, money
@@ -165,7 +165,11 @@ class TransactionView(SecuredModelView):
     def on_model_change(self, form, model, is_created):
         if not is_created:
             catalog.ensure_current(model, form.version.data, "transaction")
-        sales.save_draft(db.session, model, current_user._get_current_object(), is_created)
+        try:
+            sales.save_draft(db.session, model, current_user._get_current_object(), is_created)
+        except InvalidTransaction as exc:
+            _show_on_lines(form, exc.line_problems)
+            raise
 
     def deletion_preview(self, record):
         return sales.deletion_preview(record)
@@ -292,6 +296,15 @@ class TransactionView(SecuredModelView):
         if args.filters and self._filters:
             query, _, joins, count_joins = self._apply_filters(query, None, joins, count_joins, args.filters)
         return query.with_entities(Transaction.id).statement
+
+
+def _show_on_lines(form, line_problems: dict[int, str]) -> None:
+    """Each line a rule refused gets the reason under its product, as in Django's inline
+    formsets; the whole message stays at the top of the form too."""
+    for entry in form.lines.entries:
+        product = entry.form.product.data
+        if product is not None and product.id in line_problems and not form.lines.should_delete(entry):
+            entry.form.product.errors = [*entry.form.product.errors, line_problems[product.id]]
 
 
 def _posted_product_ids() -> list[int]:

@@ -18,7 +18,12 @@ class NotFound(DomainError):
 
 
 class InvalidTransaction(DomainError):
-    """The transaction's lines break a rule (no lines, a product twice, an inactive product)."""
+    """The transaction's lines break a rule (no lines, a product twice, an inactive product).
+    ``line_problems`` maps the id of each product concerned to what is wrong with its line."""
+
+    def __init__(self, message: str, line_problems: dict[int, str] | None = None):
+        super().__init__(message)
+        self.line_problems = line_problems or {}
 
 
 class InsufficientStock(DomainError):

@@ -43,9 +43,11 @@ def save_draft(session: Session, txn: Transaction, user: User | None, is_new: bo
         raise InvalidTransaction(gettext("A transaction needs at least one line."))
     _refuse_repeated_products(lines)
     changed = [line for line in lines if line in session.new or _product_changed(line)]
-    inactive = sorted({line.product.sku for line in changed if not line.product.is_active})
+    inactive = {line.product for line in changed if not line.product.is_active}
     if inactive:
-        raise InvalidTransaction(gettext("Inactive products cannot be sold: %(skus)s.", skus=", ".join(inactive)))
+        raise InvalidTransaction(
+            gettext("Inactive products cannot be sold: %(skus)s.", skus=", ".join(sorted(p.sku for p in inactive))),
+            {product.id: gettext("This product is inactive and cannot be sold.") for product in inactive})
     for line in lines:
         line.unit_price = line.product.price
     txn.total = sum((line_total(line) for line in lines), Decimal("0.00"))
@@ -211,13 +213,13 @@ def _lock_products(session: Session, ids) -> dict[int, Product]:
 # --- rules ---
 
 def _refuse_repeated_products(lines: list[TransactionProduct]) -> None:
-    counts = Counter(line.product.sku for line in lines)
-    repeated = sorted(sku for sku, n in counts.items() if n > 1)
+    counts = Counter(line.product for line in lines)
+    repeated = [product for product, n in counts.items() if n > 1]
     if repeated:
         raise InvalidTransaction(gettext(
             "Each product may appear only once per transaction: %(skus)s is on several lines. "
-            "Put the whole quantity on one line.", skus=", ".join(repeated),
-        ))
+            "Put the whole quantity on one line.", skus=", ".join(sorted(p.sku for p in repeated)),
+        ), {product.id: gettext("This product is on another line too.") for product in repeated})
 
 
 def _product_changed(line: TransactionProduct) -> bool:
