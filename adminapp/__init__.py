@@ -45,8 +45,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     app.config.update(load_config(app.instance_path))
     app.config.update(overrides or {})
-    for register in (register_extensions, register_auth, register_admin, register_security_headers,
-                     register_routes, register_errors, register_cli):
+    # Errors first: every request gets its ID before anything else can fail.
+    for register in (register_errors, register_extensions, register_auth, register_admin,
+                     register_security_headers, register_routes, register_cli):
         register(app)
     return app
 
@@ -179,9 +180,21 @@ def register_errors(app: Flask) -> None:
         return response
 
     def render_error(code):
+        try:
+            # In the admin's frame (menu, user, language), which the dashboard view renders.
+            return render_error_page(code, app.extensions["admin"][0].index_view.render, "errors/error.html")
+        except Exception:
+            # The frame and the user's language need the signed-in user, so the database.
+            # Without it: a plain page for an anonymous visitor, in the browser's language.
+            app.logger.exception("The error page could not be framed, request ID %s", g.get("request_id"))
+            db.session.rollback()
+            g._login_user = login_manager.anonymous_user()
+            return render_error_page(code, render_template, "errors/plain.html")
+
+    def render_error_page(code, render, template):
         title, message = pages[code]
-        return render_template("errors/error.html", code=code, title=title(), message=message(),
-                               request_id=g.get("request_id") if code == 500 else None), code
+        return render(template, code=code, title=title(), message=message(),
+                      request_id=g.get("request_id") if code == 500 else None), code
 
     for code in (403, 404):
         app.register_error_handler(code, lambda error, code=code: render_error(code))

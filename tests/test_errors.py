@@ -313,12 +313,15 @@ def test_error_page_has_its_status_the_admins_look_and_the_users_language(app, u
 
     assert response.status_code == status
     assert response.mimetype == "text/html"
-    assert response.headers["Content-Language"] == locale and f'<html lang="{locale}">' in response.text
+    assert response.headers["Content-Language"] == locale
+    assert f'<meta http-equiv="Content-Language" content="{locale}">' in response.text
     page_text = text(response)
     assert f"<title>{title} — adminapp</title>" in response.text
     assert f"{status} — {title}" in page_text and message in page_text
-    # The admin's look: its stylesheets and the brand linking to the dashboard, as on the admin's pages.
+    # The admin's look: its stylesheets, the brand linking to the dashboard, the menu and the
+    # signed-in user's controls, as on the admin's pages.
     assert brand(response) == brand(client.get("/admin/")) == ("/admin", "adminapp")
+    assert 'href="/admin/product/"' in response.text and 'action="/logout"' in response.text
     assert '/admin/static/bootstrap/bootstrap4/css/bootstrap.min.css' in response.text
     assert '/static/css/adminapp.css' in response.text
     assert ("Back to the dashboard" if locale == "en" else "Kembali ke dasbor") in page_text
@@ -384,7 +387,8 @@ def test_server_error_page_is_in_the_users_language(failing_app, user, fields, h
     response = signed_in(failing_app, "someone", **headers).get("/test/fails")
 
     assert response.status_code == 500
-    assert response.headers["Content-Language"] == "id" and '<html lang="id">' in response.text
+    assert response.headers["Content-Language"] == "id"
+    assert '<meta http-equiv="Content-Language" content="id">' in response.text
     page_text = text(response)
     assert "500 — Kesalahan server" in page_text
     assert "Terjadi kesalahan di sisi kami dan tidak ada yang disimpan." in page_text
@@ -652,3 +656,29 @@ def test_a_rule_about_lines_is_shown_on_the_lines_it_concerns(staff_client, make
     assert [errors_in(field_group(line_row(inactive.text, row), f"lines-{row}-product")) for row in range(2)] == [
         [], ["This product is inactive and cannot be sold."]]
     assert transactions() == before
+
+
+def test_without_its_database_the_app_still_serves_a_plain_error_page(tmp_path, caplog):
+    """The admin's frame needs the signed-in user, so the database; a page is served anyway."""
+    database = tmp_path / "gone.db"
+    app = make_app(f"sqlite:///{database}", tmp_path, PROPAGATE_EXCEPTIONS=False)
+    with app.app_context():
+        _db.create_all()
+        _db.session.add(User(username="sam", role="staff", password_hash=FAST_HASH))
+        _db.session.commit()
+        _db.session.remove()
+    client = signed_in(app, "sam")
+    with app.app_context():
+        _db.engine.dispose()
+    database.unlink()  # the next connection finds an empty file: no tables at all
+
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/admin/product/")
+
+    assert response.status_code == 500
+    request_id = re.search(r'<code id="request-id">([0-9a-f]{12})</code>', response.text).group(1)
+    assert "500 — Server error" in text(response) and "no such table" not in response.text
+    assert 'action="/logout"' not in response.text  # the plain page, without the admin's frame
+    assert any(request_id in record.getMessage() for record in caplog.records)
+    with app.app_context():
+        _db.engine.dispose()

@@ -79,3 +79,13 @@ def test_delete_confirmation_pages_have_no_serious_violations(page, live_server)
         page.goto(path)
         assert serious_violations(page) == [], path
 
+
+
+def test_error_page_has_no_serious_violations(page):
+    sign_in(page, "browser-admin")
+    # Served as the app renders it, with status 200: Chromium logs a console error for any
+    # 404 document, and console errors fail the browser tests.
+    page.route("**/admin/no-such-page/", lambda route: route.fulfill(response=route.fetch(), status=200))
+    page.goto("/admin/no-such-page/")
+    assert page.locator("h1").inner_text() == "404 — Not found"
+    assert serious_violations(page) == []
