@@ -312,17 +312,20 @@ def test_counts_are_the_real_figures(app, admin_client, make_product, draft, pos
     }
 
 
-def test_cards_link_to_lists_of_the_same_records(admin_client, make_product, draft, threshold, stockroom):
+def test_cards_link_to_lists_of_the_same_records(app, admin_client, make_product, draft, posted, threshold, stockroom):
     for n in range(3):
         make_product(sku=f"LOW-{n}", stock=threshold - n if threshold >= n else 0)
     make_product(sku="OFF-1", stock=0, is_active=False)
     make_product(sku="HIGH-1", stock=threshold + 1)
     draft((stockroom, 1))
     draft((stockroom, 1))
+    posted((stockroom, 1))
+    posted((stockroom, 1), at=datetime.now(timezone.utc) - timedelta(days=2))
     page = admin_client.get(DASHBOARD)
 
+    assert count(page, "posted-today") == 1
     for element_id, column in (("product-count", "sku"), ("active-count", "sku"),
-                               ("low-stock-count", "sku"), ("draft-count", "id")):
+                               ("low-stock-count", "sku"), ("draft-count", "id"), ("posted-today", "id")):
         listing = admin_client.get(card_link(page, element_id))
         assert listing.status_code == 200, element_id
         assert len(listed(listing, column)) == count(page, element_id), element_id

@@ -1141,7 +1141,7 @@ def test_list_emits_the_named_filter_urls(staff_client, ledger):
     args = {f["arg"]: f["index"] for group in groups.values() for f in group}
 
     assert args == {"status_equals": 0, "created_from": 1, "created_to": 2, "created_by_is": 3,
-                    "product_contains": 4}
+                    "product_contains": 4, "posted_from": 5, "posted_to": 6}
 
 
 FILTERS = {
@@ -1157,6 +1157,8 @@ FILTERS = {
     "product by name": ("flt4_product_contains=coffee", ["t3", "t1"]),
     "status and product": ("flt0_status_equals=posted&flt4_product_contains=sug", ["t4", "t2"]),
     "status and date": ("flt0_status_equals=posted&flt1_created_from=2024-02-01", ["t4"]),
+    "posted from": ("flt5_posted_from=2024-01-01", ["t4", "t3", "t2"]),  # posted (and t3 voided) today
+    "posted to": ("flt6_posted_to=2024-01-01", []),
     "search note": ("search=morning", ["t1"]),
     "search note and filter": ("search=sugar&flt0_status_equals=posted", ["t4"]),
 }

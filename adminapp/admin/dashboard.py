@@ -36,7 +36,7 @@ def figures(session: Session, low_stock_threshold: int) -> dict:
     return {
         "product_count": products, "active_count": active, "low_stock_count": low,
         "draft_count": drafts, "posted_today": posted_today, "low_stock": low_stock,
-        "low_stock_threshold": low_stock_threshold, "sales": daily_sales(session, tz, today),
+        "low_stock_threshold": low_stock_threshold, "sales": daily_sales(session, tz, today), "today": today,
     }
 
 

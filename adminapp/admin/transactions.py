@@ -119,6 +119,8 @@ class TransactionView(SecuredModelView):
         LocalDateTo(Transaction.created_at, lazy_gettext("Created")),
         CreatedBy(Transaction.created_by_id, lazy_gettext("Created by")),
         ContainsProduct(Transaction.id, lazy_gettext("Product")),
+        LocalDateFrom(Transaction.posted_at, lazy_gettext("Posted")),
+        LocalDateTo(Transaction.posted_at, lazy_gettext("Posted")),
     ]
     column_formatters = {
         "created_at": lambda v, c, m, n: local_time(m.created_at),
