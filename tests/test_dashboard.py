@@ -14,18 +14,16 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import jinja2
 import pytest
 from babel.dates import format_date
 from babel.numbers import format_currency
 from sqlalchemy import event, update
-from werkzeug.security import generate_password_hash
 
 from adminapp.domain import sales
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct, User
 
-from tests.support import count_statements, login, make_app
+from tests.support import FAST_HASH, PASSWORD, count_statements, login, make_app
 
 DASHBOARD = "/admin/"
 COUNTS = ("product-count", "active-count", "low-stock-count", "draft-count", "posted-today")
@@ -33,9 +31,6 @@ CHART_DAYS = 30
 BAR = re.compile(
     r'<rect class="sales-bar"[^>]*\bdata-day="([\d-]+)" data-amount="([^"]*)">\s*<title>(.*?)</title>', re.S
 )
-# A real hash with one PBKDF2 round: signing in stays cheap (scrypt costs ~0.15 s a call).
-FAST_PASSWORD = "dashboard password"
-FAST_HASH = generate_password_hash(FAST_PASSWORD, method="pbkdf2:sha256:1")
 
 
 def count(response, element_id) -> int:
@@ -139,38 +134,16 @@ def signed_in(app, username, **headers):
     client = app.test_client()
     for name, value in headers.items():
         client.environ_base[f"HTTP_{name.upper().replace('-', '_')}"] = value
-    assert login(client, username, FAST_PASSWORD).status_code == 302
+    assert login(client, username, PASSWORD).status_code == 302
     return client
-
-
-class _SharedBytecodeCache(jinja2.BytecodeCache):
-    """Compiled templates kept across the per-test apps (compiling them again costs ~0.3 s a test)."""
-
-    def __init__(self):
-        self.store = {}
-
-    def load_bytecode(self, bucket):
-        if bucket.key in self.store:
-            bucket.bytecode_from_string(self.store[bucket.key])
-
-    def dump_bytecode(self, bucket):
-        self.store[bucket.key] = bucket.bytecode_to_string()
-
-
-_TEMPLATES = _SharedBytecodeCache()
 
 
 # ------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(autouse=True)
-def _reuse_compiled_templates(app):
-    app.jinja_env.bytecode_cache = _TEMPLATES
-
-
 @pytest.fixture
 def user(db):
-    """A user who signs in with FAST_PASSWORD: `user("sam", "staff", locale="id")`."""
+    """A user who signs in with PASSWORD: `user("sam", "staff", locale="id")`."""
 
     def make(username, role="staff", **fields):
         with db() as session:
@@ -257,7 +230,6 @@ def other_app(app, database_url, tmp_path):
 
     def build(**overrides):
         made.append(make_app(database_url, tmp_path, **overrides))
-        made[-1].jinja_env.bytecode_cache = _TEMPLATES
         return made[-1]
 
     yield build

@@ -15,25 +15,19 @@ import re
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
-import jinja2
 import pytest
 from sqlalchemy import select
-from werkzeug.security import generate_password_hash
 
 from adminapp.domain import sales
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct, User
 
-from tests.support import flashed, login, make_app
+from tests.support import FAST_HASH, PASSWORD, flashed, login, make_app
 
 PRODUCTS = "/admin/product/"
 PRODUCT_NEW = "/admin/product/new/"
 TXN_NEW = "/admin/transaction/new/"
-SECRET = "zq-internal-detail: connection to 10.0.0.7 refused"  # never to be shown to a user
-# A real hash with one PBKDF2 round: signing in stays cheap (scrypt costs ~0.15 s a call).
-FAST_PASSWORD = "errors password"
-FAST_HASH = generate_password_hash(FAST_PASSWORD, method="pbkdf2:sha256:1")
-
+SECRET = "zq-internal-detail: connection to 10.0.0.7 refused"  
 BUTTONS = {  # the name and value a browser posts for each submit button of a create/edit form
     "save": {},
     "save and add another": {"_add_another": "Save and Add Another"},
@@ -90,7 +84,7 @@ def signed_in(app, username, **headers):
     client = app.test_client()
     for name, value in headers.items():
         client.environ_base[f"HTTP_{name.upper().replace('-', '_')}"] = value
-    assert login(client, username, FAST_PASSWORD).status_code == 302
+    assert login(client, username, PASSWORD).status_code == 302
     return client
 
 
@@ -157,34 +151,12 @@ def location(response) -> tuple[str, dict]:
     return target.path, {key: values[0] for key, values in parse_qs(target.query).items()}
 
 
-class _SharedBytecodeCache(jinja2.BytecodeCache):
-    """Compiled templates kept across the per-test apps (compiling them again costs ~0.3 s a test)."""
-
-    def __init__(self):
-        self.store = {}
-
-    def load_bytecode(self, bucket):
-        if bucket.key in self.store:
-            bucket.bytecode_from_string(self.store[bucket.key])
-
-    def dump_bytecode(self, bucket):
-        self.store[bucket.key] = bucket.bytecode_to_string()
-
-
-_TEMPLATES = _SharedBytecodeCache()
-
-
 # ------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(autouse=True)
-def _reuse_compiled_templates(app):
-    app.jinja_env.bytecode_cache = _TEMPLATES
 
 
 @pytest.fixture
 def user(db):
-    """A user who signs in with FAST_PASSWORD: `user("sam", "staff", locale="id")`."""
+    """A user who signs in with PASSWORD: `user("sam", "staff", locale="id")`."""
 
     def make(username, role="staff", **fields):
         with db() as session:
@@ -211,7 +183,6 @@ def failing_app(app, database_url, tmp_path):
     """An app on the same database with two routes that fail as a bug would, exceptions
     handled as in production (PROPAGATE_EXCEPTIONS off)."""
     failing = make_app(database_url, tmp_path, PROPAGATE_EXCEPTIONS=False)
-    failing.jinja_env.bytecode_cache = _TEMPLATES
 
     def fails():
         raise RuntimeError(SECRET)

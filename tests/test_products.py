@@ -7,16 +7,14 @@ import json
 import re
 from decimal import Decimal
 
-import jinja2
 import pytest
 from babel.numbers import format_currency
 from sqlalchemy import func, insert, select
-from werkzeug.security import generate_password_hash
 
 from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
 from adminapp.permissions import ALL, ROLE_RIGHTS
 
-from tests.support import count_statements, flashed, login
+from tests.support import FAST_HASH, PASSWORD, count_statements, flashed, login
 
 LIST = "/admin/product/"
 NEW = "/admin/product/new/"
@@ -85,40 +83,13 @@ def sort_index(response, label):
     return match.group(1)
 
 
-class _SharedBytecodeCache(jinja2.BytecodeCache):
-    """Compiled templates kept across the per-test apps (compiling them again costs ~0.3 s a test)."""
-
-    def __init__(self):
-        self.store = {}
-
-    def load_bytecode(self, bucket):
-        if bucket.key in self.store:
-            bucket.bytecode_from_string(self.store[bucket.key])
-
-    def dump_bytecode(self, bucket):
-        self.store[bucket.key] = bucket.bytecode_to_string()
-
-
-_TEMPLATES = _SharedBytecodeCache()
-
-
-@pytest.fixture(autouse=True)
-def _reuse_compiled_templates(app):
-    app.jinja_env.bytecode_cache = _TEMPLATES
-
-
-# A real hash with one PBKDF2 round: signing in per test stays cheap (scrypt costs ~0.15 s a call).
-ADMIN_PASSWORD = "products admin password"
-FAST_HASH = generate_password_hash(ADMIN_PASSWORD, method="pbkdf2:sha256:1")
-
-
 @pytest.fixture
 def admin_client(app, db):
     """A client signed in as an admin (overrides conftest's, only for speed)."""
     with db() as session:
         session.add(User(username="products-admin", role="admin", password_hash=FAST_HASH))
     client = app.test_client()
-    assert login(client, "products-admin", ADMIN_PASSWORD).status_code == 302
+    assert login(client, "products-admin", PASSWORD).status_code == 302
     return client
 
 

@@ -6,15 +6,14 @@ import html
 import re
 from urllib.parse import urlsplit
 
-import jinja2
 import pytest
 from sqlalchemy import event, select
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from adminapp.extensions import db as _db
 from adminapp.models import Transaction, User
 
-from tests.support import flashed, login, snapshot
+from tests.support import FAST_HASH, PASSWORD, flashed, login, snapshot
 
 LIST = "/admin/user/"
 NEW = "/admin/user/new/"
@@ -100,34 +99,6 @@ def post_action(client, action, *ids):
     return client.post(ACTION, data={"action": action, "rowid": [str(i) for i in ids]}, follow_redirects=True)
 
 
-class _SharedBytecodeCache(jinja2.BytecodeCache):
-    """Compiled templates kept across the per-test apps (compiling them again costs ~0.3 s a test)."""
-
-    def __init__(self):
-        self.store = {}
-
-    def load_bytecode(self, bucket):
-        if bucket.key in self.store:
-            bucket.bytecode_from_string(self.store[bucket.key])
-
-    def dump_bytecode(self, bucket):
-        self.store[bucket.key] = bucket.bytecode_to_string()
-
-
-_TEMPLATES = _SharedBytecodeCache()
-
-
-@pytest.fixture(autouse=True)
-def _reuse_compiled_templates(app):
-    app.jinja_env.bytecode_cache = _TEMPLATES
-
-
-# A real hash with one PBKDF2 round for the users a test starts with (scrypt costs ~0.1 s a call);
-# passwords set through the pages are hashed the app's own way.
-FIXTURE_PASSWORD = "fixture password 42"
-FAST_HASH = generate_password_hash(FIXTURE_PASSWORD, method="pbkdf2:sha256:1")
-
-
 @pytest.fixture
 def add_user(db):
     """`add_user("bob", "staff", must_change_password=True)` returns the new user's id."""
@@ -146,7 +117,7 @@ def add_user(db):
 def client_of(app):
     """`client_of("bob")`: a test client signed in as that user."""
 
-    def sign_in(username, password=FIXTURE_PASSWORD):
+    def sign_in(username, password=PASSWORD):
         client = app.test_client()
         response = login(client, username, password)
         assert response.status_code == 302, response.text
@@ -362,7 +333,7 @@ def test_deactivated_user_cannot_sign_in_and_loses_access_at_once(app, admin_cli
     assert redirected_to(response) == LIST
     assert load(bob).is_active is False
     assert redirected_to(bobs_client.get("/admin/product/")) == "/login"
-    assert not can_sign_in(app, "bob", FIXTURE_PASSWORD)
+    assert not can_sign_in(app, "bob", PASSWORD)
 
 
 def test_empty_password_on_edit_keeps_the_current_one(app, admin_client, add_user, load):
@@ -372,7 +343,7 @@ def test_empty_password_on_edit_keeps_the_current_one(app, admin_client, add_use
 
     assert redirected_to(response) == LIST
     assert load(bob).password_hash == FAST_HASH
-    assert can_sign_in(app, "bob", FIXTURE_PASSWORD)
+    assert can_sign_in(app, "bob", PASSWORD)
 
 
 def test_new_password_on_edit_replaces_the_old_one(app, admin_client, add_user, load):
@@ -383,7 +354,7 @@ def test_new_password_on_edit_replaces_the_old_one(app, admin_client, add_user, 
 
     assert redirected_to(response) == LIST
     assert load(bob).check_password(GOOD_PASSWORD)
-    assert not can_sign_in(app, "bob", FIXTURE_PASSWORD)
+    assert not can_sign_in(app, "bob", PASSWORD)
     assert can_sign_in(app, "bob", GOOD_PASSWORD)
 
 
@@ -620,7 +591,7 @@ def test_confirmation_page_of_a_missing_user_goes_back_to_the_list(admin_client,
 # ---------------------------------------------------- changing one's password
 
 
-def change_password(client, current=FIXTURE_PASSWORD, new=GOOD_PASSWORD, confirm=None):
+def change_password(client, current=PASSWORD, new=GOOD_PASSWORD, confirm=None):
     return client.post(CHANGE_PASSWORD, data={
         "current_password": current, "new_password": new, "confirm_password": new if confirm is None else confirm})
 
@@ -648,7 +619,7 @@ def test_change_password(app, add_user, client_of, load):
     assert redirected_to(response) == "/admin/"
     assert "Your password was changed." in flashed(client.get("/admin/"))
     assert load(bob).check_password(GOOD_PASSWORD)
-    assert not can_sign_in(app, "bob", FIXTURE_PASSWORD)
+    assert not can_sign_in(app, "bob", PASSWORD)
     assert can_sign_in(app, "bob", GOOD_PASSWORD)
 
 
@@ -694,7 +665,7 @@ def test_keeping_the_same_password_is_refused(app, add_user, client_of):
     client = client_of("bob")
     before = snapshot(app)
 
-    response = change_password(client, new=FIXTURE_PASSWORD)
+    response = change_password(client, new=PASSWORD)
 
     assert response.status_code == 200
     assert auth_field_errors(response, "new_password") == ["Choose a password different from the current one."]
@@ -720,7 +691,7 @@ def test_signing_in_leads_to_the_change_password_page(app, add_user):
     add_user("bob", "staff", must_change_password=True)
     client = app.test_client()
 
-    response = login(client, "bob", FIXTURE_PASSWORD)
+    response = login(client, "bob", PASSWORD)
 
     assert response.status_code == 302
     assert redirected_to(client.get(response.headers["Location"])) == CHANGE_PASSWORD
