@@ -161,8 +161,8 @@ def register_errors(app: Flask) -> None:
 
     pages = {
         400: (lambda: _("Bad request"), lambda: _(
-            "The form could not be accepted: it may have expired, or it was sent from another site. "
-            "Go back, reload the page and try again.")),
+            "The request could not be accepted: a form may have expired, or a form or link came from "
+            "another site. Go back, reload the page and try again.")),
         403: (lambda: _("Forbidden"), lambda: _("Your role does not allow this. Nothing was changed.")),
         404: (lambda: _("Not found"), lambda: _("There is no page at this address.")),
         500: (lambda: _("Server error"), lambda: _(
@@ -188,7 +188,7 @@ def register_errors(app: Flask) -> None:
             # Without it: a plain page for an anonymous visitor, in the browser's language.
             app.logger.exception("The error page could not be framed, request ID %s", g.get("request_id"))
             db.session.rollback()
-            g._login_user = login_manager.anonymous_user()
+            g._login_user = login_manager.anonymous_user()  # where Flask-Login 0.6 keeps the user
             return render_error_page(code, render_template, "errors/plain.html")
 
     def render_error_page(code, render, template):

@@ -1,5 +1,6 @@
 """The base of every form: CSRF from Flask-WTF, validator messages in the user's language,
-and errors and help text shown as in Django's admin."""
+one message for a value that could not be read, and (in the admin) help text kept under a
+field that has an error, as in Django's admin."""
 
 from pathlib import Path
 
@@ -34,14 +35,6 @@ class AdminFormBehaviour:
         def get_translations(self, form):
             return VALIDATOR_MESSAGES
 
-        def render_field(self, field, render_kw):
-            # Flask-Admin drops a field's help text while the field has an error; Django's
-            # admin keeps it, and it is what the user needs to fix the value.
-            html = super().render_field(field, render_kw)
-            if field.description and isinstance(field.errors, list) and field.errors:
-                html += Markup('<small class="form-text text-muted">{}</small>').format(field.description)
-            return html
-
     def validate(self, extra_validators=None):
         valid = super().validate(extra_validators)
         for field in self:
@@ -54,9 +47,23 @@ class AdminFormBehaviour:
         return valid
 
 
+class HelpStaysWithErrors:
+    """For forms drawn by Flask-Admin's templates, which drop a field's help text while the
+    field has an error. Django's admin keeps it, and it is what the user needs to fix the value."""
+
+    class Meta:
+        def render_field(self, field, render_kw):
+            if not (field.description and any(isinstance(error, str) for error in field.errors)):
+                return super().render_field(field, render_kw)
+            help_id = f"{field.id}-help"
+            html = super().render_field(field, {**render_kw, "aria-describedby": help_id})
+            return html + Markup('<small id="{}" class="form-text text-muted">{}</small>').format(
+                help_id, field.description)
+
+
 class Form(AdminFormBehaviour, FlaskForm):
     pass
 
 
-class InlineForm(AdminFormBehaviour, BaseForm):
+class InlineForm(HelpStaysWithErrors, AdminFormBehaviour, BaseForm):
     """The base of Flask-Admin's inline forms (no CSRF of their own: the outer form has it)."""

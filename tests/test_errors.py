@@ -116,9 +116,10 @@ def errors_in(group: str) -> list[str]:
 
 
 def help_in(group: str) -> str:
-    """The help text a form-group shows under its field ("" when there is none)."""
-    match = re.search(r'<small class="form-text text-muted[^"]*">\s*(.*?)\s*</small>', group, re.S)
-    return html.unescape(" ".join(match.group(1).split())) if match else ""
+    """The help text a form-group shows under its field ("" when there is none); shown twice fails."""
+    found = re.findall(r'<small (?:id="[^"]*" )?class="form-text text-muted[^"]*">\s*(.*?)\s*</small>', group, re.S)
+    assert len(found) <= 1, f"the help text is shown {len(found)} times"
+    return html.unescape(" ".join(found[0].split())) if found else ""
 
 
 def field_value(page: str, field: str) -> str:
@@ -500,7 +501,7 @@ def test_a_validation_error_is_shown_in_its_fields_group_with_the_input_kept(adm
     page = response.text
     stock = field_group(page, "stock")
     assert errors_in(stock) == ["Number must be between 0 and 2147483647."]
-    assert re.search(r'<input class="form-control is-invalid" id="stock"[^>]*value="-3"', stock)
+    assert re.search(r'<input [^>]*class="form-control is-invalid" id="stock"[^>]*value="-3"', stock)
     assert [field for field in ("sku", "name", "description", "price", "is_active")
             if errors_in(field_group(page, field))] == []
     assert page.count('<div class="invalid-feedback">') == 1
@@ -541,6 +542,16 @@ def test_help_text_stays_under_a_field_that_has_an_error(admin_client):
     price = field_group(response.text, "price")
     assert errors_in(price) == ["Use at most 2 decimal places."]
     assert help_in(price) == HELP["price"]
+    assert 'aria-describedby="price-help"' in price and 'id="price-help"' in price  # read out with the field
+
+
+def test_help_text_is_shown_once_on_the_change_password_form(admin_client):
+    response = admin_client.post("/account/password", data={
+        "current_password": PASSWORD, "new_password": "short", "confirm_password": "short"})
+
+    new_password = field_group(response.text, "new_password")
+    assert "Use at least 10 characters." in html.unescape(new_password)
+    assert help_in(new_password).startswith("At least 10 characters")
 
 
 def test_a_value_that_is_not_a_number_gets_one_message(admin_client, products):

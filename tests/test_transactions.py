@@ -1158,7 +1158,8 @@ FILTERS = {
     "status and product": ("flt0_status_equals=posted&flt4_product_contains=sug", ["t4", "t2"]),
     "status and date": ("flt0_status_equals=posted&flt1_created_from=2024-02-01", ["t4"]),
     "posted from": ("flt5_posted_from=2024-01-01", ["t4", "t3", "t2"]),  # posted (and t3 voided) today
-    "posted to": ("flt6_posted_to=2024-01-01", []),
+    "posted to, before any": ("flt6_posted_to=2024-01-01", []),
+    "posted to (today included)": (f"flt6_posted_to={datetime.now(timezone.utc).date()}", ["t4", "t3", "t2"]),
     "search note": ("search=morning", ["t1"]),
     "search note and filter": ("search=sugar&flt0_status_equals=posted", ["t4"]),
 }
@@ -1212,6 +1213,22 @@ def test_odd_list_queries_are_not_errors(staff_client, make_product, draft, quer
         response = staff_client.get(f"{url}?{query}")
         assert response.status_code < 500, (url, query)
         response.get_data()
+
+
+def test_days_at_the_ends_of_the_calendar_are_not_errors(database_url, tmp_path, app, make_user):
+    """Local midnight of 0001-01-01 east of UTC, or the day after 9999-12-31, is no datetime."""
+    jakarta = make_app(database_url, tmp_path, BABEL_DEFAULT_TIMEZONE="Asia/Jakarta")
+    make_user("zoe", "staff")
+    client = jakarta.test_client()
+    assert login(client, "zoe").status_code == 302
+    for query in ("flt1_created_from=0001-01-01", "flt2_created_to=9999-12-31",
+                  "flt5_posted_from=0001-01-01", "flt6_posted_to=9999-12-31"):
+        for url in (LIST, EXPORT, EXPORT_LINES):
+            response = client.get(f"{url}?{query}")
+            assert response.status_code < 500, (url, query)
+            response.get_data()
+    with jakarta.app_context():
+        _db.engine.dispose()
 
 
 def test_export_columns_and_values(staff_client, ledger, txn):
@@ -1380,6 +1397,22 @@ def test_editing_50_lines_costs_no_more_statements_than_1_line(
 
     assert txn(big)["total"] == Decimal("187.50")
     assert fifty <= one + 3, (one, fifty)
+
+
+def test_a_refused_form_costs_the_same_whatever_the_number_of_lines(app, staff_client, make_product, txn_count):
+    products = _line_products(make_product, 31)
+    retired = make_product(sku="OLD-1", is_active=False)
+
+    def refused(n_products):
+        data = txn_form(*[(p, 1) for p in n_products], (retired, 1))
+        with count_statements(app) as n:
+            response = staff_client.post(NEW, data=data)
+        assert response.status_code == 200 and "Inactive products cannot be sold" in text(response)
+        return n[0]
+
+    refused(products[:1])  # warm up
+    assert refused(products[:30]) == refused(products[:1])
+    assert txn_count() == 0
 
 
 def test_posting_and_voiding_cost_a_bounded_number_of_statements(app, staff_client, make_product, draft, txn):

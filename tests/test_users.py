@@ -542,7 +542,8 @@ def test_confirmation_page_asks_before_deleting_a_user(app, admin_client, add_us
 
 
 def test_confirmation_page_locks_nothing(app, admin_client, admin_id, add_user):
-    """Looking is not deleting: no other admin's row is locked (the delete itself locks them)."""
+    """Looking is not deleting: no other admin's row is locked (the delete itself locks them).
+    Only PostgreSQL can fail this: SQLite has no FOR UPDATE."""
     other_admin = add_user("eve", "admin")
     statements = []
     with app.app_context():

@@ -28,7 +28,7 @@ from ..domain.deletion import DeletionPreview
 from ..domain.errors import DomainError
 from ..extensions import db
 from ..formatting import csv_safe
-from ..forms import Form
+from ..forms import Form, HelpStaysWithErrors
 from ..labels import record_label, yes_no
 from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
 from ..redirects import local_path
@@ -99,7 +99,7 @@ class ConfirmDeleteRowAction(BaseListRowAction):
         return link(self, get_url(".delete_view", id=row_id, url=context.resolve("return_url")), "fa fa-trash")
 
 
-class AdminForm(Form):
+class AdminForm(HelpStaysWithErrors, Form):
     """The app's Form (CSRF, honours WTF_CSRF_ENABLED) that keeps the edited record as
     ``_obj``, like flask_admin.form.BaseForm: Flask-Admin's Unique validator needs it,
     or saving a record with its unique value unchanged fails with "Already exists."."""

@@ -100,11 +100,16 @@ class LocalDateTo(LocalDateFrom):
         return lazy_gettext("to")
 
 
+# Days whose local midnight, and the next one, exist in UTC whatever the time zone.
+FIRST_DAY, LAST_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
+
+
 def _parse_day(value):
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except (AttributeError, ValueError):
         return None
+    return day if FIRST_DAY <= day <= LAST_DAY else None
 
 
 def _local_midnight_utc(day):

@@ -179,6 +179,18 @@ class TransactionView(SecuredModelView):
     def on_model_delete(self, model):
         sales.ensure_deletable(model)
 
+    def create_model(self, form):
+        return super().create_model(form) or self._reload_products_after_refusal()
+
+    def update_model(self, form, model):
+        return super().update_model(form, model) or self._reload_products_after_refusal()
+
+    def _reload_products_after_refusal(self):
+        # The rollback expired the products the form shows: reload them in one query, or
+        # showing the form again would cost a SELECT per line.
+        self._prefetched = sales.prefetch_products(db.session, _posted_product_ids())
+        return False
+
     def validate_form(self, form):
         # Load every product the form names in one query, so the lines' lookups hit the
         # session's identity map instead of costing one SELECT per line.
