@@ -1,5 +1,6 @@
 """axe-core (from the npm registry, `npm ci`) finds no serious or critical violation on the
-pages people use all day: sign-in, dashboard, lists and forms."""
+pages people use all day: sign-in, dashboard, lists and forms; and keyboard focus is always
+visible."""
 
 import os
 from pathlib import Path
@@ -89,3 +90,27 @@ def test_error_page_has_no_serious_violations(page):
     page.goto("/admin/no-such-page/")
     assert page.locator("h1").inner_text() == "404 — Not found"
     assert serious_violations(page) == []
+
+
+FOCUS_RING = """() => {
+  const element = document.activeElement;
+  const ring = element.closest('.select2-container-active') || element;
+  const style = getComputedStyle(ring);
+  return [element.tagName + (element.id ? '#' + element.id : ''), style.outlineStyle, parseFloat(style.outlineWidth)];
+}"""
+
+
+@pytest.mark.parametrize("path", ["/admin/product/new/", "/admin/transaction/new/", "/admin/product/"])
+def test_keyboard_focus_is_always_visible(page, path):
+    sign_in(page, "browser-admin")
+    page.goto(path)
+    page.locator("body").focus()
+    seen = []
+    for _ in range(25):
+        page.keyboard.press("Tab")
+        element, style, width = page.evaluate(FOCUS_RING)
+        if element == "BODY":
+            continue
+        seen.append(element)
+        assert style != "none" and width >= 2, f"{element} on {path} has no visible focus ({style} {width}px)"
+    assert len(seen) >= 10, seen
