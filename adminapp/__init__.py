@@ -159,6 +159,8 @@ def register_routes(app: Flask) -> None:
 def register_errors(app: Flask) -> None:
     from flask_babel import gettext as _
 
+    from .admin.base import ErrorPageFrame
+
     pages = {
         400: (lambda: _("Bad request"), lambda: _(
             "The request could not be accepted: a form may have expired, or a form or link came from "
@@ -181,8 +183,8 @@ def register_errors(app: Flask) -> None:
 
     def render_error(code):
         try:
-            # In the admin's frame (menu, user, language), which the dashboard view renders.
-            return render_error_page(code, app.extensions["admin"][0].index_view.render, "errors/error.html")
+            frame = ErrorPageFrame(app.extensions["admin"][0])
+            return render_error_page(code, frame.render, "errors/error.html")
         except Exception:
             # The frame and the user's language need the signed-in user, so the database.
             # Without it: a plain page for an anonymous visitor, in the browser's language.

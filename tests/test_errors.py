@@ -294,6 +294,7 @@ def test_error_page_has_its_status_the_admins_look_and_the_users_language(app, u
     # signed-in user's controls, as on the admin's pages.
     assert brand(response) == brand(client.get("/admin/")) == ("/admin", "adminapp")
     assert 'href="/admin/product/"' in response.text and 'action="/logout"' in response.text
+    assert 'class="active"' not in response.text  # no menu item is the current page
     assert '/admin/static/bootstrap/bootstrap4/css/bootstrap.min.css' in response.text
     assert '/static/css/adminapp.css' in response.text
     assert ("Back to the dashboard" if locale == "en" else "Kembali ke dasbor") in page_text

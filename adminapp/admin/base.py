@@ -8,7 +8,7 @@ messages, and the single commit of a bulk action.
 import logging
 
 from flask import abort, current_app, flash, g, redirect, request, url_for
-from flask_admin import AdminIndexView, expose
+from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.model import typefmt
@@ -319,3 +319,16 @@ class DashboardView(AdminIndexView):
         recent = audit.recent(db.session, None if everyone else current_user.id)
         return self.render("admin/index.html", recent=recent, recent_everyone=everyone,
                            can_see_everyone=can(current_user, "audit", VIEW), **dashboard.figures(db.session, current_app.config["LOW_STOCK_THRESHOLD"]))
+
+
+class ErrorPageFrame(BaseView):
+    """Draws error pages in the admin's frame (menu, user, language) with no menu item marked
+    as the current page. It is never added to the admin, so it has no URL of its own."""
+
+    def __init__(self, admin):
+        super().__init__(name="")
+        self.admin = admin
+
+    @expose("/")
+    def index(self):  # Flask-Admin requires a default view
+        abort(404)
