@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from adminapp.extensions import db as _db
-from adminapp.models import User, utcnow
+from adminapp.models import LoginFailures, User, utcnow
 
 from tests.support import OFFSITE_TARGETS, PASSWORD, flashed, login, make_app
 
@@ -235,6 +235,35 @@ def test_lockout_after_max_attempts(app, db, make_user):
 
     # The lock is per username.
     assert login(app.test_client(), "bob").status_code == 302
+
+
+def test_an_unknown_username_is_locked_out_like_a_real_one(app, second_app, db, make_user):
+    """Otherwise a 429 would tell an attacker which usernames exist."""
+    make_user("alice", "staff")
+    answers = {}
+    for username in ("alice", "nobody"):
+        workers = [app.test_client(), second_app.test_client()]
+        statuses = [login(workers[attempt % 2], username, WRONG).status_code for attempt in range(7)]
+        page = flashed(login(app.test_client(), username, PASSWORD)).replace(f'value="{username}"', "")
+        answers[username] = (statuses, page)
+    assert answers["alice"][0] == answers["nobody"][0] == [200] * 5 + [429] * 2
+    assert answers["alice"][1] == answers["nobody"][1]  # the same page, the same message
+    assert "Too many failed sign-in attempts" in answers["nobody"][1]
+    with db() as session:
+        failures = session.get(LoginFailures, "nobody")
+        assert failures.failed_count == 0 and failures.locked_until > utcnow() + timedelta(minutes=14)
+
+
+def test_the_lock_on_an_unknown_username_expires(app, db):
+    for _ in range(5):
+        login(app.test_client(), "nobody", WRONG)
+    assert login(app.test_client(), "nobody").status_code == 429
+    with db() as session:
+        session.get(LoginFailures, "nobody").locked_until = utcnow() - timedelta(seconds=1)
+
+    assert login(app.test_client(), "nobody").status_code == 200
+    with db() as session:
+        assert session.get(LoginFailures, "nobody").failed_count == 1
 
 
 def test_lockout_holds_across_workers(app, second_app, db, make_user):

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from flask_babel import gettext, ngettext
 from sqlalchemy import func, inspect, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from ..models import ROLES, AuditEntry, Transaction, User, utcnow
+from ..models import ROLES, AuditEntry, LoginFailures, Transaction, User, utcnow
 from . import audit
 from .deletion import DeletionPreview, refusal_of
 from .errors import DomainError
@@ -42,9 +43,7 @@ def authenticate(session: Session, username: str, password: str, max_attempts: i
     user = find_user(session, username)
     now = utcnow()
     if user is None:
-        User(password_hash=_DUMMY_HASH).check_password(password)
-        _audit_failure(session, None, username, "unknown user")
-        raise LoginRefused(gettext("Invalid username or password."))
+        _refuse_unknown_user(session, username, password, now, max_attempts, lockout_seconds)
     if user.locked_until and user.locked_until > now:
         _audit_failure(session, user, username, "locked")
         raise LoginLocked(user.locked_until)
@@ -57,6 +56,29 @@ def authenticate(session: Session, username: str, password: str, max_attempts: i
     user.last_login_at = now
     audit.record(session, "login", user, actor=audit.acting_as(session, user))
     return user
+
+
+def _refuse_unknown_user(session, username, password, now, max_attempts, lockout_seconds) -> None:
+    """A username without an account is refused as a wrong password is: the same time spent
+    checking, the same message, and the same lockout after as many attempts."""
+    key = username[:64]
+    locked_until = session.scalar(select(LoginFailures.locked_until).where(LoginFailures.username == key))
+    if locked_until and locked_until > now:
+        _audit_failure(session, None, username, "locked")
+        raise LoginLocked(locked_until)
+    User(password_hash=_DUMMY_HASH).check_password(password)
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)
+    failures = session.execute(
+        insert(LoginFailures).values(username=key, failed_count=1)
+        .on_conflict_do_update(index_elements=[LoginFailures.username],
+                               set_={"failed_count": LoginFailures.failed_count + 1})
+        .returning(LoginFailures.failed_count)
+    ).scalar_one()
+    if failures >= max_attempts:
+        session.execute(update(LoginFailures).where(LoginFailures.username == key)
+                        .values(failed_count=0, locked_until=now + timedelta(seconds=lockout_seconds)))
+    _audit_failure(session, None, username, "unknown user")
+    raise LoginRefused(gettext("Invalid username or password."))
 
 
 def _audit_failure(session, user, username, reason) -> None:

@@ -38,3 +38,15 @@ class User(UserMixin, db.Model):
 
     def __str__(self) -> str:
         return self.username
+
+
+class LoginFailures(db.Model):
+    """Failed sign-ins for a username that has no account, counted and locked exactly like
+    a user's own (users.failed_login_count, users.locked_until): a lockout then tells nobody
+    which usernames exist."""
+
+    __tablename__ = "login_failures"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_count: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
