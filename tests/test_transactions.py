@@ -886,6 +886,24 @@ def test_confirmation_page_lists_the_lines_that_go_with_a_draft(app, staff_clien
     assert txn(txn_id) is not None
 
 
+def test_a_draft_changed_after_the_confirmation_page_is_not_deleted(staff_client, make_product, draft, txn):
+    kopi, teh = make_product(), make_product()
+    txn_id = draft((kopi, 1))
+    page = staff_client.get(confirm_url(txn_id)).text
+    shown = re.search(r'name="version" value="(\d+)"', page).group(1)
+    line_id = txn(txn_id)["line_ids"][0]
+    assert staff_client.post(edit_url(txn_id), data=txn_form(
+        line(kopi, 1, id=line_id), line(teh, 5), version=shown)).status_code == 302  # someone adds a line
+
+    refused = staff_client.post(DELETE, data={"id": txn_id, "url": LIST, "version": shown}, follow_redirects=True)
+
+    assert f"Transaction #{txn_id} was changed after the confirmation page was opened, and was not deleted." in text(refused)
+    assert len(txn(txn_id)["lines"]) == 2
+    fresh = re.search(r'name="version" value="(\d+)"', staff_client.get(confirm_url(txn_id)).text).group(1)
+    done = staff_client.post(DELETE, data={"id": txn_id, "url": LIST, "version": fresh}, follow_redirects=True)
+    assert "successfully deleted" in text(done) and txn(txn_id) is None
+
+
 def test_confirmation_page_costs_the_same_whatever_the_number_of_lines(app, staff_client, make_product, draft):
     products = [make_product() for _ in range(30)]
     small, large = draft((products[0], 1)), draft(*[(p, 1) for p in products])

@@ -25,7 +25,7 @@ from wtforms.utils import unset_value
 
 from ..domain import audit
 from ..domain.deletion import DeletionPreview
-from ..domain.errors import DomainError
+from ..domain.errors import DomainError, StaleVersion
 from ..extensions import db
 from ..formatting import csv_safe
 from ..forms import Form, HelpStaysWithErrors
@@ -216,6 +216,15 @@ class SecuredModelView(ModelView):
         return self.render("admin/adminapp/delete.html", record=record, return_url=return_url,
                            record_label=record_label(self.endpoint, record),
                            preview=self.deletion_preview(record), delete_form=self.get_delete_form()())
+
+    def on_model_delete(self, model):
+        """The confirmation page sends the version it showed: a record changed since then is
+        not deleted unseen (a POST without a version, from a script, is not checked)."""
+        seen = request.form.get("version")
+        if seen is not None and seen != str(getattr(model, "version", seen)):
+            raise StaleVersion(gettext(
+                "%(record)s was changed after the confirmation page was opened, and was not deleted. "
+                "Look at it again, then delete it.", record=record_label(self.endpoint, model)))
 
     def deletion_preview(self, record) -> DeletionPreview:
         """What the confirmation page says; each view asks its domain module."""

@@ -83,6 +83,7 @@ class ProductView(SecuredModelView):
         return catalog.deletion_preview(db.session, record)
 
     def on_model_delete(self, model):
+        super().on_model_delete(model)
         catalog.ensure_deletable(db.session, [model])
 
     @action("activate", lazy_gettext("Activate"))

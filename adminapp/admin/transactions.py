@@ -177,6 +177,7 @@ class TransactionView(SecuredModelView):
         return sales.deletion_preview(record)
 
     def on_model_delete(self, model):
+        super().on_model_delete(model)
         sales.ensure_deletable(model)
 
     def create_model(self, form):

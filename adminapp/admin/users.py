@@ -73,6 +73,7 @@ class UserView(SecuredModelView):
         return accounts.deletion_preview(db.session, record)
 
     def on_model_delete(self, model):
+        super().on_model_delete(model)
         accounts.ensure_an_admin_remains(db.session, model, deleting=True)
         accounts.ensure_no_record(db.session, model)
 
