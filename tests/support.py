@@ -8,7 +8,9 @@ from sqlalchemy import event, select
 from werkzeug.security import generate_password_hash
 
 from adminapp import create_app
+from adminapp.domain import sales
 from adminapp.extensions import db as _db
+from adminapp.models import Product, Transaction, TransactionProduct
 
 PASSWORD = "correct horse battery"
 # PASSWORD hashed with one PBKDF2 round, for the users tests start with: signing in stays
@@ -122,3 +124,13 @@ def count_statements(app):
 def flashed(response) -> str:
     """The page text with whitespace folded, for asserting on messages."""
     return " ".join(response.get_data(as_text=True).split())
+
+
+def save_draft(session, lines, user=None, **fields) -> Transaction:
+    """A draft with these (product id, quantity) lines, saved through the sales rules and flushed."""
+    txn = Transaction(**fields, lines=[
+        TransactionProduct(product=session.get(Product, pid), product_qty=qty) for pid, qty in lines])
+    session.add(txn)
+    sales.save_draft(session, txn, user, is_new=True)
+    session.flush()
+    return txn

@@ -26,9 +26,9 @@ from sqlalchemy import event, func, select, text
 from adminapp.domain import sales
 from adminapp.domain.errors import InsufficientStock
 from adminapp.extensions import db as _db
-from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, User
+from adminapp.models import AuditEntry, Product, Transaction, User
 
-from tests.support import PASSWORD, count_statements, flashed, fresh_schema, login, make_app, snapshot
+from tests.support import PASSWORD, count_statements, flashed, fresh_schema, login, make_app, save_draft, snapshot
 
 
 AUDIT = "/admin/audit/"
@@ -233,13 +233,7 @@ def draft(db):
 
     def make(*lines, note=""):
         with db() as session:
-            txn = Transaction(note=note, lines=[
-                TransactionProduct(product=session.get(Product, pid), product_qty=qty) for pid, qty in lines
-            ])
-            session.add(txn)
-            sales.save_draft(session, txn, None, is_new=True)
-            session.flush()
-            return txn.id
+            return save_draft(session, lines, note=note).id
 
     return make
 

@@ -21,9 +21,9 @@ from sqlalchemy import event, update
 
 from adminapp.domain import sales
 from adminapp.extensions import db as _db
-from adminapp.models import Product, Transaction, TransactionProduct, User
+from adminapp.models import Product, Transaction, TransactionProduct
 
-from tests.support import FAST_HASH, PASSWORD, count_statements, login, make_app
+from tests.support import PASSWORD, count_statements, login, make_app, save_draft
 
 DASHBOARD = "/admin/"
 COUNTS = ("product-count", "active-count", "low-stock-count", "draft-count", "posted-today")
@@ -142,36 +142,12 @@ def signed_in(app, username, **headers):
 
 
 @pytest.fixture
-def user(db):
-    """A user who signs in with PASSWORD: `user("sam", "staff", locale="id")`."""
-
-    def make(username, role="staff", **fields):
-        with db() as session:
-            session.add(User(username=username, role=role, password_hash=FAST_HASH, **fields))
-
-    return make
-
-
-@pytest.fixture
-def admin_client(app, user):
-    """A client signed in as an admin (overrides conftest's, only for speed)."""
-    user("boss", "admin")
-    return signed_in(app, "boss")
-
-
-@pytest.fixture
 def draft(db):
     """A draft saved through the sales operations: `draft((product_id, qty), ...)`."""
 
     def make(*lines):
         with db() as session:
-            txn = Transaction(lines=[
-                TransactionProduct(product=session.get(Product, pid), product_qty=qty) for pid, qty in lines
-            ])
-            session.add(txn)
-            sales.save_draft(session, txn, None, is_new=True)
-            session.flush()
-            return txn.id
+            return save_draft(session, lines).id
 
     return make
 
@@ -348,12 +324,12 @@ def test_low_stock_list_shows_the_ten_lowest_and_the_count_all_of_them(admin_cli
     assert [stock for _, _, stock in rows] == sorted(min(n, threshold) for n in range(12))[:10]
 
 
-def test_low_stock_threshold_is_configurable(app, other_app, user, make_product):
+def test_low_stock_threshold_is_configurable(app, other_app, make_user, make_product):
     make_product(sku="LOW-3", stock=3)
     make_product(sku="MID-15", stock=15)
     make_product(sku="MID-20", stock=20)
     make_product(sku="HIGH-25", stock=25)
-    user("boss", "admin")
+    make_user("boss", "admin")
 
     default = signed_in(other_app(LOW_STOCK_THRESHOLD=5), "boss").get(DASHBOARD)
     generous = signed_in(other_app(LOW_STOCK_THRESHOLD=20), "boss").get(DASHBOARD)
@@ -423,10 +399,10 @@ def test_chart_covers_30_days_and_no_more(app, admin_client, stockroom, posted):
     assert chart_title(response).endswith(format_currency(Decimal("30.00"), app.config["CURRENCY"], locale="en"))
 
 
-def test_days_follow_the_configured_time_zone(other_app, user, stockroom, posted):
+def test_days_follow_the_configured_time_zone(other_app, make_user, stockroom, posted):
     """A sale is on the local day it happened, and "today" starts at local midnight."""
     jakarta = other_app(BABEL_DEFAULT_TIMEZONE="Asia/Jakarta")  # UTC+7 all year
-    user("boss", "admin")
+    make_user("boss", "admin")
     today = local_today(jakarta)
     posted((stockroom, 1), at=local_time(jakarta, today, 0, 1))  # the day before, in UTC
     posted((stockroom, 2), at=local_time(jakarta, today, 0) - timedelta(minutes=1))  # yesterday, locally
@@ -472,10 +448,10 @@ def recent_toggle(response) -> str:
 
 @pytest.mark.parametrize("role, sees_everyone", [("admin", True), ("auditor", True), ("staff", False)])
 def test_recent_actions_are_the_users_own_and_everyones_only_for_audit_readers(
-    app, user, role, sees_everyone
+    app, make_user, role, sees_everyone
 ):
-    user("sam")
-    user("reader", role)
+    make_user("sam")
+    make_user("reader", role)
     sam = signed_in(app, "sam")
     assert sam.post("/admin/product/new/", data={
         "sku": "SAMS-1", "name": "Sam's", "price": "1.00", "stock": "1", "is_active": "y", "version": "",
@@ -502,9 +478,9 @@ def test_recent_actions_are_the_users_own_and_everyones_only_for_audit_readers(
 # --------------------------------------------------------------------- money
 
 
-def test_money_is_in_the_configured_currency(app, user, stockroom, posted):
-    user("boss", "admin")
-    user("ibu", "admin", locale="id")
+def test_money_is_in_the_configured_currency(app, make_user, stockroom, posted):
+    make_user("boss", "admin")
+    make_user("ibu", "admin", locale="id")
     posted((stockroom, 123))  # 1,230.00
     today, amount = local_today(app), Decimal("1230.00")
     assert app.config["CURRENCY"] == "IDR"  # the default

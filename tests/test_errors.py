@@ -18,11 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from adminapp.domain import sales
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct, User
 
-from tests.support import FAST_HASH, PASSWORD, flashed, login, make_app
+from tests.support import FAST_HASH, PASSWORD, flashed, login, make_app, save_draft
 
 PRODUCTS = "/admin/product/"
 PRODUCT_NEW = "/admin/product/new/"
@@ -156,30 +155,6 @@ def location(response) -> tuple[str, dict]:
 
 
 @pytest.fixture
-def user(db):
-    """A user who signs in with PASSWORD: `user("sam", "staff", locale="id")`."""
-
-    def make(username, role="staff", **fields):
-        with db() as session:
-            session.add(User(username=username, role=role, password_hash=FAST_HASH, **fields))
-
-    return make
-
-
-@pytest.fixture
-def admin_client(app, user):
-    """A client signed in as an admin (overrides conftest's, only for speed)."""
-    user("boss", "admin")
-    return signed_in(app, "boss")
-
-
-@pytest.fixture
-def staff_client(app, user):
-    user("clerk", "staff")
-    return signed_in(app, "clerk")
-
-
-@pytest.fixture
 def failing_app(app, database_url, tmp_path):
     """An app on the same database with two routes that fail as a bug would, exceptions
     handled as in production (PROPAGATE_EXCEPTIONS off)."""
@@ -229,12 +204,7 @@ def draft(db):
 
     def make(*lines):
         with db() as session:
-            txn = Transaction(lines=[
-                TransactionProduct(product=session.get(Product, pid), product_qty=qty) for pid, qty in lines
-            ])
-            session.add(txn)
-            sales.save_draft(session, txn, None, is_new=True)
-            session.flush()
+            txn = save_draft(session, lines)
             return txn.id, [line.id for line in txn.lines]
 
     return make
@@ -274,10 +244,10 @@ LANGUAGES = {
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("page", ERROR_PAGES)
-def test_error_page_has_its_status_the_admins_look_and_the_users_language(app, user, page, language):
+def test_error_page_has_its_status_the_admins_look_and_the_users_language(app, make_user, page, language):
     url, role, status, english, indonesian = ERROR_PAGES[page]
     fields, headers, locale = LANGUAGES[language]
-    user("someone", role, **fields)
+    make_user("someone", role, **fields)
     client = signed_in(app, "someone", **headers)
     title, message = english if locale == "en" else indonesian
 
@@ -304,8 +274,8 @@ def test_error_page_has_its_status_the_admins_look_and_the_users_language(app, u
 # ---------------------------------------------------------------------- 500
 
 
-def test_server_error_page_has_status_500_and_a_request_id(failing_app, user):
-    user("someone", "staff")
+def test_server_error_page_has_status_500_and_a_request_id(failing_app, make_user):
+    make_user("someone", "staff")
     client = signed_in(failing_app, "someone")
 
     first = client.get("/test/fails")
@@ -324,8 +294,8 @@ def test_server_error_page_has_status_500_and_a_request_id(failing_app, user):
     assert brand(first) == ("/admin", "adminapp")
 
 
-def test_the_request_id_on_the_page_is_in_the_logged_error(failing_app, user, caplog):
-    user("someone", "staff")
+def test_the_request_id_on_the_page_is_in_the_logged_error(failing_app, make_user, caplog):
+    make_user("someone", "staff")
     client = signed_in(failing_app, "someone")
 
     with caplog.at_level(logging.ERROR, logger=failing_app.logger.name):
@@ -341,8 +311,8 @@ def test_the_request_id_on_the_page_is_in_the_logged_error(failing_app, user, ca
     assert record.exc_info[2] is not None
 
 
-def test_server_error_page_shows_nothing_internal(failing_app, user):
-    user("someone", "staff")
+def test_server_error_page_shows_nothing_internal(failing_app, make_user):
+    make_user("someone", "staff")
 
     response = signed_in(failing_app, "someone").get("/test/fails")
 
@@ -354,8 +324,8 @@ def test_server_error_page_shows_nothing_internal(failing_app, user):
 
 @pytest.mark.parametrize("fields, headers", [({"locale": "id"}, {}), ({}, {"Accept-Language": "id"})],
                          ids=["Indonesian user", "Indonesian browser"])
-def test_server_error_page_is_in_the_users_language(failing_app, user, fields, headers):
-    user("someone", "staff", **fields)
+def test_server_error_page_is_in_the_users_language(failing_app, make_user, fields, headers):
+    make_user("someone", "staff", **fields)
 
     response = signed_in(failing_app, "someone", **headers).get("/test/fails")
 
@@ -370,9 +340,9 @@ def test_server_error_page_is_in_the_users_language(failing_app, user, fields, h
         assert english not in page_text, english
 
 
-def test_a_server_error_saves_nothing(failing_app, user, products):
+def test_a_server_error_saves_nothing(failing_app, make_user, products):
     """The page says nothing was saved: what the failed request had written is rolled back."""
-    user("someone", "staff")
+    make_user("someone", "staff")
     client = signed_in(failing_app, "someone")
 
     response = client.post("/test/fails-after-writing")

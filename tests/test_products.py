@@ -11,10 +11,10 @@ import pytest
 from babel.numbers import format_currency
 from sqlalchemy import func, insert, select
 
-from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
+from adminapp.models import Product, Transaction, TransactionProduct, utcnow
 from adminapp.permissions import ALL, ROLE_RIGHTS
 
-from tests.support import FAST_HASH, PASSWORD, count_statements, flashed, login
+from tests.support import count_statements, flashed
 
 LIST = "/admin/product/"
 NEW = "/admin/product/new/"
@@ -81,16 +81,6 @@ def sort_index(response, label):
     match = re.search(rf'href="/admin/product/\?sort=(\d+)[^"]*" title="Sort by {label}"', response.text)
     assert match, f"column {label} is not sortable"
     return match.group(1)
-
-
-@pytest.fixture
-def admin_client(app, db):
-    """A client signed in as an admin (overrides conftest's, only for speed)."""
-    with db() as session:
-        session.add(User(username="products-admin", role="admin", password_hash=FAST_HASH))
-    client = app.test_client()
-    assert login(client, "products-admin", PASSWORD).status_code == 302
-    return client
 
 
 @pytest.fixture

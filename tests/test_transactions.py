@@ -21,7 +21,7 @@ from adminapp.domain.errors import Immutable
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
 
-from tests.support import PASSWORD, count_statements, flashed, login, make_app
+from tests.support import PASSWORD, count_statements, flashed, login, make_app, save_draft
 
 
 
@@ -115,13 +115,7 @@ def draft(db):
     def make(*lines, note="", created_by=None, created_at=None):
         with db() as session:
             user = session.scalar(select(User).where(User.username == created_by)) if created_by else None
-            txn = Transaction(note=note, created_at=created_at, lines=[
-                TransactionProduct(product=session.get(Product, pid), product_qty=qty) for pid, qty in lines
-            ])
-            session.add(txn)
-            sales.save_draft(session, txn, user, is_new=True)
-            session.flush()
-            return txn.id
+            return save_draft(session, lines, user, note=note, created_at=created_at).id
 
     return make
 

@@ -100,20 +100,6 @@ def post_action(client, action, *ids):
 
 
 @pytest.fixture
-def add_user(db):
-    """`add_user("bob", "staff", must_change_password=True)` returns the new user's id."""
-
-    def make(username, role="staff", **fields):
-        with db() as session:
-            user = User(username=username, role=role, password_hash=FAST_HASH, **fields)
-            session.add(user)
-            session.flush()
-            return user.id
-
-    return make
-
-
-@pytest.fixture
 def client_of(app):
     """`client_of("bob")`: a test client signed in as that user."""
 
@@ -127,8 +113,8 @@ def client_of(app):
 
 
 @pytest.fixture
-def admin_id(add_user):
-    return add_user("root", "admin")
+def admin_id(make_user):
+    return make_user("root", "admin")
 
 
 @pytest.fixture
@@ -185,8 +171,8 @@ def every_request(user_id):
 
 
 @pytest.mark.parametrize("role", ["staff", "auditor"])
-def test_users_admin_is_for_admins_only(app, as_role, add_user, role):
-    target = add_user("target", "staff")
+def test_users_admin_is_for_admins_only(app, as_role, make_user, role):
+    target = make_user("target", "staff")
     client = as_role(role)
     before = snapshot(app)
 
@@ -196,8 +182,8 @@ def test_users_admin_is_for_admins_only(app, as_role, add_user, role):
     assert snapshot(app) == before
 
 
-def test_anonymous_is_sent_to_sign_in(app, add_user):
-    target = add_user("target", "staff")
+def test_anonymous_is_sent_to_sign_in(app, make_user):
+    target = make_user("target", "staff")
     client = app.test_client()
     before = snapshot(app)
 
@@ -207,8 +193,8 @@ def test_anonymous_is_sent_to_sign_in(app, add_user):
     assert snapshot(app) == before
 
 
-def test_admin_sees_the_users(admin_client, add_user):
-    add_user("bob", "auditor")
+def test_admin_sees_the_users(admin_client, make_user):
+    make_user("bob", "auditor")
 
     response = admin_client.get(LIST)
 
@@ -314,8 +300,8 @@ def test_password_just_meeting_the_rule_is_accepted(app, admin_client, find):
 # --------------------------------------------------------------------- edit
 
 
-def test_change_role(admin_client, add_user, load):
-    bob = add_user("bob", "staff")
+def test_change_role(admin_client, make_user, load):
+    bob = make_user("bob", "staff")
 
     response = admin_client.post(edit_url(bob), data=edit_form("bob", role="auditor"))
 
@@ -323,8 +309,8 @@ def test_change_role(admin_client, add_user, load):
     assert load(bob).role == "auditor"
 
 
-def test_deactivated_user_cannot_sign_in_and_loses_access_at_once(app, admin_client, add_user, client_of, load):
-    bob = add_user("bob", "staff")
+def test_deactivated_user_cannot_sign_in_and_loses_access_at_once(app, admin_client, make_user, client_of, load):
+    bob = make_user("bob", "staff")
     bobs_client = client_of("bob")
     assert bobs_client.get("/admin/product/").status_code == 200
 
@@ -336,8 +322,8 @@ def test_deactivated_user_cannot_sign_in_and_loses_access_at_once(app, admin_cli
     assert not can_sign_in(app, "bob", PASSWORD)
 
 
-def test_empty_password_on_edit_keeps_the_current_one(app, admin_client, add_user, load):
-    bob = add_user("bob", "staff")
+def test_empty_password_on_edit_keeps_the_current_one(app, admin_client, make_user, load):
+    bob = make_user("bob", "staff")
 
     response = admin_client.post(edit_url(bob), data=edit_form("bob", role="auditor"))
 
@@ -346,8 +332,8 @@ def test_empty_password_on_edit_keeps_the_current_one(app, admin_client, add_use
     assert can_sign_in(app, "bob", PASSWORD)
 
 
-def test_new_password_on_edit_replaces_the_old_one(app, admin_client, add_user, load):
-    bob = add_user("bob", "staff")
+def test_new_password_on_edit_replaces_the_old_one(app, admin_client, make_user, load):
+    bob = make_user("bob", "staff")
 
     response = admin_client.post(edit_url(bob), data=edit_form(
         "bob", new_password=GOOD_PASSWORD, confirm_password=GOOD_PASSWORD))
@@ -358,8 +344,8 @@ def test_new_password_on_edit_replaces_the_old_one(app, admin_client, add_user, 
     assert can_sign_in(app, "bob", GOOD_PASSWORD)
 
 
-def test_weak_password_on_edit_is_refused(app, admin_client, add_user):
-    bob = add_user("bob", "staff")
+def test_weak_password_on_edit_is_refused(app, admin_client, make_user):
+    bob = make_user("bob", "staff")
     before = snapshot(app)
 
     response = admin_client.post(edit_url(bob), data=edit_form(
@@ -370,8 +356,8 @@ def test_weak_password_on_edit_is_refused(app, admin_client, add_user):
     assert snapshot(app) == before
 
 
-def test_differing_passwords_on_edit_are_a_field_error(app, admin_client, add_user):
-    bob = add_user("bob", "staff")
+def test_differing_passwords_on_edit_are_a_field_error(app, admin_client, make_user):
+    bob = make_user("bob", "staff")
     before = snapshot(app)
 
     response = admin_client.post(edit_url(bob), data=edit_form(
@@ -382,8 +368,8 @@ def test_differing_passwords_on_edit_are_a_field_error(app, admin_client, add_us
     assert snapshot(app) == before
 
 
-def test_password_hash_is_never_shown(admin_client, add_user, load):
-    bob = add_user("bob", "staff")
+def test_password_hash_is_never_shown(admin_client, make_user, load):
+    bob = make_user("bob", "staff")
     stored_hash = load(bob).password_hash
     secrets = [stored_hash, stored_hash.split("$")[-1], "pbkdf2:", "scrypt:", "password_hash"]
 
@@ -407,8 +393,8 @@ def test_password_hash_is_never_shown(admin_client, add_user, load):
     pytest.param({"role": "staff"}, id="demote"),
     pytest.param({"is_active": None}, id="deactivate"),
 ])
-def test_last_active_admin_cannot_be_demoted_or_deactivated(app, admin_client, admin_id, add_user, changes):
-    add_user("retired", "admin", is_active=False)  # an inactive admin does not count
+def test_last_active_admin_cannot_be_demoted_or_deactivated(app, admin_client, admin_id, make_user, changes):
+    make_user("retired", "admin", is_active=False)  # an inactive admin does not count
     before = snapshot(app)
 
     response = admin_client.post(edit_url(admin_id), data=edit_form("root", **{"role": "admin", **changes}))
@@ -430,8 +416,8 @@ def test_last_active_admin_cannot_be_deleted(app, admin_client, admin_id):
     assert snapshot(app) == before
 
 
-def test_last_active_admin_cannot_be_deleted_in_bulk(app, admin_client, admin_id, add_user):
-    bob = add_user("bob", "staff")  # deletable on its own: the delete is all or nothing
+def test_last_active_admin_cannot_be_deleted_in_bulk(app, admin_client, admin_id, make_user):
+    bob = make_user("bob", "staff")  # deletable on its own: the delete is all or nothing
     before = snapshot(app)
 
     response = post_action(admin_client, "delete", bob, admin_id)
@@ -443,8 +429,8 @@ def test_last_active_admin_cannot_be_deleted_in_bulk(app, admin_client, admin_id
     assert snapshot(app) == before
 
 
-def test_with_a_second_active_admin_the_first_can_be_demoted(admin_client, admin_id, add_user, load):
-    add_user("deputy", "admin")
+def test_with_a_second_active_admin_the_first_can_be_demoted(admin_client, admin_id, make_user, load):
+    make_user("deputy", "admin")
 
     response = admin_client.post(edit_url(admin_id), data=edit_form("root", role="staff"))
 
@@ -456,8 +442,8 @@ def test_with_a_second_active_admin_the_first_can_be_demoted(admin_client, admin
 # ------------------------------------------------------------------- delete
 
 
-def test_user_who_never_acted_can_be_deleted(admin_client, add_user, find, load):
-    kept = add_user("kept", "staff")
+def test_user_who_never_acted_can_be_deleted(admin_client, make_user, find, load):
+    kept = make_user("kept", "staff")
     admin_client.post(NEW, data=user_form())  # being created is the admin's act, not the user's
     carol = find("carol.smith").id
 
@@ -469,8 +455,8 @@ def test_user_who_never_acted_can_be_deleted(admin_client, add_user, find, load)
     assert load(kept) is not None
 
 
-def test_users_who_never_acted_can_be_deleted_in_bulk(admin_client, add_user, load):
-    bob, carol, kept = add_user("bob"), add_user("carol", "auditor"), add_user("kept")
+def test_users_who_never_acted_can_be_deleted_in_bulk(admin_client, make_user, load):
+    bob, carol, kept = make_user("bob"), make_user("carol", "auditor"), make_user("kept")
 
     response = post_action(admin_client, "delete", bob, carol)
 
@@ -479,9 +465,9 @@ def test_users_who_never_acted_can_be_deleted_in_bulk(admin_client, add_user, lo
     assert load(kept) is not None
 
 
-def test_bulk_delete_is_all_or_nothing(app, admin_client, add_user, client_of):
-    free = add_user("free", "staff")
-    bob = add_user("bob", "staff")
+def test_bulk_delete_is_all_or_nothing(app, admin_client, make_user, client_of):
+    free = make_user("free", "staff")
+    bob = make_user("bob", "staff")
     client_of("bob")
     before = snapshot(app)
 
@@ -494,8 +480,8 @@ def test_bulk_delete_is_all_or_nothing(app, admin_client, add_user, client_of):
     assert snapshot(app) == before
 
 
-def test_user_who_signed_in_cannot_be_deleted(app, admin_client, add_user, client_of):
-    bob = add_user("bob", "staff")
+def test_user_who_signed_in_cannot_be_deleted(app, admin_client, make_user, client_of):
+    bob = make_user("bob", "staff")
     client_of("bob")  # the sign-in is audited
     before = snapshot(app)
 
@@ -508,8 +494,8 @@ def test_user_who_signed_in_cannot_be_deleted(app, admin_client, add_user, clien
     assert snapshot(app) == before
 
 
-def test_user_who_created_a_transaction_cannot_be_deleted(app, admin_client, add_user, db):
-    bob = add_user("bob", "staff")
+def test_user_who_created_a_transaction_cannot_be_deleted(app, admin_client, make_user, db):
+    bob = make_user("bob", "staff")
     with db() as session:
         session.add(Transaction(status="draft", created_by_id=bob))
     before = snapshot(app)
@@ -526,8 +512,8 @@ def test_user_who_created_a_transaction_cannot_be_deleted(app, admin_client, add
 # ------------------------------------------------ delete confirmation page
 
 
-def test_confirmation_page_asks_before_deleting_a_user(app, admin_client, add_user):
-    bob = add_user("bob", "staff")
+def test_confirmation_page_asks_before_deleting_a_user(app, admin_client, make_user):
+    bob = make_user("bob", "staff")
     before = snapshot(app)
 
     response = admin_client.get(confirm_url(bob))
@@ -541,10 +527,10 @@ def test_confirmation_page_asks_before_deleting_a_user(app, admin_client, add_us
     assert snapshot(app) == before  # looking is not deleting
 
 
-def test_confirmation_page_locks_nothing(app, admin_client, admin_id, add_user):
+def test_confirmation_page_locks_nothing(app, admin_client, admin_id, make_user):
     """Looking is not deleting: no other admin's row is locked (the delete itself locks them).
     Only PostgreSQL can fail this: SQLite has no FOR UPDATE."""
-    other_admin = add_user("eve", "admin")
+    other_admin = make_user("eve", "admin")
     statements = []
     with app.app_context():
         engine = _db.engine
@@ -560,11 +546,11 @@ def test_confirmation_page_locks_nothing(app, admin_client, admin_id, add_user):
 
 
 @pytest.mark.parametrize("who", ["last-admin", "on-record"])
-def test_confirmation_page_says_why_a_user_cannot_be_deleted(app, admin_client, admin_id, add_user, db, who):
+def test_confirmation_page_says_why_a_user_cannot_be_deleted(app, admin_client, admin_id, make_user, db, who):
     if who == "last-admin":
         user_id, name, reason = admin_id, "root", f"root {LAST_ADMIN}"
     else:
-        user_id, name, reason = add_user("bob", "staff"), "bob", f"bob {ON_RECORD}"
+        user_id, name, reason = make_user("bob", "staff"), "bob", f"bob {ON_RECORD}"
         with db() as session:
             session.add(Transaction(status="draft", created_by_id=user_id))
     before = snapshot(app)
@@ -597,8 +583,8 @@ def change_password(client, current=PASSWORD, new=GOOD_PASSWORD, confirm=None):
         "current_password": current, "new_password": new, "confirm_password": new if confirm is None else confirm})
 
 
-def test_change_password_page_renders(add_user, client_of):
-    add_user("bob", "staff")
+def test_change_password_page_renders(make_user, client_of):
+    make_user("bob", "staff")
 
     response = client_of("bob").get(CHANGE_PASSWORD)
 
@@ -611,8 +597,8 @@ def test_change_password_needs_a_signed_in_user(app):
     assert redirected_to(app.test_client().get(CHANGE_PASSWORD)) == "/login"
 
 
-def test_change_password(app, add_user, client_of, load):
-    bob = add_user("bob", "staff")
+def test_change_password(app, make_user, client_of, load):
+    bob = make_user("bob", "staff")
     client = client_of("bob")
 
     response = change_password(client)
@@ -624,8 +610,8 @@ def test_change_password(app, add_user, client_of, load):
     assert can_sign_in(app, "bob", GOOD_PASSWORD)
 
 
-def test_wrong_current_password_is_refused(app, add_user, client_of):
-    add_user("bob", "staff")
+def test_wrong_current_password_is_refused(app, make_user, client_of):
+    make_user("bob", "staff")
     client = client_of("bob")
     before = snapshot(app)
 
@@ -637,8 +623,8 @@ def test_wrong_current_password_is_refused(app, add_user, client_of):
 
 
 @pytest.mark.parametrize("password, problem", WEAK_PASSWORDS)
-def test_password_rule_on_change(app, add_user, client_of, password, problem):
-    add_user("carol.smith", "staff")
+def test_password_rule_on_change(app, make_user, client_of, password, problem):
+    make_user("carol.smith", "staff")
     client = client_of("carol.smith")
     before = snapshot(app)
 
@@ -649,8 +635,8 @@ def test_password_rule_on_change(app, add_user, client_of, password, problem):
     assert snapshot(app) == before
 
 
-def test_differing_new_passwords_are_refused(app, add_user, client_of):
-    add_user("bob", "staff")
+def test_differing_new_passwords_are_refused(app, make_user, client_of):
+    make_user("bob", "staff")
     client = client_of("bob")
     before = snapshot(app)
 
@@ -661,8 +647,8 @@ def test_differing_new_passwords_are_refused(app, add_user, client_of):
     assert snapshot(app) == before
 
 
-def test_keeping_the_same_password_is_refused(app, add_user, client_of):
-    add_user("bob", "staff")
+def test_keeping_the_same_password_is_refused(app, make_user, client_of):
+    make_user("bob", "staff")
     client = client_of("bob")
     before = snapshot(app)
 
@@ -676,8 +662,8 @@ def test_keeping_the_same_password_is_refused(app, add_user, client_of):
 # ------------------------------------------------- a password change is required
 
 
-def test_user_who_must_change_the_password_is_sent_to_change_it(add_user, client_of):
-    add_user("bob", "staff", must_change_password=True)
+def test_user_who_must_change_the_password_is_sent_to_change_it(make_user, client_of):
+    make_user("bob", "staff", must_change_password=True)
     client = client_of("bob")  # signing in itself is allowed
 
     for url in ("/admin/", "/admin/product/", "/admin/transaction/", "/"):
@@ -688,8 +674,8 @@ def test_user_who_must_change_the_password_is_sent_to_change_it(add_user, client
     assert flashed(page).count("Choose a new password before you continue.") == 1  # not once per page tried
 
 
-def test_signing_in_leads_to_the_change_password_page(app, add_user):
-    add_user("bob", "staff", must_change_password=True)
+def test_signing_in_leads_to_the_change_password_page(app, make_user):
+    make_user("bob", "staff", must_change_password=True)
     client = app.test_client()
 
     response = login(client, "bob", PASSWORD)
@@ -698,8 +684,8 @@ def test_signing_in_leads_to_the_change_password_page(app, add_user):
     assert redirected_to(client.get(response.headers["Location"])) == CHANGE_PASSWORD
 
 
-def test_user_who_must_change_the_password_can_sign_out(add_user, client_of):
-    add_user("bob", "staff", must_change_password=True)
+def test_user_who_must_change_the_password_can_sign_out(make_user, client_of):
+    make_user("bob", "staff", must_change_password=True)
     client = client_of("bob")
 
     response = client.post("/logout")
@@ -708,8 +694,8 @@ def test_user_who_must_change_the_password_can_sign_out(add_user, client_of):
     assert redirected_to(client.get("/admin/")) == "/login"
 
 
-def test_after_the_change_pages_open_normally(add_user, client_of, load):
-    bob = add_user("bob", "staff", must_change_password=True)
+def test_after_the_change_pages_open_normally(make_user, client_of, load):
+    bob = make_user("bob", "staff", must_change_password=True)
     client = client_of("bob")
 
     response = change_password(client)

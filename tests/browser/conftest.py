@@ -9,9 +9,8 @@ from decimal import Decimal
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from adminapp.domain import sales
 from adminapp.extensions import db
-from adminapp.models import Product, Transaction, TransactionProduct, User
+from adminapp.models import Product, User
 
 from tests.support import PASSWORD, make_app
 
@@ -163,12 +162,3 @@ def admin_page(page):
     """`page`, signed in through the login form as the admin."""
     return sign_in(page, ADMIN)
 
-
-def save_draft(session, *lines):
-    """A draft with these (product id, quantity) lines, saved through the sales rules; its id."""
-    txn = Transaction(lines=[TransactionProduct(product=session.get(Product, pid), product_qty=qty)
-                             for pid, qty in lines])
-    session.add(txn)
-    sales.save_draft(session, txn, None, is_new=True)
-    session.flush()
-    return txn.id

@@ -10,7 +10,8 @@ import pytest
 from adminapp.domain import sales
 from adminapp.models import Transaction
 
-from tests.browser.conftest import CHROMIUM, save_draft, sign_in
+from tests.browser.conftest import CHROMIUM, sign_in
+from tests.support import save_draft
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} does not exist: browser tests skipped", allow_module_level=True)
@@ -70,8 +71,8 @@ def test_transaction_editor_with_lines_has_no_serious_violations(page):
 
 def test_delete_confirmation_pages_have_no_serious_violations(page, live_server):
     with live_server.session() as session:
-        draft = save_draft(session, (1, 2), (2, 1))
-        posted = save_draft(session, (3, 1))
+        draft = save_draft(session, [(1, 2), (2, 1)]).id
+        posted = save_draft(session, [(3, 1)]).id
         sales.post(session, session.get(Transaction, posted), None)
         session.commit()
     sign_in(page, "browser-admin")

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from adminapp.models import Product, Transaction
 
-from tests.browser.conftest import ADMIN, CHROMIUM, save_draft, sign_in
+from tests.browser.conftest import ADMIN, CHROMIUM, sign_in
+from tests.support import save_draft
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} does not exist: browser tests skipped", allow_module_level=True)
@@ -99,7 +100,7 @@ def add_line_with_keyboard(page, row, search, qty):
 
 def test_a_draft_is_deleted_through_the_confirmation_page(page, live_server):
     with live_server.session() as session:
-        txn_id = save_draft(session, (1, 2))
+        txn_id = save_draft(session, [(1, 2)]).id
         session.commit()
     sign_in(page, ADMIN)
     page.goto("/admin/transaction/")
