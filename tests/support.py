@@ -104,21 +104,47 @@ def login(client, username, password=PASSWORD):
     return client.post("/login", data={"username": username, "password": password})
 
 
+def signed_in(app, username, **headers):
+    """A test client signed in as `username`, sending these headers (`Accept_Language="id"`)."""
+    client = app.test_client()
+    for name, value in headers.items():
+        client.environ_base[f"HTTP_{name.upper().replace('-', '_')}"] = value
+    assert login(client, username).status_code == 302
+    return client
+
+
+def product_form(**changes):
+    """A valid product create/edit form; a value of None leaves the field out of the POST."""
+    data = {"sku": "NEW-1", "name": "New product", "description": "", "price": "12.50", "stock": "7",
+            "is_active": "y", "version": ""}
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}
+
+
 @contextmanager
-def count_statements(app):
-    """Count the SQL statements run inside the block: `with count_statements(app) as n: ...; n[0]`."""
+def statements(app):
+    """The SQL of every statement run inside the block, whitespace folded and lower case."""
     with app.app_context():
         engine = _db.engine
-    count = [0]
+    seen = []
 
-    def before_cursor_execute(*args):
-        count[0] += 1
+    def before_cursor_execute(conn, cursor, statement, *args):
+        seen.append(" ".join(statement.split()).lower())
 
     event.listen(engine, "before_cursor_execute", before_cursor_execute)
     try:
-        yield count
+        yield seen
     finally:
         event.remove(engine, "before_cursor_execute", before_cursor_execute)
+
+
+@contextmanager
+def count_statements(app):
+    """Count the SQL statements run inside the block: `with count_statements(app) as n: ...; n[0]`."""
+    count = [0]
+    with statements(app) as seen:
+        yield count
+    count[0] = len(seen)
 
 
 def flashed(response) -> str:

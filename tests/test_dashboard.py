@@ -9,7 +9,6 @@ past sales get their `posted_at` set directly in the database.
 
 import html
 import re
-from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -17,13 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.dates import format_date
 from babel.numbers import format_currency
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from adminapp.domain import sales
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct
 
-from tests.support import PASSWORD, count_statements, login, make_app, save_draft
+from tests.support import count_statements, make_app, save_draft, signed_in, statements
 
 DASHBOARD = "/admin/"
 COUNTS = ("product-count", "active-count", "low-stock-count", "draft-count", "posted-today")
@@ -94,23 +93,6 @@ def listed(response, column) -> list[str]:
     return re.findall(rf'<td class="col-{column}">\s*(.*?)\s*</td>', response.text, re.S)
 
 
-@contextmanager
-def statements(app):
-    """The SQL text of every statement run inside the block."""
-    with app.app_context():
-        engine = _db.engine
-    seen = []
-
-    def before_cursor_execute(conn, cursor, statement, *args):
-        seen.append(" ".join(statement.split()).lower())
-
-    event.listen(engine, "before_cursor_execute", before_cursor_execute)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", before_cursor_execute)
-
-
 def zone(app) -> ZoneInfo:
     return ZoneInfo(app.config["BABEL_DEFAULT_TIMEZONE"])
 
@@ -128,14 +110,6 @@ def set_posted_at(session, txn_ids, at):
     """Move posted_at in the database directly (the ORM guard keeps posted transactions as they are)."""
     table = Transaction.__table__
     session.execute(update(table).where(table.c.id.in_(txn_ids)).values(posted_at=at))
-
-
-def signed_in(app, username, **headers):
-    client = app.test_client()
-    for name, value in headers.items():
-        client.environ_base[f"HTTP_{name.upper().replace('-', '_')}"] = value
-    assert login(client, username, PASSWORD).status_code == 302
-    return client
 
 
 # ------------------------------------------------------------------ fixtures

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct, User
 
-from tests.support import FAST_HASH, PASSWORD, flashed, login, make_app, save_draft
+from tests.support import FAST_HASH, PASSWORD, flashed, make_app, product_form, save_draft, signed_in
 
 PRODUCTS = "/admin/product/"
 PRODUCT_NEW = "/admin/product/new/"
@@ -49,21 +49,6 @@ def txn_edit_url(txn_id):
     return f"/admin/transaction/edit/?id={txn_id}"
 
 
-def product_form(**changes):
-    """A valid create/edit form; a value of None leaves the field out of the POST."""
-    data = {
-        "sku": "NEW-1",
-        "name": "New product",
-        "description": "",
-        "price": "12.50",
-        "stock": "7",
-        "is_active": "y",
-        "version": "",
-    }
-    data.update(changes)
-    return {key: value for key, value in data.items() if value is not None}
-
-
 def txn_form(*lines, note="", version=""):
     """The transaction form as a browser posts it: lines are (product, qty) or (product, qty, line id)."""
     data = {"note": note, "version": str(version)}
@@ -77,14 +62,6 @@ def txn_form(*lines, note="", version=""):
 def text(response) -> str:
     """The page text, whitespace folded and HTML entities decoded."""
     return html.unescape(flashed(response))
-
-
-def signed_in(app, username, **headers):
-    client = app.test_client()
-    for name, value in headers.items():
-        client.environ_base[f"HTTP_{name.upper().replace('-', '_')}"] = value
-    assert login(client, username, PASSWORD).status_code == 302
-    return client
 
 
 def brand(response) -> tuple[str, str]:

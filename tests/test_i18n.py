@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, User
 
-from .support import PASSWORD, login, make_app
+from .support import PASSWORD, login, make_app, signed_in
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "adminapp" / "translations"
@@ -299,14 +299,6 @@ def shop(app, db, make_user, make_product):
         created = _db.session.get(Transaction, posted).created_at
     return {"widget": widget, "gadget": gadget, "spare": spare, "draft": draft, "posted": posted, "voided": voided,
             "update": update, "staff": staff_id, "created": created}
-
-
-def signed_in(app, username, **headers):
-    client = app.test_client()
-    if headers:
-        client.environ_base.update({f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
-    assert login(client, username).status_code == 302
-    return client
 
 
 def pages(shop) -> dict[str, tuple]:

@@ -14,7 +14,7 @@ from sqlalchemy import func, insert, select
 from adminapp.models import Product, Transaction, TransactionProduct, utcnow
 from adminapp.permissions import ALL, ROLE_RIGHTS
 
-from tests.support import count_statements, flashed
+from tests.support import count_statements, flashed, product_form
 
 LIST = "/admin/product/"
 NEW = "/admin/product/new/"
@@ -30,21 +30,6 @@ def edit_url(product_id):
 
 def details_url(product_id):
     return f"/admin/product/details/?id={product_id}"
-
-
-def product_form(**changes):
-    """A valid create/edit form; a value of None leaves the field out of the POST."""
-    data = {
-        "sku": "NEW-1",
-        "name": "New product",
-        "description": "",
-        "price": "12.50",
-        "stock": "7",
-        "is_active": "y",
-        "version": "",
-    }
-    data.update(changes)
-    return {key: value for key, value in data.items() if value is not None}
 
 
 def listed_skus(response):

@@ -7,13 +7,12 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
-from adminapp.extensions import db as _db
 from adminapp.models import Transaction, User
 
-from tests.support import FAST_HASH, PASSWORD, flashed, login, snapshot
+from tests.support import FAST_HASH, PASSWORD, flashed, login, snapshot, statements
 
 LIST = "/admin/user/"
 NEW = "/admin/user/new/"
@@ -531,18 +530,11 @@ def test_confirmation_page_locks_nothing(app, admin_client, admin_id, make_user)
     """Looking is not deleting: no other admin's row is locked (the delete itself locks them).
     Only PostgreSQL can fail this: SQLite has no FOR UPDATE."""
     other_admin = make_user("eve", "admin")
-    statements = []
-    with app.app_context():
-        engine = _db.engine
-    listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with statements(app) as seen:
         response = admin_client.get(confirm_url(other_admin))
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
     assert "Are you sure you want to delete user “eve”?" in flashed(response)
-    assert statements and not [s for s in statements if "FOR UPDATE" in s.upper()]
+    assert seen and not [statement for statement in seen if "for update" in statement]
 
 
 @pytest.mark.parametrize("who", ["last-admin", "on-record"])
