@@ -220,8 +220,8 @@ class SecuredModelView(ModelView):
     def on_model_delete(self, model):
         """The confirmation page sends the version it showed: a record changed since then is
         not deleted unseen (a POST without a version, from a script, is not checked)."""
-        seen = request.form.get("version")
-        if seen is not None and seen != str(getattr(model, "version", seen)):
+        seen, current = request.form.get("version"), getattr(model, "version", None)
+        if seen is not None and current is not None and seen != str(current):
             raise StaleVersion(gettext(
                 "%(record)s was changed after the confirmation page was opened, and was not deleted. "
                 "Look at it again, then delete it.", record=record_label(self.endpoint, model)))
