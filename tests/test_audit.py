@@ -500,19 +500,46 @@ def test_users_created_changed_and_deleted_are_recorded_without_password_hashes(
     assert_intact(app)
 
 
-def test_seeding_is_recorded(app):
-    result = app.test_cli_runner().invoke(args=["seed", "--products", "5", "--transactions", "4", "--lines", "2"])
-    assert result.exit_code == 0, result.output
+def test_seeding_is_recorded_as_the_app_records_each_change(app, client_as, make_user):
+    """The seed writes in bulk, but its entries are those the app itself would have written:
+    one per created product and transaction, per post and per void, in one valid chain
+    whose stock figures follow each other."""
+    make_user("seller", role="staff")
+    client, _ = client_as("clerk")
+    assert client.post(PRODUCT_NEW, data=product_form("OWN-1", "Own", stock="5")).status_code == 302
+    since = last_id(app)
 
-    log = entries(app)
-    seeds = [e for e in log if e["action"] == "seed"]
-    assert len(seeds) == 1 and seeds[0]["username"] == "cli" and seeds[0]["changes"]["count"] == 5
-    created = [e for e in log if e["object_type"] == "transaction" and e["action"] == "create"]
-    assert len(created) == 4 and all(len(e["changes"]["lines"]["added"]) == 2 for e in created)
+    result = app.test_cli_runner().invoke(args=["seed", "--products", "40", "--transactions", "300",
+                                                "--lines", "3"])
+
+    assert result.exit_code == 0, result.output
+    log = newer(app, since)
+    own_product = entries(app, object_type="product", object_id="1")[0]
+    products = [e for e in log if e["object_type"] == "product"]
+    assert len(products) == 40 and {e["action"] for e in products} == {"create"}
+    assert all(e["username"] == "cli" and e["changes"].keys() == own_product["changes"].keys() for e in products)
     with app.app_context():
-        posted_count = _db.session.scalar(select(func.count(Transaction.id)).where(Transaction.status == "posted"))
-        _db.session.remove()
-    assert len([e for e in log if e["action"] == "post"]) == posted_count
+        txns = {str(t.id): t for t in _db.session.scalars(select(Transaction))}
+        sellers = {u.id: u.username for u in _db.session.scalars(select(User))}
+        stock_now = dict(_db.session.execute(select(Product.sku, Product.stock)).all())
+        _db.session.expunge_all()
+    by_action = {action: [e for e in log if e["object_type"] == "transaction" and e["action"] == action]
+                 for action in ("create", "post", "void")}
+    assert sorted(e["object_id"] for e in by_action["create"]) == sorted(txns)
+    assert sorted(e["object_id"] for e in by_action["post"]) == sorted(
+        i for i, t in txns.items() if t.status != "draft")
+    assert sorted(e["object_id"] for e in by_action["void"]) == sorted(i for i, t in txns.items() if t.status == "void")
+    for action, who in (("create", "created_by_id"), ("post", "posted_by_id"), ("void", "voided_by_id")):
+        for e in by_action[action]:
+            user_id = getattr(txns[e["object_id"]], who)
+            assert (e["user_id"], e["username"]) == (user_id, sellers[user_id])
+    stock = {e["changes"]["sku"][1]: e["changes"]["stock"][1] for e in [own_product, *products]}
+    for e in log:  # each movement starts where the one before it left the product
+        if e["object_type"] == "transaction":
+            for sku, (before, after) in e["changes"].get("stock", {}).items():
+                assert stock[sku] == before
+                stock[sku] = after
+    assert stock == stock_now
     assert_intact(app)
 
 

@@ -1,5 +1,6 @@
 """The command line (`manage.py`), through `app.test_cli_runner()` on real databases."""
 
+import itertools
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from adminapp import cli
+from adminapp.domain import seeding
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
 
@@ -365,9 +367,16 @@ def test_seed_adds_products(app):
     rows = catalog(app)
     assert [row[0] for row in rows] == [f"DEMO-{n:07d}" for n in range(1, 26)]
     for sku, name, price, stock, is_active in rows:
-        assert name.endswith(str(int(sku[5:])))
+        brand, adjective, noun, size = name.split(" ", 3)  # words to search for
+        assert (brand, adjective, noun, size) in itertools.product(
+            seeding.BRANDS, seeding.ADJECTIVES, seeding.NOUNS, seeding.SIZES)
         assert isinstance(price, Decimal) and price == price.quantize(Decimal("0.01")) and price > 0
         assert 0 <= stock < 500
+    with app.app_context():
+        created = _db.session.scalars(select(Product.created_at).order_by(Product.sku)).all()
+    assert created == sorted(created)  # the catalog grew over the last two years
+    assert utcnow() - seeding.HISTORY <= created[0] and created[-1] <= utcnow()
+    assert created[-1] - created[0] > seeding.HISTORY * 0.8
 
 
 def test_seed_is_deterministic(app):
@@ -433,20 +442,45 @@ def test_seed_refuses_a_negative_count(app):
 
 
 def test_seed_transactions(app, make_user):
-    make_user("seller", role="staff")
+    sellers = {make_user("seller", role="staff"), make_user("boss", role="admin")}
+    make_user("checker", role="auditor")
 
-    result = run(app, "seed", "--products", "20", "--transactions", "10", "--lines", "2", "--seed", "5")
+    result = run(app, "seed", "--products", "300", "--transactions", "400", "--lines", "2", "--seed", "5")
 
     assert result.exit_code == 0, result.output
     with app.app_context():
-        statuses = _db.session.scalars(select(Transaction.status)).all()
+        txns = _db.session.scalars(select(Transaction)).all()
         line_counts = _db.session.execute(
             select(TransactionProduct.transaction_id, func.count()).group_by(TransactionProduct.transaction_id)
         ).all()
-    posted = statuses.count("posted")
-    assert len(statuses) == 10
-    assert f"Added 10 transactions: {posted} posted, {10 - posted} drafts." in result.output
-    assert {count for _, count in line_counts} == {2}
+        _db.session.expunge_all()
+    count = {status: sum(t.status == status for t in txns) for status in ("draft", "posted", "void")}
+    assert len(txns) == 400
+    assert f"Added 400 transactions: {count['posted']} posted, {count['void']} void, {count['draft']} drafts." \
+        in result.output
+    assert count["posted"] > count["draft"] > 0 and count["void"] > 0  # mostly posted, some of each
+    assert {n for _, n in line_counts} == {2}
+    oldest = utcnow() - seeding.HISTORY
+    for txn in txns:  # every step by someone who may sell, in the order it happened
+        assert txn.created_by_id in sellers and oldest <= txn.created_at <= utcnow()
+        assert (txn.posted_at is None) == (txn.status == "draft") == (txn.posted_by_id is None)
+        assert (txn.voided_at is None) == (txn.status != "void") == (txn.void_reason is None)
+        if txn.posted_at:
+            assert txn.created_at < txn.posted_at and txn.posted_by_id in sellers
+        if txn.voided_at:
+            assert txn.posted_at < txn.voided_at and txn.voided_by_id in sellers
+
+
+def test_seed_transactions_without_sellers_creates_one(app, make_user):
+    make_user("checker", role="auditor")
+
+    result = run(app, "seed", "--products", "10", "--transactions", "5")
+
+    assert result.exit_code == 0, result.output
+    seller = find_user(app, "demo-staff")
+    assert seller.role == "staff" and seller.is_active
+    with app.app_context():
+        assert set(_db.session.scalars(select(Transaction.created_by_id))) == {seller.id}
 
 
 def test_seed_transactions_needs_products(app):

@@ -16,10 +16,11 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import event, insert, inspect, select, text
+from sqlalchemy import event, inspect, select, text
 from sqlalchemy.orm import Session
 
 from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
+from . import bulk
 
 CHAIN_LOCK_KEY = 0x41554454  # "AUDT": the advisory lock that serialises appends
 HASHED_FIELDS = ("at", "user_id", "username", "action", "object_type", "object_id",
@@ -61,13 +62,13 @@ def record(session: Session, action: str, obj=None, *, object_type=None, object_
         object_type = object_type or AUDITED.get(type(obj))
         object_id = object_id if object_id is not None else obj.id
         object_repr = object_repr or str(obj)
-    entry = _entry(actor or _actor(session), action, object_type, object_id, object_repr, changes)
-    _append(session.connection(), [entry])
+    append(session.connection(), [entry(actor or _actor(session), action, object_type, object_id, object_repr, changes)])
 
 
-def _entry(actor: Actor, action, object_type, object_id, object_repr, changes) -> dict:
+def entry(actor: Actor, action, object_type, object_id, object_repr, changes, at: datetime | None = None) -> dict:
+    """An entry's fields, ready for `append` (``at``: when it happened, by default now)."""
     return {
-        "at": utcnow(),
+        "at": at or utcnow(),
         "user_id": actor.user_id,
         "username": actor.username,
         "action": action,
@@ -79,7 +80,7 @@ def _entry(actor: Actor, action, object_type, object_id, object_repr, changes) -
     }
 
 
-def _append(connection, entries: list[dict]) -> None:
+def append(connection, entries: list[dict]) -> None:
     """Lock the chain head, link the entries to it and insert them in one statement."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
@@ -89,7 +90,7 @@ def _append(connection, entries: list[dict]) -> None:
     for entry in entries:
         entry["prev_hash"] = prev
         entry["hash"] = prev = entry_hash(prev, entry)
-    connection.execute(insert(AuditEntry), entries)
+    bulk.insert_rows(connection, AuditEntry.__table__, entries)
 
 
 def canonical(entry) -> str:
@@ -106,6 +107,8 @@ def entry_hash(prev_hash: str | None, entry) -> str:
 
 def jsonable(value):
     """Values as JSON keeps them exactly: Decimal and times become strings, never floats."""
+    if value is None or type(value) in _AS_THEY_ARE:  # the common case first: seeding writes millions
+        return value
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
@@ -117,6 +120,9 @@ def jsonable(value):
     if value is None or isinstance(value, (str, int, bool)):
         return value
     return str(value)
+
+
+_AS_THEY_ARE = {str, int, bool}
 
 
 # --- verifying ---
@@ -204,10 +210,15 @@ def _changes(obj) -> dict:
 
 def _snapshot(obj, deleted=False) -> dict:
     """Every recorded column as [None, value] for a creation, [value, None] for a deletion."""
-    state = inspect(obj)
-    values = {attr.key: getattr(obj, attr.key) for attr in state.mapper.column_attrs
-              if attr.key not in UNRECORDED}
-    return {key: [value, None] if deleted else [None, value] for key, value in values.items() if value is not None}
+    values = {attr.key: getattr(obj, attr.key) for attr in inspect(obj).mapper.column_attrs}
+    return creation(values, type(obj), deleted)
+
+
+def creation(values: dict, model, deleted=False) -> dict:
+    """The changes of a record of ``model`` created (or deleted) with these values, keyed by attribute."""
+    recorded = (attr.key for attr in inspect(model).column_attrs if attr.key not in UNRECORDED)
+    return {key: [values[key], None] if deleted else [None, values[key]]
+            for key in recorded if values.get(key) is not None}
 
 
 def _line_label(line: TransactionProduct) -> str:
@@ -292,7 +303,7 @@ def _entries_for_flush(session: Session) -> list[dict]:
     entries = []
 
     def add(action, obj, changes):
-        entries.append(_entry(actor, action, AUDITED[type(obj)], obj.id, str(obj), changes))
+        entries.append(entry(actor, action, AUDITED[type(obj)], obj.id, str(obj), changes))
 
     for obj in _in_order(session.new):
         if type(obj) in AUDITED:
@@ -334,4 +345,4 @@ def _record_flush(session, flush_context):
     with session.no_autoflush:
         entries = _entries_for_flush(session)
     if entries:
-        _append(session.connection(), entries)
+        append(session.connection(), entries)
