@@ -5,6 +5,8 @@ from flask import current_app
 
 from alembic import context
 
+from adminapp.models.indexes import exists_on
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -100,6 +102,7 @@ def run_migrations_online():
     conf_args.setdefault("render_item", render_item)
 
     connectable = get_engine()
+    conf_args.setdefault("include_object", exists_on(connectable.dialect.name))
 
     with connectable.connect() as connection:
         context.configure(

@@ -1341,7 +1341,7 @@ def many_transactions(db, make_product):
             now = utcnow()
             ids = session.scalars(insert(Transaction).returning(Transaction.id), [
                 {"status": ("draft", "posted")[n % 2], "note": f"bulk {n}", "total": Decimal("3.00"),
-                 "created_at": now, "created_by_id": user.id, "version": 1}
+                 "created_at": now, "created_by_id": user.id, "line_count": lines_each, "version": 1}
                 for n in range(count)
             ]).all()
             session.execute(insert(TransactionProduct), [

@@ -18,6 +18,7 @@ from flask_admin.model.template import BaseListRowAction, DeleteRowAction
 from flask_babel import gettext
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField
@@ -32,15 +33,13 @@ from ..forms import Form, HelpStaysWithErrors
 from ..labels import record_label, yes_no
 from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
 from ..redirects import local_path
+from . import exports, listing
 
 log = logging.getLogger(__name__)
 
 
 def login_redirect():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-
-
-MAX_PAGE = 10**6  # keeps OFFSET within what every database accepts
 
 
 def without_nul(value):
@@ -50,6 +49,12 @@ def without_nul(value):
 def untranslated(text) -> str:
     """The English source of a lazy translated string (a plain string stays as it is)."""
     return str(getattr(text, "_args", (text,))[0])
+
+
+def _unique(attribute) -> bool:
+    """True when no two rows share the attribute's value (a key or a unique column)."""
+    columns = getattr(getattr(attribute, "property", None), "columns", [])
+    return len(columns) == 1 and bool(columns[0].primary_key or columns[0].unique)
 
 
 def parse_id(value) -> int | None:
@@ -234,18 +239,79 @@ class SecuredModelView(ModelView):
         return [ConfirmDeleteRowAction() if isinstance(action, DeleteRowAction) else action
                 for action in super().get_list_row_actions()]
 
-    # --- list arguments a database would refuse are tamed, not turned into a 500 ---
+    # --- lists at scale: a stable order, paging within the cap, a cheap count (see listing) ---
+    simple_list_pager = True  # Flask-Admin counts nothing itself: get_list counts, the cheap way
+
+    def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
+        """Flask-Admin's list query, with the id breaking ties (so paging is stable), paged no
+        deeper than the listing cap, and counted as `listing.count_list` decides."""
+        page_size = self.page_size if page_size is None else page_size
+        page = min(max(page or 0, 0), listing.last_page(page_size) if page_size else 0)
+        _, query = super().get_list(0, sort_column, sort_desc, search, filters, execute=False, page_size=0)
+        if sort_column is not None and not _unique(getattr(self.model, sort_column, None)):
+            pk = inspect(self.model).primary_key[0]
+            query = query.order_by(pk.desc() if sort_desc else pk)
+        if not execute:
+            return None, query
+        rows = (query.limit(page_size).offset(page * page_size) if page_size else query).all()
+        whole = page == 0 and (not page_size or len(rows) < page_size)  # the page holds the whole list
+        return listing.count_list(db.session, query, rows, whole, bool(search or filters)), rows
+
+    def _get_list_extra_args(self):
+        """The list's arguments from the URL, the page kept within the depth paging reaches."""
+        args = super()._get_list_extra_args()
+        deepest = listing.last_page(self.get_safe_page_size(args.page_size))
+        return args.clone(page=min(max(args.page or 0, 0), deepest))
+
+    @expose("/")
+    def index_view(self):
+        if request.args.get("page", 0, type=int) > self._get_list_extra_args().page:
+            flash(listing.beyond_cap_message(), "info")
+        return super().index_view()
+
     def _apply_search(self, query, count_query, joins, count_joins, search):
-        # No text column holds NUL (PostgreSQL refuses it even in a LIKE pattern).
-        return super()._apply_search(query, count_query, joins, count_joins, without_nul(search))
+        """Every word must match one of the searchable columns (see listing.term_condition)."""
+        columns = [getattr(self.model, name) for name in self.column_searchable_list]
+        for term in without_nul(search).split():
+            query = query.filter(listing.term_condition(db.session, columns, term))
+        return query, count_query, joins, count_joins
 
     def _apply_filters(self, query, count_query, joins, count_joins, filters):
+        # No text column holds NUL (PostgreSQL refuses it even in a LIKE pattern).
         filters = [(index, name, without_nul(value)) for index, name, value in filters]
         return super()._apply_filters(query, count_query, joins, count_joins, filters)
 
-    def _apply_pagination(self, query, page, page_size):
-        # ?page=-1 or ?page=10**20 would be an OFFSET the database refuses.
-        return super()._apply_pagination(query, min(max(page or 0, 0), MAX_PAGE), page_size)
+    # --- CSV exports: streamed (see exports), in English, of what the list shows ---
+    @expose("/export/<export_type>/")
+    def export(self, export_type):
+        """The list (its search, filters and order) as CSV, read from a server-side cursor."""
+        if export_type not in self.export_types or not self.can_export:
+            flash(admin_gettext("Permission denied."), "error")
+            return redirect(get_redirect_target() or self.get_url(".index_view"))
+        query = self.export_query(self.list_query())
+        header = self.export_header()
+        return exports.stream_csv(self.get_export_name("csv"), header,
+                                  lambda: (self.export_values(row) for row in query.yield_per(exports.BATCH)))
+
+    def list_query(self):
+        """The list's query for the request's search, filters and sort, not paged."""
+        args = self._get_list_extra_args()
+        column = self._get_column_by_idx(args.sort)
+        return self.get_list(0, column[0] if column else None, args.sort_desc, args.search, args.filters,
+                             execute=False, page_size=0)[1]
+
+    def export_query(self, query):
+        """Only the exported columns: rows, not ORM objects, stream fast and in little memory."""
+        names = [name for name, _ in self.get_export_columns()]
+        return query.enable_eagerloads(False).with_entities(*(getattr(self.model, name) for name in names))
+
+    def export_header(self) -> list[str]:
+        # CSV headers stay English whatever the user's language: exports are machine-readable
+        # and scripts read them by column name. (Values are exported unformatted, too.)
+        return [untranslated(label) for _, label in self.get_export_columns()]
+
+    def export_values(self, row) -> list:
+        return [csv_safe(self.get_export_value(row, name)) for name, _ in self.get_export_columns()]
 
     # --- errors the user can act on become messages; the view then rolls back ---
     def handle_view_exception(self, exc):
@@ -278,14 +344,6 @@ class SecuredModelView(ModelView):
             return str(index)
         name = f"{untranslated(flt.name)} {untranslated(flt.operation())}".lower()
         return filter_compact_re.sub("_", filter_char_re.sub("", name))
-
-    def get_export_columns(self):
-        # CSV headers stay English whatever the user's language: exports are machine-readable
-        # and scripts read them by column name. (Values are exported unformatted, too.)
-        return [(name, untranslated(label)) for name, label in super().get_export_columns()]
-
-    def get_export_value(self, model, name):
-        return csv_safe(super().get_export_value(model, name))
 
     # --- bulk actions: parse ids, run one operation, commit once ---
     def run_action(self, operation, ids, done_message):

@@ -4,10 +4,11 @@ from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 
 from flask_babel import get_timezone
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import Product, Transaction
+from .listing import COUNT_CAP, ListCount, table_estimate
 
 CHART_DAYS = 30
 
@@ -15,29 +16,31 @@ CHART_DAYS = 30
 def figures(session: Session, low_stock_threshold: int) -> dict:
     tz = get_timezone()
     today = datetime.now(tz).date()
-    products, active, low = session.execute(
-        select(
-            func.count(Product.id),
-            func.coalesce(func.sum(case((Product.is_active, 1), else_=0)), 0),
-            func.coalesce(func.sum(case(((Product.is_active) & (Product.stock <= low_stock_threshold), 1), else_=0)), 0),
-        )
-    ).one()
-    drafts, posted_today = session.execute(
-        select(
-            func.coalesce(func.sum(case((Transaction.status == "draft", 1), else_=0)), 0),
-            func.coalesce(func.sum(case(((Transaction.status == "posted")
-                                         & (Transaction.posted_at >= _local_midnight(tz, today)), 1), else_=0)), 0),
-        )
-    ).one()
-    low_stock = session.scalars(
-        select(Product).where(Product.is_active, Product.stock <= low_stock_threshold)
-        .order_by(Product.stock, Product.sku).limit(10)
-    ).all()
+    low = Product.is_active & (Product.stock <= low_stock_threshold)
     return {
-        "product_count": products, "active_count": active, "low_stock_count": low,
-        "draft_count": drafts, "posted_today": posted_today, "low_stock": low_stock,
+        **catalog_size(session),
+        "low_stock_count": ListCount.exact(_count(session, Product.id, low)),
+        "draft_count": ListCount.exact(_count(session, Transaction.id, Transaction.status == "draft")),
+        "posted_today": ListCount.exact(_count(session, Transaction.id, Transaction.status == "posted",
+                                               Transaction.posted_at >= _local_midnight(tz, today))),
+        "low_stock": session.scalars(select(Product).where(low).order_by(Product.stock, Product.sku).limit(10)).all(),
         "low_stock_threshold": low_stock_threshold, "sales": daily_sales(session, tz, today), "today": today,
     }
+
+
+def catalog_size(session: Session) -> dict:
+    """Products, and active ones: counted, or for a big catalog, the planner's estimate less
+    the inactive products (few, and counted from an index)."""
+    inactive = _count(session, Product.id, Product.is_active.is_(False))
+    estimate = table_estimate(session, Product.__tablename__)
+    if estimate is not None and estimate > COUNT_CAP:
+        return {"product_count": ListCount.about(estimate), "active_count": ListCount.about(estimate - inactive)}
+    total = _count(session, Product.id)
+    return {"product_count": ListCount.exact(total), "active_count": ListCount.exact(total - inactive)}
+
+
+def _count(session: Session, column, *conditions) -> int:
+    return session.scalar(select(func.count(column)).where(*conditions))
 
 
 def daily_sales(session: Session, tz, today) -> list[tuple]:

@@ -1,22 +1,16 @@
 """Transactions: drafts edited inline, posted and voided through the sales operations."""
 
-import csv
-import io
-from datetime import datetime
-from decimal import Decimal
-
-from flask import Response, flash, jsonify, redirect, request, stream_with_context
+from flask import flash, jsonify, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
-from flask_admin.contrib.sqla.tools import parse_like_term
 from flask_admin.model.ajax import DEFAULT_PAGE_SIZE
 from flask_admin.model.form import InlineFormAdmin
 from flask_babel import gettext, lazy_gettext, ngettext
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import aliased, selectinload
 from wtforms import IntegerField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
@@ -25,12 +19,14 @@ from ..domain import catalog, sales
 from ..domain.errors import DomainError, InvalidTransaction
 from ..extensions import db
 from ..forms import Form, InlineForm
-from ..formatting import csv_safe, local_time, money
+from ..formatting import local_time, money
 from ..labels import TRANSACTION_FIELDS, lazy, status_label
 from ..models import STATUSES, Product, Transaction, TransactionProduct, User
 from ..permissions import CHANGE, DELETE, VIEW
 from .base import SecuredModelView, VersionField, parse_id, without_nul
+from .exports import BATCH as EXPORT_BATCH, csv_value, stream_csv
 from .filters import LocalDateFrom, LocalDateTo
+from .listing import term_condition
 from .validators import blank_to_none, plain_text
 
 MAX_QTY = 1_000_000
@@ -41,13 +37,18 @@ class ActiveProductLoader(QueryAjaxModelLoader):
     hand is still loaded; `sales.save_draft` refuses it when the product is inactive."""
 
     def __init__(self):
-        super().__init__("product", db, Product, fields=["sku", "name"], order_by=Product.sku, page_size=20)
+        super().__init__("product", db, Product, fields=["sku", "name"], page_size=20)
 
     def get_query(self):
         return super().get_query().filter(Product.is_active)
 
     def get_list(self, term, offset=0, limit=DEFAULT_PAGE_SIZE):
-        return super().get_list(without_nul(term), offset, limit)
+        """Every word must be in the SKU or the name, matched on the bare columns: the trigram
+        indexes then find a rare word at once, where Flask-Admin's CAST scanned the catalog."""
+        query = self.get_query()
+        for word in without_nul(term).split():
+            query = query.filter(term_condition(db.session, [Product.sku, Product.name], word))
+        return query.order_by(Product.sku).offset(offset).limit(limit).all()
 
     def get_one(self, pk):
         product_id = parse_id(pk)
@@ -112,7 +113,7 @@ class TransactionView(SecuredModelView):
     column_labels = TRANSACTION_FIELDS
     column_default_sort = [("created_at", True), ("id", True)]
     column_sortable_list = ["id", "created_at", "status", "line_count", "total"]
-    column_searchable_list = ["id", "note"]  # see _apply_search
+    column_searchable_list = ["id", "note"]  # a number finds that id exactly: 2 (or #2) is not 12
     column_filters = [
         FilterEqual(Transaction.status, lazy_gettext("Status"), options=[(s, lazy(status_label, s)) for s in STATUSES]),
         LocalDateFrom(Transaction.created_at, lazy_gettext("Created")),
@@ -149,19 +150,6 @@ class TransactionView(SecuredModelView):
     action_rights = {"post": CHANGE, "delete": DELETE}
     extra_method_rights = {"void_view": CHANGE, "export_lines": VIEW, "product_prices": VIEW}
     get_one_options = (selectinload(Transaction.lines).joinedload(TransactionProduct.product),)
-
-    def _apply_search(self, query, count_query, joins, count_joins, search):
-        """Every word must match: the note contains it, or it is a number (12 or #12) and the
-        transaction has that id exactly. (Flask-Admin matches ids as text: 2 would find 12.)"""
-        for term in without_nul(search).split():
-            condition = Transaction.note.ilike(parse_like_term(term))
-            number = parse_id(term.removeprefix("#"))
-            if number is not None:
-                condition = or_(condition, Transaction.id == number)
-            query = query.filter(condition)
-            if count_query is not None:
-                count_query = count_query.filter(condition)
-        return query, count_query, joins, count_joins
 
     # --- the unit of work: hooks delegate to sales, Flask-Admin commits once ---
     def on_model_change(self, form, model, is_created):
@@ -258,59 +246,55 @@ class TransactionView(SecuredModelView):
         rows = db.session.execute(select(Product.id, Product.price).where(Product.id.in_(ids))) if ids else []
         return jsonify({str(pid): f"{price:.2f}" for pid, price in rows})
 
-    def _export_csv(self, return_url):
-        """Transactions as CSV, streamed from the database (search and filters honoured)."""
+    # CSV headers and values stay English and unformatted whatever the user's language:
+    # exports are machine-readable.
+    def export_query(self, query):
+        """Transactions with the names of who created, posted and voided them."""
         created, posted, voided = aliased(User), aliased(User), aliased(User)
-        stmt = (
-            select(
+        return (
+            query.enable_eagerloads(False)
+            .outerjoin(created, Transaction.created_by_id == created.id)
+            .outerjoin(posted, Transaction.posted_by_id == posted.id)
+            .outerjoin(voided, Transaction.voided_by_id == voided.id)
+            .with_entities(
                 Transaction.id, Transaction.created_at, created.username, Transaction.status,
                 Transaction.note, Transaction.line_count, Transaction.total, Transaction.posted_at,
                 posted.username, Transaction.voided_at, voided.username, Transaction.void_reason,
             )
-            .outerjoin(created, Transaction.created_by_id == created.id)
-            .outerjoin(posted, Transaction.posted_by_id == posted.id)
-            .outerjoin(voided, Transaction.voided_by_id == voided.id)
-            .where(Transaction.id.in_(self._filtered_ids()))
-            .order_by(Transaction.created_at.desc(), Transaction.id.desc())
         )
-        # CSV headers and values stay English and unformatted whatever the user's language:
-        # exports are machine-readable.
-        header = ["id", "created_at", "created_by", "status", "note", "lines", "total",
-                  "posted_at", "posted_by", "voided_at", "voided_by", "void_reason"]
-        return _stream_csv("transactions.csv", header, stmt, lambda row: [_csv_value(v) for v in row])
+
+    def get_export_name(self, export_type="csv"):
+        return "transactions.csv"
+
+    def export_header(self):
+        return ["id", "created_at", "created_by", "status", "note", "lines", "total",
+                "posted_at", "posted_by", "voided_at", "voided_by", "void_reason"]
+
+    def export_values(self, row):
+        return [csv_value(value) for value in row]
 
     @expose("/export-lines/")
     def export_lines(self):
         """One CSV row per line of the transactions the list shows (search and filters honoured)."""
-        stmt = (
-            select(
+        query = (
+            self.list_query().enable_eagerloads(False)
+            .join(TransactionProduct, TransactionProduct.transaction_id == Transaction.id)
+            .join(Product, Product.id == TransactionProduct.product_id)
+            .order_by(TransactionProduct.id)
+            .with_entities(
                 Transaction.id, Transaction.created_at, Transaction.status, Product.sku, Product.name,
                 TransactionProduct.product_qty, TransactionProduct.unit_price,
             )
-            .join(TransactionProduct, TransactionProduct.transaction_id == Transaction.id)
-            .join(Product, Product.id == TransactionProduct.product_id)
-            .where(Transaction.id.in_(self._filtered_ids()))
-            .order_by(Transaction.id, TransactionProduct.id)
         )
-        # English, unformatted: machine-readable, like the transactions export.
         header = ["transaction_id", "date", "status", "sku", "product_name", "qty", "unit_price", "line_total"]
 
-        def line_row(row):
+        def line_values(row):
             *head, qty, price = row
             line_total = None if price is None else price * qty
-            return [_csv_value(v) for v in (*head, qty, price, line_total)]
+            return [csv_value(v) for v in (*head, qty, price, line_total)]
 
-        return _stream_csv("transaction_lines.csv", header, stmt, line_row)
-
-    def _filtered_ids(self):
-        """The list's search and filters, as a subquery of transaction ids."""
-        args = self._get_list_extra_args()
-        query, joins, count_joins = self.get_query(), {}, {}
-        if self._search_supported and args.search:
-            query, _, joins, count_joins = self._apply_search(query, None, joins, count_joins, args.search)
-        if args.filters and self._filters:
-            query, _, joins, count_joins = self._apply_filters(query, None, joins, count_joins, args.filters)
-        return query.with_entities(Transaction.id).statement
+        return stream_csv("transaction_lines.csv", header,
+                          lambda: (line_values(row) for row in query.yield_per(EXPORT_BATCH)))
 
 
 def _show_on_lines(form, line_problems: dict[int, str]) -> None:
@@ -336,35 +320,3 @@ def _no_repeated_line_ids(form) -> bool:
             return False
         seen.add(line_id)
     return True
-
-
-def _stream_csv(filename, header, stmt, to_row):
-    """A CSV response produced while the rows are read, in batches (constant memory)."""
-
-    def generate():
-        # Runs after the view returned, in a fresh session of the same request context.
-        yield _csv_row(header)
-        for row in db.session.execute(stmt.execution_options(yield_per=1000)):
-            yield _csv_row(to_row(row))
-
-    return Response(
-        stream_with_context(generate()),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f"attachment; filename={filename}"},
-    )
-
-
-def _csv_value(value):
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return csv_safe(value)
-
-
-def _csv_row(values) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue()

@@ -51,6 +51,7 @@ def save_draft(session: Session, txn: Transaction, user: User | None, is_new: bo
     for line in lines:
         line.unit_price = line.product.price
     txn.total = sum((line_total(line) for line in lines), Decimal("0.00"))
+    txn.line_count = len(lines)
     if not is_new and _draft_changed(session, txn):
         # Move the version even when only the lines changed and the row itself did not
         # (same note and total): a form opened before is then refused as stale. The

@@ -177,7 +177,7 @@ def _sale(rng, catalog: Catalog, users, txn_id, moment, lines_each) -> _Sale:
            "total": _money(sum(catalog.cents[i] * qty for i, qty in lines)),
            "created_at": datetime.fromtimestamp(moment, timezone.utc), "created_by": creator.id,
            "posted_at": None, "posted_by": None, "voided_at": None, "voided_by": None, "void_reason": None,
-           "version": 1}
+           "line_count": len(lines), "version": 1}
     return _Sale(row, lines, creator)
 
 

@@ -4,6 +4,7 @@ from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
+from .indexes import sort_index, trigram_index
 from .types import UTCDateTime, utcnow
 
 
@@ -13,11 +14,11 @@ class AuditEntry(db.Model):
     __tablename__ = "audit_entries"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # No ON DELETE SET NULL: the id is part of the entry's hash, so a user on record cannot be deleted.
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     username: Mapped[str | None] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(32), index=True)
+    action: Mapped[str] = mapped_column(String(32))
     object_type: Mapped[str | None] = mapped_column(String(32))
     object_id: Mapped[str | None] = mapped_column(String(64))
     object_repr: Mapped[str | None] = mapped_column(String(255))
@@ -26,4 +27,8 @@ class AuditEntry(db.Model):
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
-    __table_args__ = (db.Index("ix_audit_entries_object", "object_type", "object_id"),)
+    __table_args__ = (
+        *(sort_index("audit_entries", column) for column in ("at", "username", "action", "object_type", "user_id")),
+        sort_index("audit_entries", "object_type", "object_id"),  # a record's history, newest first
+        *(trigram_index("audit_entries", column) for column in ("username", "action", "object_repr")),
+    )

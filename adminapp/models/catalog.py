@@ -5,6 +5,7 @@ from sqlalchemy import CheckConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
+from .indexes import sort_index, trigram_index
 from .types import Money, UTCDateTime, utcnow
 
 
@@ -13,11 +14,14 @@ class Product(db.Model):
     __table_args__ = (
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("stock >= 0", name="stock_not_negative"),
+        *(sort_index("products", column) for column in ("name", "price", "stock", "is_active")),
+        trigram_index("products", "sku"),
+        trigram_index("products", "name"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sku: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     price: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
     stock: Mapped[int] = mapped_column(default=0)

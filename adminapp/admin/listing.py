@@ -1,0 +1,114 @@
+"""Lists at a shop's size (a million rows): how a list counts, pages and searches, in one place.
+
+- Counting: a first page that is not full holds the whole list, so it counts itself; an
+  unfiltered list of a big PostgreSQL table takes the planner's estimate ("about
+  1,000,000"); anything else is counted up to COUNT_CAP rows ("10,000+"). An exact count
+  of a million rows would cost more than the page itself.
+- Paging goes COUNT_CAP rows deep: OFFSET costs as many rows as it skips. A page past that
+  shows the last page within it, with a message.
+- Searching matches the bare column (no CAST), so PostgreSQL's trigram indexes serve
+  ``ILIKE '%term%'``; SQLite's own LIKE is case-insensitive (for ASCII letters) already.
+"""
+
+from math import ceil
+
+from flask_babel import gettext
+from sqlalchemy import Integer, false, func, literal, or_, select, text
+from sqlalchemy.orm import Session
+
+from ..formatting import number
+
+COUNT_CAP = 10_000
+
+
+class ListCount(int):
+    """A list's size as the pager pages it (at most COUNT_CAP) and as the page shows it."""
+
+    def __new__(cls, pageable: int, shown: str):
+        count = super().__new__(cls, pageable)
+        count.shown = shown
+        return count
+
+    def __str__(self) -> str:
+        return self.shown
+
+    @classmethod
+    def exact(cls, rows: int) -> "ListCount":
+        return cls(rows, number(rows))
+
+    @classmethod
+    def at_least(cls) -> "ListCount":
+        return cls(COUNT_CAP, f"{number(COUNT_CAP)}+")
+
+    @classmethod
+    def about(cls, estimate: int) -> "ListCount":
+        rounded = round(estimate, 2 - len(str(estimate)))  # three significant digits
+        return cls(COUNT_CAP, gettext("about %(count)s", count=number(rounded)))
+
+
+def count_list(session: Session, query, rows: list, whole: bool, narrowed: bool) -> ListCount:
+    """How many rows the list ``query`` has, as cheaply as is honest: ``rows`` is the page
+    shown, the whole list when ``whole``; ``narrowed``: searched or filtered."""
+    if whole:
+        return ListCount.exact(len(rows))
+    if not narrowed:
+        estimate = table_estimate(session, query.column_descriptions[0]["entity"].__table__.name)
+        if estimate is not None and estimate > COUNT_CAP:
+            return ListCount.about(estimate)
+    capped = query.limit(None).offset(None).order_by(None).enable_eagerloads(False).with_entities(literal(1))
+    counted = session.scalar(select(func.count()).select_from(capped.limit(COUNT_CAP + 1).subquery()))
+    return ListCount.exact(counted) if counted <= COUNT_CAP else ListCount.at_least()
+
+
+def table_estimate(session: Session, table: str) -> int | None:
+    """PostgreSQL's own idea of a table's size (kept by ANALYZE and autovacuum), or None."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    estimate = session.scalar(text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table})
+    return estimate if estimate is not None and estimate >= 0 else None  # -1: never analysed
+
+
+def last_page(page_size: int) -> int:
+    """The deepest page (counted from 0) that paging reaches."""
+    return max(ceil(COUNT_CAP / page_size) - 1, 0)
+
+
+def beyond_cap_message() -> str:
+    return gettext("Only the first %(count)s rows of a list can be paged through, so the last of those pages is "
+                   "shown. Search, filter or sort the other way to reach the others.", count=number(COUNT_CAP))
+
+
+# --- search ---
+
+def term_condition(session: Session, columns, term: str):
+    """The rows where one search term matches any of ``columns``: text contains it (``^term``:
+    starts with it, ``=term``: is it), a whole-number column is it (``12`` or ``#12``)."""
+    conditions = [_matches(session, column, term) for column in columns]
+    conditions = [condition for condition in conditions if condition is not None]
+    return or_(*conditions) if conditions else false()
+
+
+def _matches(session: Session, column, term: str):
+    if isinstance(column.type, Integer):
+        value = _whole_number(term.removeprefix("#"))
+        return None if value is None else column == value
+    if term.startswith("=") and len(term) > 1:
+        return column == term[1:]
+    pattern = f"{_escape_like(term[1:])}%" if term.startswith("^") and len(term) > 1 else f"%{_escape_like(term)}%"
+    if session.get_bind().dialect.name == "postgresql":
+        return column.ilike(pattern, escape="\\")
+    return column.like(pattern, escape="\\")  # SQLite: already case-insensitive, and lower() would cost
+
+
+def _whole_number(text_: str) -> int | None:
+    """A number a 32-bit integer key can hold, or None."""
+    try:
+        value = int(text_)
+    except ValueError:
+        return None
+    return value if -2**31 <= value < 2**31 else None
+
+
+def _escape_like(term: str) -> str:
+    """The term taken literally: % and _ are characters the user typed, not wildcards."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
