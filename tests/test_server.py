@@ -1,6 +1,7 @@
-"""The production server: gunicorn run with the shipped gunicorn.conf.py.
+"""The production server: SQLite's settings for several workers, and gunicorn run with the
+shipped gunicorn.conf.py.
 
-The tests start gunicorn as a real process (two workers) on a free port, against an
+The server tests start gunicorn as a real process (two workers) on a free port, against an
 SQLite file the test seeds, and talk plain HTTP to it: they sign in through the form with
 its CSRF token, as a browser does.
 """
@@ -15,18 +16,21 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
+from adminapp import SQLITE_BUSY_TIMEOUT_MS
 from adminapp.extensions import db as _db
-from adminapp.models import Transaction, User
+from adminapp.models import AuditEntry, Product, Transaction, User
 
-from tests.support import FAST_HASH, PASSWORD, fresh_schema, make_app
+from tests.support import FAST_HASH, PASSWORD, fresh_schema, make_app, product_form, signed_in, statements
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORT = "/admin/transaction/export/csv/"  # streamed from the database as it is sent
@@ -37,9 +41,37 @@ WORKER_TIMEOUT = 2  # seconds: short, so that outliving it takes little time
 def sqlite_app(tmp_path):
     with fresh_schema(make_app(f"sqlite:///{tmp_path / 'server.db'}", tmp_path)) as app:
         with app.app_context():
-            _db.session.add(User(username="admin", role="admin", password_hash=FAST_HASH))
+            for username, role in [("admin", "admin"), ("auditor", "auditor")]:
+                _db.session.add(User(username=username, role=role, password_hash=FAST_HASH))
             _db.session.commit()
         yield app
+
+
+# --- SQLite settings ---------------------------------------------------------------------------
+
+def test_every_sqlite_connection_uses_wal_and_waits_for_a_writer(sqlite_app):
+    with sqlite_app.app_context(), _db.engine.connect() as first, _db.engine.connect() as second:
+        for connection in (first, second):
+            pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+            assert pragma("journal_mode") == "wal"
+            assert pragma("busy_timeout") == SQLITE_BUSY_TIMEOUT_MS
+            assert pragma("synchronous") == 1  # NORMAL
+            assert pragma("foreign_keys") == 1
+
+
+def test_only_requests_that_change_data_take_the_write_lock_up_front(sqlite_app):
+    client = signed_in(sqlite_app, "admin")
+    with statements(sqlite_app) as seen:
+        assert client.get("/admin/product/").status_code == 200
+    assert [s for s in seen if s.startswith("begin")] == ["begin"]
+
+    with statements(sqlite_app) as seen:
+        assert client.post("/admin/product/new/", data=product_form()).status_code == 302
+    assert seen[0] == "begin immediate"
+
+    with statements(sqlite_app) as seen, sqlite_app.app_context():  # a command, a script
+        _db.session.scalar(select(func.count(Product.id)))
+    assert seen[0] == "begin"
 
 
 # --- gunicorn ----------------------------------------------------------------------------------
@@ -176,3 +208,64 @@ def test_a_slow_download_outlives_the_worker_timeout(sqlite_app, serve):
             pytest.fail(f"the download was cut off ({cut!r}):\n{server.log()}")
     assert exported_ids(body) == ids
     assert "WORKER TIMEOUT" not in server.log()
+
+
+def test_writes_go_through_while_an_export_is_being_read(sqlite_app, serve):
+    seed_transactions(sqlite_app, 20_000)
+    server = serve()
+    with sign_in(server, "auditor").send("GET", EXPORT, receive_buffer=4096) as export:
+        assert export.status == 200
+        body = export.read(4096)  # the export's query is open, its client not reading for now
+        writer = sign_in(server, "admin")
+        assert writer.submit("/admin/product/new/", product_form(sku="DURING-EXPORT")) == 302, server.log()
+        body += export.read()
+    assert len(exported_ids(body)) == 20_000
+    with sqlite_app.app_context():
+        assert _db.session.scalar(select(Product.id).where(Product.sku == "DURING-EXPORT")) is not None
+    assert "database is locked" not in server.log()
+
+
+def test_two_workers_serve_readers_and_writers_at_once(sqlite_app, serve):
+    writers, creates_each, sign_ins, readers = 3, 15, 10, 3
+    with sqlite_app.app_context():
+        _db.session.add_all(User(username=f"writer-{w}", role="staff", password_hash=FAST_HASH)
+                            for w in range(writers))
+        _db.session.commit()
+    server = serve()
+    writing_done = threading.Event()
+
+    def write(w):
+        browser = sign_in(server, f"writer-{w}")
+        return [browser.submit("/admin/product/new/", product_form(sku=f"W{w}-{n:03d}", name=f"Written {w} {n}"))
+                for n in range(creates_each)]
+
+    def sign_in_again():
+        return [Browser(server).submit("/login", {"username": "admin", "password": PASSWORD})
+                for _ in range(sign_ins)]
+
+    def read():
+        browser, statuses = sign_in(server, "auditor"), []
+        while not writing_done.is_set() or not statuses:
+            for path in ("/admin/product/", "/admin/transaction/", "/admin/"):
+                statuses.append(browser.get(path)[0])
+        return statuses
+
+    with ThreadPoolExecutor(writers + 1 + readers) as pool:
+        reading = [pool.submit(read) for _ in range(readers)]
+        writing = [pool.submit(write, w) for w in range(writers)] + [pool.submit(sign_in_again)]
+        try:
+            write_statuses = [status for job in writing for status in job.result()]
+        finally:
+            writing_done.set()
+        read_statuses = [status for job in reading for status in job.result()]
+
+    log = server.log()
+    assert "database is locked" not in log and "Traceback" not in log, log
+    assert set(read_statuses) == {200}
+    assert write_statuses == [302] * (writers * creates_each + sign_ins)  # each one saved
+    with sqlite_app.app_context():
+        skus = set(_db.session.scalars(select(Product.sku).where(Product.sku.like("W%"))))
+        admin_sign_ins = _db.session.scalar(
+            select(func.count(AuditEntry.id)).where(AuditEntry.action == "login", AuditEntry.username == "admin"))
+    assert skus == {f"W{w}-{n:03d}" for w in range(writers) for n in range(creates_each)}
+    assert admin_sign_ins == sign_ins
