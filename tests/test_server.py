@@ -52,11 +52,10 @@ def sqlite_app(tmp_path):
 def test_every_sqlite_connection_uses_wal_and_waits_for_a_writer(sqlite_app):
     with sqlite_app.app_context(), _db.engine.connect() as first, _db.engine.connect() as second:
         for connection in (first, second):
-            pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
-            assert pragma("journal_mode") == "wal"
-            assert pragma("busy_timeout") == SQLITE_BUSY_TIMEOUT_MS
-            assert pragma("synchronous") == 1  # NORMAL
-            assert pragma("foreign_keys") == 1
+            settings = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                        for name in ("journal_mode", "busy_timeout", "synchronous", "foreign_keys")}
+            assert settings == {"journal_mode": "wal", "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
+                                "synchronous": 1, "foreign_keys": 1}  # synchronous 1 is NORMAL
 
 
 def test_only_requests_that_change_data_take_the_write_lock_up_front(sqlite_app):
