@@ -39,6 +39,7 @@ def seed_products(count: int, seed: int, progress=None) -> int:
     """Add ``count`` demo products in batches, each batch one commit."""
     rng = random.Random(seed)
     first = seeding.next_demo_number(db.session)
+    db.session.commit()  # end the read: on SQLite a write after it could find the snapshot stale
     start = utcnow() - seeding.HISTORY
     actor = audit.Actor(username="cli")
     for batch_start in range(first, first + count, SEED_BATCH):
@@ -58,6 +59,7 @@ def seed_transactions(count: int, lines: int, seed: int, progress=None) -> tuple
         raise click.ClickException("No active products: seed products first (--products N).")
     rng = random.Random(seed)
     users = seeding.sellers(db.session) or [seed_user()]
+    db.session.commit()  # end the reads: on SQLite a write after them could find the snapshot stale
     times = seeding.sale_times(rng, catalog, count)
     totals = [0, 0, 0]
     for batch_start in range(0, count, TRANSACTION_BATCH):
@@ -70,11 +72,11 @@ def seed_transactions(count: int, lines: int, seed: int, progress=None) -> tuple
     return tuple(totals)
 
 
-def seed_user() -> User:
+def seed_user() -> audit.Actor:
     """The staff member who sells when the database has no one who may."""
     user = accounts.create_user(db.session, "demo-staff", secrets.token_urlsafe(16), "staff")
-    db.session.commit()
-    return user
+    db.session.flush()
+    return audit.Actor(user.id, user.username)
 
 
 def _fail(exc: DomainError):

@@ -133,6 +133,28 @@ def test_migrations_produce_exactly_the_models_schema(fresh_app):
     assert diffs == []
 
 
+def test_postgresql_migrations_create_the_indexes_lists_rely_on(fresh_app):
+    if fresh_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("trigram indexes are PostgreSQL's")
+    assert run(fresh_app, "init-db").exit_code == 0
+
+    with fresh_app.app_context():
+        indexes = {table: {ix["name"] for ix in inspect(_db.engine).get_indexes(table)}
+                   for table in ("products", "transactions", "audit_entries")}
+        jit = _db.session.scalar(text("SHOW jit"))
+        _db.session.remove()
+
+    assert {"ix_products_sku_trgm", "ix_products_name_trgm", "ix_products_name_id", "ix_products_price_id",
+            "ix_products_stock_id", "ix_products_is_active_id"} <= indexes["products"]
+    assert {"ix_transactions_note_trgm", "ix_transactions_created_at_id", "ix_transactions_status_id",
+            "ix_transactions_total_id", "ix_transactions_line_count_id", "ix_transactions_created_by_created_at_id",
+            "ix_transactions_drafts", "ix_transactions_posted_at"} <= indexes["transactions"]
+    assert {"ix_audit_entries_object_repr_trgm", "ix_audit_entries_username_trgm", "ix_audit_entries_action_trgm",
+            "ix_audit_entries_at_id", "ix_audit_entries_username_id", "ix_audit_entries_user_id_id",
+            "ix_audit_entries_object_type_object_id_id"} <= indexes["audit_entries"]
+    assert jit == "off"  # the app's connections: JIT costs pages more than it saves
+
+
 def test_compare_metadata_would_notice_a_missing_migration(fresh_app):
     """The check above can fail: a column the migrations lack shows up as a diff."""
     assert run(fresh_app, "init-db").exit_code == 0

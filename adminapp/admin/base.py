@@ -288,10 +288,8 @@ class SecuredModelView(ModelView):
         if export_type not in self.export_types or not self.can_export:
             flash(admin_gettext("Permission denied."), "error")
             return redirect(get_redirect_target() or self.get_url(".index_view"))
-        query = self.export_query(self.list_query())
-        header = self.export_header()
-        return exports.stream_csv(self.get_export_name("csv"), header,
-                                  lambda: (self.export_values(row) for row in query.yield_per(exports.BATCH)))
+        return exports.stream_csv(self.get_export_name("csv"), self.export_header(),
+                                  self.export_query(self.list_query()).statement, self.export_values)
 
     def list_query(self):
         """The list's query for the request's search, filters and sort, not paged."""

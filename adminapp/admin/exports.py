@@ -9,22 +9,26 @@ from decimal import Decimal
 from flask import Response, stream_with_context
 from werkzeug.utils import secure_filename
 
+from ..extensions import db
 from ..formatting import csv_safe
 
 BATCH = 1000  # rows fetched from the server-side cursor, and sent, at a time
 
 
-def stream_csv(filename: str, header: list[str], fetch_rows) -> Response:
-    """A CSV response written while the rows are read. ``fetch_rows()`` returns an iterable of
-    value lists; it runs after the view has returned, inside the request's context."""
+def stream_csv(filename: str, header: list[str], statement, to_values) -> Response:
+    """A CSV response written while the rows of ``statement`` are read, each written as
+    ``to_values(row)``."""
 
     def generate():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(header)
         yield _drain(buffer)  # the first bytes, before the query has even run
-        for n, values in enumerate(fetch_rows(), 1):
-            writer.writerow(values)
+        # This runs after the view returned: in the session of the request context that
+        # stream_with_context restores (the view's own session is closed by then).
+        rows = db.session.execute(statement.execution_options(yield_per=BATCH))
+        for n, row in enumerate(rows, 1):
+            writer.writerow(to_values(row))
             if n % BATCH == 0:
                 yield _drain(buffer)
         yield _drain(buffer)

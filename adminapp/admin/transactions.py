@@ -24,7 +24,7 @@ from ..labels import TRANSACTION_FIELDS, lazy, status_label
 from ..models import STATUSES, Product, Transaction, TransactionProduct, User
 from ..permissions import CHANGE, DELETE, VIEW
 from .base import SecuredModelView, VersionField, parse_id, without_nul
-from .exports import BATCH as EXPORT_BATCH, csv_value, stream_csv
+from .exports import csv_value, stream_csv
 from .filters import LocalDateFrom, LocalDateTo
 from .listing import term_condition
 from .validators import blank_to_none, plain_text
@@ -293,8 +293,7 @@ class TransactionView(SecuredModelView):
             line_total = None if price is None else price * qty
             return [csv_value(v) for v in (*head, qty, price, line_total)]
 
-        return stream_csv("transaction_lines.csv", header,
-                          lambda: (line_values(row) for row in query.yield_per(EXPORT_BATCH)))
+        return stream_csv("transaction_lines.csv", header, query.statement, line_values)
 
 
 def _show_on_lines(form, line_problems: dict[int, str]) -> None:

@@ -44,20 +44,21 @@ def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
     return list(range(last + 1, last + 1 + count))
 
 
-def set_column(connection: Connection, table: Table, column: str, values: dict[int, object]) -> None:
-    """``UPDATE table SET column = value WHERE id = key`` for every item, set-based."""
-    if not values:
+def add_to_column(connection: Connection, table: Table, column: str, amounts: dict[int, int]) -> None:
+    """``UPDATE table SET column = column + amount WHERE id = key`` for every item, set-based
+    (adding, not overwriting: a change someone else made meanwhile is kept)."""
+    if not amounts:
         return
     if connection.dialect.name != "postgresql":
-        connection.execute(text(f"UPDATE {table.name} SET {column} = :value WHERE id = :id"),
-                           [{"id": key, "value": value} for key, value in values.items()])
+        connection.execute(text(f"UPDATE {table.name} SET {column} = {column} + :amount WHERE id = :id"),
+                           [{"id": key, "amount": amount} for key, amount in amounts.items()])
         return
-    staged = f"staged_{table.name}_{column}"
-    connection.execute(text(f"CREATE TEMPORARY TABLE {staged} (id integer PRIMARY KEY, value "
+    staged = f"staged_{table.name}_{column}"  # dropped at commit
+    connection.execute(text(f"CREATE TEMPORARY TABLE {staged} (id integer PRIMARY KEY, amount "
                             f"{table.c[column].type.compile(connection.dialect)}) ON COMMIT DROP"))
     cursor = connection.connection.driver_connection.cursor()
-    with cursor, cursor.copy(f"COPY {staged} (id, value) FROM STDIN") as copy:
-        for item in values.items():
+    with cursor, cursor.copy(f"COPY {staged} (id, amount) FROM STDIN") as copy:
+        for item in amounts.items():
             copy.write_row(item)
-    connection.execute(text(f"UPDATE {table.name} SET {column} = {staged}.value FROM {staged} "
+    connection.execute(text(f"UPDATE {table.name} SET {column} = {column} + {staged}.amount FROM {staged} "
                             f"WHERE {table.name}.id = {staged}.id"))

@@ -120,9 +120,11 @@ def load_catalog(session: Session) -> Catalog:
     return catalog
 
 
-def sellers(session: Session) -> list[User]:
-    """The active users who may sell (staff and admins)."""
-    return list(session.scalars(select(User).where(User.is_active, User.role != "auditor").order_by(User.id)))
+def sellers(session: Session) -> list[audit.Actor]:
+    """The active users who may sell (staff and admins), as the audit trail names them."""
+    rows = session.execute(select(User.id, User.username).where(User.is_active, User.role != "auditor")
+                           .order_by(User.id))
+    return [audit.Actor(user_id, username) for user_id, username in rows]
 
 
 def sale_times(rng: random.Random, catalog: Catalog, count: int) -> list[float]:
@@ -133,7 +135,7 @@ def sale_times(rng: random.Random, catalog: Catalog, count: int) -> list[float]:
     return sorted(rng.uniform(first, now) for _ in range(count))
 
 
-def insert_transactions(session: Session, rng: random.Random, catalog: Catalog, users: list[User],
+def insert_transactions(session: Session, rng: random.Random, catalog: Catalog, users: list[audit.Actor],
                         times: list[float], lines_each: int) -> tuple[int, int, int]:
     """One batch of sales made at ``times``: each stays a draft, or is posted (and maybe
     voided later), its stock taken and given back in time order, as `sales.post` and
@@ -141,12 +143,12 @@ def insert_transactions(session: Session, rng: random.Random, catalog: Catalog, 
     connection = session.connection()
     ids = bulk.reserve_ids(connection, Transaction.__table__, len(times))
     sales = [_sale(rng, catalog, users, txn_id, moment, lines_each) for txn_id, moment in zip(ids, times)]
-    touched, entries = set(), []
+    stock_before, entries = {}, []  # catalog index -> its stock before this batch
     events = [(sale.row["created_at"], n, "create", sale) for n, sale in enumerate(sales)]
     heapq.heapify(events)
     while events:  # in time order; the chain then tells the stock's story in order too
         moment, n, kind, sale = heapq.heappop(events)
-        follow_up = _EVENTS[kind](rng, catalog, users, sale, moment, touched, entries)
+        follow_up = _EVENTS[kind](rng, catalog, users, sale, moment, stock_before, entries)
         if follow_up:
             heapq.heappush(events, (follow_up[0], n, follow_up[1], sale))
     bulk.insert_rows(connection, Transaction.__table__, [sale.row for sale in sales])
@@ -155,7 +157,8 @@ def insert_transactions(session: Session, rng: random.Random, catalog: Catalog, 
          "unit_price": _money(catalog.cents[index])}
         for sale in sales for index, qty in sale.lines
     ])
-    bulk.set_column(connection, Product.__table__, "stock", {catalog.ids[i]: catalog.stock[i] for i in touched})
+    bulk.add_to_column(connection, Product.__table__, "stock",
+                       {catalog.ids[i]: catalog.stock[i] - before for i, before in stock_before.items()})
     audit.append(connection, entries)
     statuses = [sale.row["status"] for sale in sales]
     return statuses.count("draft"), statuses.count("posted"), statuses.count("void")
@@ -165,7 +168,7 @@ def insert_transactions(session: Session, rng: random.Random, catalog: Catalog, 
 class _Sale:
     row: dict
     lines: list[tuple[int, int]]  # (catalog index, quantity)
-    creator: User
+    creator: audit.Actor
 
 
 def _sale(rng, catalog: Catalog, users, txn_id, moment, lines_each) -> _Sale:
@@ -175,13 +178,13 @@ def _sale(rng, catalog: Catalog, users, txn_id, moment, lines_each) -> _Sale:
     creator = rng.choice(users)
     row = {"id": txn_id, "status": "draft", "note": rng.choice([None, None, "walk-in", "phone order", "delivery"]),
            "total": _money(sum(catalog.cents[i] * qty for i, qty in lines)),
-           "created_at": datetime.fromtimestamp(moment, timezone.utc), "created_by": creator.id,
+           "created_at": datetime.fromtimestamp(moment, timezone.utc), "created_by": creator.user_id,
            "posted_at": None, "posted_by": None, "voided_at": None, "voided_by": None, "void_reason": None,
            "line_count": len(lines), "version": 1}
     return _Sale(row, lines, creator)
 
 
-def _create(rng, catalog, users, sale: _Sale, moment, touched, entries):
+def _create(rng, catalog, users, sale: _Sale, moment, stock_before, entries):
     row = sale.row
     changes = {"id": [None, row["id"]], "status": [None, "draft"], "note": [None, row["note"]],
                "total": [None, row["total"]], "created_by_id": [None, row["created_by"]],
@@ -194,45 +197,44 @@ def _create(rng, catalog, users, sale: _Sale, moment, touched, entries):
     return None
 
 
-def _post(rng, catalog, users, sale: _Sale, moment, touched, entries):
+def _post(rng, catalog, users, sale: _Sale, moment, stock_before, entries):
     if any(catalog.stock[i] < qty for i, qty in sale.lines):
         return None  # not enough stock left: it stays a draft
     poster = rng.choice(users)
-    sale.row.update(status="posted", posted_at=moment, posted_by=poster.id, version=2)
+    sale.row.update(status="posted", posted_at=moment, posted_by=poster.user_id, version=2)
     entries.append(_entry(poster, "post", sale.row, {
-        "status": ["draft", "posted"], "posted_at": [None, moment], "posted_by_id": [None, poster.id],
-        "stock": _move_stock(catalog, sale, -1, touched)}, moment))
+        "status": ["draft", "posted"], "posted_at": [None, moment], "posted_by_id": [None, poster.user_id],
+        "stock": _move_stock(catalog, sale, -1, stock_before)}, moment))
     if rng.random() < VOID_SHARE / (1 - DRAFT_SHARE):
         return moment + timedelta(minutes=rng.randint(5, 2880)), "void"
     return None
 
 
-def _void(rng, catalog, users, sale: _Sale, moment, touched, entries):
+def _void(rng, catalog, users, sale: _Sale, moment, stock_before, entries):
     voider, reason = rng.choice(users), rng.choice(VOID_REASONS)
-    sale.row.update(status="void", voided_at=moment, voided_by=voider.id, void_reason=reason, version=3)
+    sale.row.update(status="void", voided_at=moment, voided_by=voider.user_id, void_reason=reason, version=3)
     entries.append(_entry(voider, "void", sale.row, {
-        "status": ["posted", "void"], "voided_at": [None, moment], "voided_by_id": [None, voider.id],
-        "void_reason": [None, reason], "stock": _move_stock(catalog, sale, +1, touched)}, moment))
+        "status": ["posted", "void"], "voided_at": [None, moment], "voided_by_id": [None, voider.user_id],
+        "void_reason": [None, reason], "stock": _move_stock(catalog, sale, +1, stock_before)}, moment))
     return None
 
 
 _EVENTS = {"create": _create, "post": _post, "void": _void}
 
 
-def _move_stock(catalog: Catalog, sale: _Sale, sign: int, touched: set) -> dict:
+def _move_stock(catalog: Catalog, sale: _Sale, sign: int, stock_before: dict) -> dict:
     """Take (-1) or give back (+1) the sale's quantities; {sku: [before, after]}."""
     stock = {}
     for index, qty in sale.lines:
         before = catalog.stock[index]
+        stock_before.setdefault(index, before)
         catalog.stock[index] = before + sign * qty
         stock[catalog.skus[index]] = [before, catalog.stock[index]]
-        touched.add(index)
     return stock
 
 
-def _entry(user: User, action: str, row: dict, changes: dict, moment: datetime) -> dict:
-    return audit.entry(audit.Actor(user.id, user.username), action, "transaction", row["id"],
-                       f"Transaction #{row['id']}", changes, at=moment)
+def _entry(actor: audit.Actor, action: str, row: dict, changes: dict, moment: datetime) -> dict:
+    return audit.entry(actor, action, "transaction", row["id"], f"Transaction #{row['id']}", changes, at=moment)
 
 
 def _money(cents: int) -> Decimal:

@@ -1,0 +1,284 @@
+"""Lists, search and exports as they must behave at a million rows, asserted by what does not
+depend on the machine: statement counts, the SQL's shape, indexes that exist, memory that
+stays flat. (How fast they are is measured by scripts/bench_scale.py, never here.)"""
+
+import csv
+import io
+import re
+import tracemalloc
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import insert, text
+
+from adminapp.admin.listing import COUNT_CAP
+from adminapp.domain import audit
+from adminapp.extensions import db as _db
+from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
+
+from tests.support import statements
+
+PRODUCTS = "/admin/product/"
+TRANSACTIONS = "/admin/transaction/"
+AUDIT = "/admin/audit/"
+EXPORTS = ["/admin/product/export/csv/", "/admin/transaction/export/csv/", "/admin/transaction/export-lines/",
+           "/admin/audit/export/csv/", "/admin/user/export/csv/"]
+
+
+def backend(app) -> str:
+    return "postgresql" if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql") else "sqlite"
+
+
+def skus(response) -> list[str]:
+    assert response.status_code == 200, response.status_code
+    return re.findall(r'<td class="col-sku">\s*(?:<a[^>]*>)?\s*([^<\s]+)', response.text)
+
+
+def list_count(response) -> str:
+    """What the list's tab says it holds: "List (N)"."""
+    match = re.search(r'class="nav-link active">[^<(]*\(([^)]*)\)', response.text)
+    return match.group(1) if match else ""
+
+
+@pytest.fixture
+def catalog(db):
+    """`catalog(n)` adds n products in one statement: SKU-000000, ...; prices repeat every 7."""
+
+    def add(count, start=0):
+        now = utcnow()
+        with db() as session:
+            session.execute(insert(Product), [
+                {"sku": f"SKU-{n:06d}", "name": f"Item {n}", "price": Decimal(n % 7), "stock": n % 11,
+                 "is_active": True, "created_at": now, "updated_at": now, "version": 1}
+                for n in range(start, start + count)
+            ])
+
+    return add
+
+
+@pytest.fixture
+def sales(db, catalog):
+    """`sales(n)` adds n posted transactions of 3 lines, sold by one user of three products."""
+    made = {}
+
+    def add(count):
+        if not made:
+            catalog(3, start=900_000)
+            with db() as session:
+                user = User(username="seller", role="staff", password_hash="x")
+                session.add(user)
+                session.flush()
+                made.update(user=user.id, products=[p.id for p in session.query(Product).filter(Product.sku >= "SKU-900000")])
+        with db() as session:
+            now = utcnow()
+            ids = session.scalars(insert(Transaction).returning(Transaction.id), [
+                {"status": "posted", "note": f"sale {n}", "total": Decimal("3.00"), "line_count": 3,
+                 "created_at": now - timedelta(minutes=n), "created_by_id": made["user"], "version": 1}
+                for n in range(count)
+            ]).all()
+            session.execute(insert(TransactionProduct), [
+                {"transaction_id": txn_id, "product_id": pid, "product_qty": 1, "unit_price": Decimal("1.00")}
+                for txn_id in ids for pid in made["products"]
+            ])
+            seller = audit.Actor(made["user"], "seller")
+            audit.append(session.connection(), [
+                audit.entry(seller, "post", "transaction", txn_id, f"Transaction #{txn_id}", {"status": ["draft", "posted"]})
+                for txn_id in ids
+            ])
+
+    return add
+
+
+def cost(app, client, url) -> int:
+    """The statements a page costs (after a first visit: first-request work is not the page's)."""
+    client.get(url)
+    with statements(app) as seen:
+        response = client.get(url)
+        response.get_data()
+    assert response.status_code == 200, (url, response.status_code)
+    return len(seen)
+
+
+# ------------------------------------------------------------------ counting and paging
+
+
+def test_a_list_that_fits_on_its_first_page_counts_itself(app, admin_client, catalog):
+    catalog(7)
+
+    with statements(app) as seen:
+        response = admin_client.get(PRODUCTS)
+
+    assert list_count(response) == "7"
+    assert not any("count(" in sql for sql in seen)
+
+
+def test_a_long_list_is_counted_up_to_the_cap(app, admin_client, catalog):
+    catalog(COUNT_CAP + 5)
+
+    with statements(app) as seen:
+        response = admin_client.get(PRODUCTS, query_string={"search": "SKU"})
+
+    assert list_count(response) == f"{COUNT_CAP:,}+"
+    assert any("count(" in sql and "limit" in sql for sql in seen)  # stops counting at the cap
+    assert "&laquo;" in response.text  # a pager, up to the cap's last page
+    assert f"?page={COUNT_CAP // 20 - 1}&" in response.text or f"page={COUNT_CAP // 20 - 1}" in response.text
+
+
+def test_a_filtered_list_below_the_cap_is_counted_exactly(admin_client, catalog):
+    catalog(300)
+
+    response = admin_client.get(PRODUCTS, query_string={"flt0_stock_at_or_below": "0"})
+
+    assert list_count(response) == "28"  # stock n % 11 == 0 for n < 300
+
+
+def test_a_big_unfiltered_table_on_postgresql_shows_the_planners_estimate(app, admin_client, catalog):
+    if backend(app) != "postgresql":
+        pytest.skip("the planner's estimate is PostgreSQL's")
+    catalog(COUNT_CAP + 2000)
+    with app.app_context():
+        _db.session.execute(text("ANALYZE products"))
+        _db.session.commit()
+
+    with statements(app) as seen:
+        response = admin_client.get(PRODUCTS)
+
+    assert list_count(response) == "about 12,000"
+    assert not any("count(" in sql for sql in seen)
+
+
+def test_a_page_past_the_cap_shows_the_last_page_within_it_with_a_message(admin_client, catalog):
+    catalog(COUNT_CAP + 50)
+
+    deepest = admin_client.get(PRODUCTS, query_string={"page": COUNT_CAP // 20 - 1})
+    beyond = admin_client.get(PRODUCTS, query_string={"page": 10**9})
+
+    assert skus(deepest)[-1] == f"SKU-{COUNT_CAP - 1:06d}"
+    assert skus(beyond) == skus(deepest)
+    assert "Only the first 10,000 rows of a list can be paged through" in beyond.text
+    assert "Only the first" not in deepest.text
+    assert admin_client.get(PRODUCTS, query_string={"page": -3}).status_code == 200
+
+
+def test_paging_is_stable_when_the_sorted_column_has_ties(admin_client, catalog):
+    catalog(45)  # seven prices only: many ties
+
+    seen = []
+    for page in range(3):
+        response = admin_client.get(PRODUCTS, query_string={"sort": 2, "page": page, "page_size": 20})
+        seen += skus(response)
+
+    assert sorted(seen) == [f"SKU-{n:06d}" for n in range(45)]  # each product once, none skipped
+
+
+@pytest.mark.parametrize("url", [PRODUCTS, TRANSACTIONS, AUDIT, "/admin/user/"])
+def test_statements_of_a_list_do_not_grow_with_page_size_depth_or_data(app, admin_client, catalog, sales, url):
+    catalog(60)
+    sales(60)
+    small = cost(app, admin_client, f"{url}?page_size=20&page=1")
+
+    catalog(200, start=1000)
+    sales(200)
+
+    assert cost(app, admin_client, f"{url}?page_size=100&page=1") == small
+    assert cost(app, admin_client, f"{url}?page_size=20&page=8") == small
+
+
+@pytest.mark.parametrize("url", [
+    f"{PRODUCTS}?sort=0", f"{PRODUCTS}?sort=1&desc=1", f"{PRODUCTS}?sort=2", f"{PRODUCTS}?sort=3&desc=1",
+    f"{PRODUCTS}?sort=4", f"{TRANSACTIONS}?sort=0", f"{TRANSACTIONS}?sort=2", f"{TRANSACTIONS}?sort=3&desc=1",
+    f"{TRANSACTIONS}?sort=4", f"{AUDIT}?sort=1", f"{AUDIT}?sort=2", f"{AUDIT}?sort=3&desc=1",
+])
+def test_every_sort_breaks_ties_by_id(app, admin_client, catalog, sales, url):
+    catalog(5)
+    sales(5)
+
+    with statements(app) as seen:
+        assert admin_client.get(url).status_code == 200
+
+    page_query = next(sql for sql in seen if " order by " in sql and " limit " in sql)
+    order = page_query.split(" order by ")[-1]
+    assert re.search(r"\.id( desc)?\b", order) or ".sku" in order, order  # SKUs are unique already
+
+
+# ------------------------------------------------------------------------------ search
+
+
+def test_search_matches_the_bare_columns_as_each_database_can_index(app, admin_client, catalog):
+    catalog(30)
+
+    with statements(app) as seen:
+        response = admin_client.get(PRODUCTS, query_string={"search": "item 2"})
+
+    assert skus(response) == ["SKU-000002", "SKU-000012", "SKU-000020", "SKU-000021", "SKU-000022",
+                              "SKU-000023", "SKU-000024", "SKU-000025", "SKU-000026", "SKU-000027",
+                              "SKU-000028", "SKU-000029"]
+    search_sql = " ".join(sql for sql in seen if "products.name" in sql and "like" in sql)
+    assert "cast(" not in search_sql and "lower(" not in search_sql
+    assert ("ilike" in search_sql) == (backend(app) == "postgresql")
+
+
+def test_search_takes_percent_and_underscore_literally(admin_client, make_product):
+    make_product(sku="DISC-50", name="50% off")
+    make_product(sku="DISC-500", name="500 grams")
+    make_product(sku="A_B", name="Underscore")
+    make_product(sku="AXB", name="No underscore")
+
+    assert skus(admin_client.get(PRODUCTS, query_string={"search": "50%"})) == ["DISC-50"]
+    assert skus(admin_client.get(PRODUCTS, query_string={"search": "A_B"})) == ["A_B"]
+
+
+def test_the_line_editor_lookup_finds_every_word_without_casting(app, staff_client, make_product):
+    make_product(sku="KOPI-1", name="Sari Arabica Coffee")
+    make_product(sku="KOPI-2", name="Sari Robusta Coffee")
+    make_product(sku="TEH-1", name="Sari Jasmine Tea")
+    make_product(sku="KOPI-3", name="Sari Arabica Coffee", is_active=False)
+
+    with statements(app) as seen:
+        response = staff_client.get("/admin/transaction/ajax/lookup/",
+                                    query_string={"name": "transactionproduct-product", "query": "sari coffee"})
+
+    assert [label.split(" — ")[0] for _, label in response.json] == ["KOPI-1", "KOPI-2"]
+    assert not any("cast(" in sql for sql in seen)
+
+
+# ------------------------------------------------------------------------------ exports
+
+
+@pytest.mark.parametrize("url", EXPORTS)
+def test_exports_stream_without_counting_and_leave_no_transaction_open(app, admin_client, sales, url):
+    sales(30)
+
+    with statements(app) as seen:
+        response = admin_client.get(url)
+        assert response.is_streamed
+        body = response.get_data(as_text=True)
+
+    assert len(list(csv.reader(io.StringIO(body)))) > 1
+    assert not any("count(" in sql for sql in seen)
+    if backend(app) == "postgresql":
+        with app.app_context():
+            open_transactions = _db.session.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'idle in transaction' AND pid <> pg_backend_pid()"))
+            _db.session.remove()
+        assert open_transactions == 0
+
+
+def test_an_export_reads_in_batches_in_flat_memory(app, admin_client, catalog):
+    def peak_while_exporting() -> int:
+        response = admin_client.get("/admin/product/export/csv/")
+        tracemalloc.start()
+        for _ in response.response:  # the body as it is produced, chunk by chunk
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+
+    catalog(2_000)
+    small = peak_while_exporting()
+    catalog(18_000, start=2_000)
+    large = peak_while_exporting()
+
+    assert large < small * 2, (small, large)  # ten times the rows, not ten times the memory
