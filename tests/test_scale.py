@@ -133,6 +133,14 @@ def test_a_filtered_list_below_the_cap_is_counted_exactly(admin_client, catalog)
     assert list_count(response) == "28"  # stock n % 11 == 0 for n < 300
 
 
+def test_a_list_filtered_by_its_lines_is_counted_exactly(admin_client, sales):
+    sales(25)  # each sells SKU-900000 .. SKU-900002
+
+    response = admin_client.get(TRANSACTIONS, query_string={"flt0_product_contains": "SKU-900001", "page_size": 20})
+
+    assert list_count(response) == "25"
+
+
 def test_a_big_unfiltered_table_on_postgresql_shows_the_planners_estimate(app, admin_client, catalog):
     if backend(app) != "postgresql":
         pytest.skip("the planner's estimate is PostgreSQL's")

@@ -13,7 +13,7 @@
 from math import ceil
 
 from flask_babel import gettext
-from sqlalchemy import Integer, false, func, literal, or_, select, text
+from sqlalchemy import Integer, false, func, inspect, or_, select, text
 from sqlalchemy.orm import Session
 
 from ..formatting import number
@@ -51,11 +51,14 @@ def count_list(session: Session, query, rows: list, whole: bool, narrowed: bool)
     shown, the whole list when ``whole``; ``narrowed``: searched or filtered."""
     if whole:
         return ListCount.exact(len(rows))
+    model = query.column_descriptions[0]["entity"]
     if not narrowed:
-        estimate = table_estimate(session, query.column_descriptions[0]["entity"].__table__.name)
+        estimate = table_estimate(session, model.__table__.name)
         if estimate is not None and estimate > COUNT_CAP:
             return ListCount.about(estimate)
-    capped = query.limit(None).offset(None).order_by(None).enable_eagerloads(False).with_entities(literal(1))
+    # The key, not a constant: a filter that is only an EXISTS names no table of the list itself.
+    key = inspect(model).primary_key[0]
+    capped = query.limit(None).offset(None).order_by(None).enable_eagerloads(False).with_entities(key)
     counted = session.scalar(select(func.count()).select_from(capped.limit(COUNT_CAP + 1).subquery()))
     return ListCount.exact(counted) if counted <= COUNT_CAP else ListCount.at_least()
 
