@@ -107,9 +107,10 @@ def local_time(app, day: date, hour: int, minute: int = 0) -> datetime:
 
 
 def set_posted_at(session, txn_ids, at):
-    """Move posted_at in the database directly (the ORM guard keeps posted transactions as they are)."""
+    """Move posted_at (and created_at: a sale is posted after it was created) in the database
+    directly (the ORM guard keeps posted transactions as they are)."""
     table = Transaction.__table__
-    session.execute(update(table).where(table.c.id.in_(txn_ids)).values(posted_at=at))
+    session.execute(update(table).where(table.c.id.in_(txn_ids)).values(posted_at=at, created_at=at))
 
 
 # ------------------------------------------------------------------ fixtures

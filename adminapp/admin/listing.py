@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from ..formatting import number
 
 COUNT_CAP = 10_000
+# Execution options of a list query whose rows cost too much to count: it pages without a count.
+UNCOUNTED = {"uncounted": True}
 
 
 class ListCount(int):
@@ -46,11 +48,13 @@ class ListCount(int):
         return cls(COUNT_CAP, gettext("about %(count)s", count=number(rounded)))
 
 
-def count_list(session: Session, query, rows: list, whole: bool, narrowed: bool) -> ListCount:
-    """How many rows the list ``query`` has, as cheaply as is honest: ``rows`` is the page
-    shown, the whole list when ``whole``; ``narrowed``: searched or filtered."""
+def count_list(session: Session, query, rows: list, whole: bool, narrowed: bool) -> ListCount | None:
+    """How many rows the list ``query`` has, as cheaply as is honest (None: not counted):
+    ``rows`` is the page shown, the whole list when ``whole``; ``narrowed``: searched or filtered."""
     if whole:
         return ListCount.exact(len(rows))
+    if query.get_execution_options().get("uncounted"):
+        return None
     model = query.column_descriptions[0]["entity"]
     if not narrowed:
         estimate = table_estimate(session, model.__table__.name)

@@ -1,11 +1,11 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, String, Text
+from sqlalchemy import CheckConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from .indexes import sort_index, trigram_index
+from .indexes import only_where, sort_index, trigram_index
 from .types import Money, UTCDateTime, utcnow
 
 
@@ -15,6 +15,8 @@ class Product(db.Model):
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("stock >= 0", name="stock_not_negative"),
         *(sort_index("products", column) for column in ("name", "price", "stock", "is_active")),
+        # The dashboard's low stock: the active products with the least, and how many.
+        Index("ix_products_active_stock", "stock", "sku", **only_where("is_active")),
         trigram_index("products", "sku"),
         trigram_index("products", "name"),
     )

@@ -17,6 +17,10 @@ class Transaction(db.Model):
     __tablename__ = "transactions"
     __table_args__ = (
         CheckConstraint("status IN ('draft', 'posted', 'void')", name="status_known"),
+        # In the order it happens (the "posted to" filter relies on it). PostgreSQL only: SQLite
+        # cannot add a constraint to an existing table without rebuilding it.
+        CheckConstraint("posted_at >= created_at", name="posted_after_created").ddl_if(dialect="postgresql"),
+        CheckConstraint("voided_at >= posted_at", name="voided_after_posted").ddl_if(dialect="postgresql"),
         *(sort_index("transactions", column) for column in ("created_at", "status", "total", "line_count")),
         sort_index("transactions", "created_by", "created_at"),
         # The dashboard's drafts and posted sales, and the "posted" date filter.

@@ -22,7 +22,7 @@ REPLACED = {
 SORTED = {  # table -> the column lists sorted by, each followed by id
     'products': [['name'], ['price'], ['stock'], ['is_active']],
     'transactions': [['created_at'], ['status'], ['total'], ['line_count'], ['created_by', 'created_at']],
-    'audit_entries': [['at'], ['username'], ['action'], ['object_type'], ['user_id'], ['object_type', 'object_id']],
+    'audit_entries': [['at'], ['username'], ['action'], ['object_type'], ['object_id'], ['user_id']],
 }
 TRIGRAM = {'products': ['sku', 'name'], 'transactions': ['note'], 'audit_entries': ['username', 'action', 'object_repr']}
 
@@ -39,12 +39,17 @@ def upgrade():
     for table, column_lists in SORTED.items():
         for columns in column_lists:
             op.create_index(f"ix_{table}_{'_'.join(columns)}_id", table, [*columns, 'id'])
+    op.create_index('ix_products_active_stock', 'products', ['stock', 'sku'],
+                    postgresql_where=sa.text('is_active'), sqlite_where=sa.text('is_active'))
     op.create_index('ix_transactions_drafts', 'transactions', ['id'],
                     postgresql_where=sa.text("status = 'draft'"), sqlite_where=sa.text("status = 'draft'"))
     op.create_index('ix_transactions_posted_at', 'transactions', ['posted_at'], postgresql_include=['total'],
                     postgresql_where=sa.text("status = 'posted'"), sqlite_where=sa.text("status = 'posted'"))
 
     if op.get_bind().dialect.name == 'postgresql':
+        # SQLite cannot add a constraint to a table without rebuilding it (and its lines with it).
+        op.create_check_constraint('posted_after_created', 'transactions', 'posted_at >= created_at')
+        op.create_check_constraint('voided_after_posted', 'transactions', 'voided_at >= posted_at')
         op.execute('CREATE EXTENSION IF NOT EXISTS pg_trgm')
         for table, columns in TRIGRAM.items():
             for column in columns:
@@ -57,8 +62,11 @@ def downgrade():
         for table, columns in TRIGRAM.items():
             for column in columns:
                 op.drop_index(f'ix_{table}_{column}_trgm', table_name=table)
+        op.drop_constraint('ck_transactions_voided_after_posted', 'transactions')
+        op.drop_constraint('ck_transactions_posted_after_created', 'transactions')
     op.drop_index('ix_transactions_posted_at', table_name='transactions')
     op.drop_index('ix_transactions_drafts', table_name='transactions')
+    op.drop_index('ix_products_active_stock', table_name='products')
     for table, column_lists in SORTED.items():
         for columns in column_lists:
             op.drop_index(f"ix_{table}_{'_'.join(columns)}_id", table_name=table)
