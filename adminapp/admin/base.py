@@ -265,7 +265,8 @@ class SecuredModelView(ModelView):
 
     @expose("/")
     def index_view(self):
-        if request.args.get("page", 0, type=int) > self._get_list_extra_args().page:
+        page_size = self.get_safe_page_size(request.args.get("page_size", 0, type=int))
+        if request.args.get("page", 0, type=int) > listing.last_page(page_size):
             flash(listing.beyond_cap_message(), "info")
         return super().index_view()
 
