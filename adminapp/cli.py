@@ -1,7 +1,6 @@
 """Commands for `manage.py` (and `flask --app adminapp`). Each one is its own unit of work."""
 
 import functools
-import random
 import secrets
 import sys
 
@@ -14,11 +13,7 @@ from sqlalchemy import func, select
 from .domain import accounts, audit, seeding
 from .domain.errors import DomainError
 from .extensions import db
-from .models import ROLES, AuditEntry, User, utcnow
-
-SEED_BATCH = 20_000
-TRANSACTION_BATCH = 20_000
-
+from .models import ROLES, AuditEntry, User
 
 def init_db() -> None:
     """Create the schema, or upgrade it to the latest migration. Safe to run again."""
@@ -35,48 +30,15 @@ def ensure_first_admin() -> str | None:
     return password
 
 
-def seed_products(count: int, seed: int, progress=None) -> int:
-    """Add ``count`` demo products in batches, each batch one commit."""
-    rng = random.Random(seed)
-    first = seeding.next_demo_number(db.session)
-    db.session.commit()  # end the read: on SQLite a write after it could find the snapshot stale
-    start = utcnow() - seeding.HISTORY
-    actor = audit.Actor(username="cli")
-    for batch_start in range(first, first + count, SEED_BATCH):
-        numbers = range(batch_start, min(batch_start + SEED_BATCH, first + count))
-        seeding.insert_products(db.session, seeding.product_rows(rng, numbers, first, count, start), actor)
-        db.session.commit()
-        if progress:
-            progress(len(numbers))
-    return count
-
-
-def seed_transactions(count: int, lines: int, seed: int, progress=None) -> tuple[int, int, int]:
-    """Add ``count`` demo transactions in batches, each batch one commit; returns
-    (drafts, posted, voided)."""
-    catalog = seeding.load_catalog(db.session)
-    if count and not catalog.ids:
-        raise click.ClickException("No active products: seed products first (--products N).")
-    rng = random.Random(seed)
-    users = seeding.sellers(db.session) or [seed_user()]
-    db.session.commit()  # end the reads: on SQLite a write after them could find the snapshot stale
-    times = seeding.sale_times(rng, catalog, count)
-    totals = [0, 0, 0]
-    for batch_start in range(0, count, TRANSACTION_BATCH):
-        batch = times[batch_start:batch_start + TRANSACTION_BATCH]
-        counts = seeding.insert_transactions(db.session, rng, catalog, users, batch, lines)
-        db.session.commit()
-        totals = [total + n for total, n in zip(totals, counts)]
-        if progress:
-            progress(len(batch))
-    return tuple(totals)
-
-
-def seed_user() -> audit.Actor:
-    """The staff member who sells when the database has no one who may."""
-    user = accounts.create_user(db.session, "demo-staff", secrets.token_urlsafe(16), "staff")
-    db.session.flush()
-    return audit.Actor(user.id, user.username)
+def seed(products: int, transactions: int, lines: int, seed: int, progress=None) -> seeding.Seeded:
+    """Add demo data in one unit of work: all of it, or nothing."""
+    try:
+        seeded = seeding.add_demo_data(db.session, audit.Actor(username="cli"), products, transactions, lines,
+                                       seed, progress)
+    except DomainError as exc:
+        _fail(exc)
+    db.session.commit()
+    return seeded
 
 
 def _fail(exc: DomainError):
@@ -139,18 +101,17 @@ def register(app) -> None:
                   show_default=True, help="Demo transactions over the last two years: most posted, some drafts and voids.")
     @click.option("--lines", type=click.IntRange(min=1, max=100), default=3, show_default=True,
                   help="Lines per demo transaction.")
-    @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same data.")
+    @click.option("--seed", "seed_value", type=int, default=1, show_default=True, help="Same seed, same data.")
     @as_cli
-    def seed_command(product_count, transaction_count, lines, seed):
+    def seed_command(product_count, transaction_count, lines, seed_value):
         """Add deterministic demo data."""
+        with click.progressbar(length=product_count + transaction_count, label="Products and transactions") as bar:
+            seeded = seed(product_count, transaction_count, lines, seed_value, bar.update)
         if product_count:
-            with click.progressbar(length=product_count, label="Products") as bar:
-                added = seed_products(product_count, seed, bar.update)
-            click.echo(f"Added {added} products.")
+            click.echo(f"Added {product_count} products.")
         if transaction_count:
-            with click.progressbar(length=transaction_count, label="Transactions") as bar:
-                drafts, posted, voided = seed_transactions(transaction_count, lines, seed, bar.update)
-            click.echo(f"Added {transaction_count} transactions: {posted} posted, {voided} void, {drafts} drafts.")
+            click.echo(f"Added {transaction_count} transactions: {seeded.posted} posted, {seeded.voided} void, "
+                       f"{seeded.drafts} drafts.")
 
     @app.cli.command("audit-verify")
     def audit_verify_command():

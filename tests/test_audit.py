@@ -502,8 +502,8 @@ def test_users_created_changed_and_deleted_are_recorded_without_password_hashes(
 
 def test_seeding_is_recorded_as_the_app_records_each_change(app, client_as, make_user):
     """The seed writes in bulk, but its entries are those the app itself would have written:
-    one per created product and transaction, per post and per void, in one valid chain
-    whose stock figures follow each other."""
+    one per created product and transaction, per post and per void, in one valid chain in
+    the order they happened, whose stock figures follow each other."""
     make_user("seller", role="staff")
     client, _ = client_as("clerk")
     assert client.post(PRODUCT_NEW, data=product_form("OWN-1", "Own", stock="5")).status_code == 302
@@ -514,6 +514,9 @@ def test_seeding_is_recorded_as_the_app_records_each_change(app, client_as, make
 
     assert result.exit_code == 0, result.output
     log = newer(app, since)
+    assert [e["at"] for e in log] == sorted(e["at"] for e in log)
+    kinds = [e["object_type"] for e in log]
+    assert "product" in kinds[kinds.index("transaction"):]  # the catalog grew while the shop sold
     own_product = entries(app, object_type="product", object_id="1")[0]
     products = [e for e in log if e["object_type"] == "product"]
     assert len(products) == 40 and {e["action"] for e in products} == {"create"}

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -22,7 +23,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from adminapp import cli
-from adminapp.domain import seeding
+from adminapp.domain import bulk, seeding
 from adminapp.extensions import db as _db
 from adminapp.models.indexes import exists_on
 from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
@@ -430,12 +431,55 @@ def test_seeding_twice_adds_more_without_collisions(app):
 
 
 def test_seeding_in_batches(app, monkeypatch):
-    monkeypatch.setattr(cli, "SEED_BATCH", 4)  # several commits, as with a large --products
+    monkeypatch.setattr(seeding, "BATCH", 4)  # several batches, as with a large --products
 
     result = run(app, "seed", "--products", "10")
 
     assert result.exit_code == 0, result.output
     assert len(catalog(app)) == 10
+
+
+def index_names(app) -> dict[str, set[str]]:
+    with app.app_context():
+        inspector = inspect(_db.engine)
+        return {table: {index["name"] for index in inspector.get_indexes(table)}
+                for table in inspector.get_table_names()}
+
+
+def test_a_large_seed_builds_the_indexes_anew(app, monkeypatch):
+    """A seed larger than the tables it fills drops their indexes and builds them again at
+    the end, in batches smaller than what it adds: the same indexes, the same data."""
+    monkeypatch.setattr(bulk, "REBUILD_FROM", 1)
+    monkeypatch.setattr(seeding, "BATCH", 7)
+    before = index_names(app)
+    dropped = []
+    monkeypatch.setattr(sqlalchemy.Index, "drop", lambda index, bind: dropped.append(index.name) or
+                        bind.execute(text(f"DROP INDEX {index.name}")))
+
+    result = run(app, "seed", "--products", "30", "--transactions", "40", "--lines", "2")
+
+    assert result.exit_code == 0, result.output
+    assert "ix_products_name_id" in dropped and "ix_audit_entries_at_id" in dropped
+    assert index_names(app) == before
+    with app.app_context():
+        assert _db.session.scalar(select(func.count()).select_from(Transaction)) == 40
+        assert _db.session.scalar(select(func.count()).select_from(TransactionProduct)) == 80
+
+
+def test_a_failed_seed_leaves_nothing_behind(app, monkeypatch):
+    """One unit of work: the products, the indexes dropped for the load, all come back."""
+    monkeypatch.setattr(bulk, "REBUILD_FROM", 1)
+    before = index_names(app)
+
+    result = run(app, "seed", "--products", "30", "--transactions", "5", "--lines", "101")
+
+    assert result.exit_code == 2  # refused before anything is written
+    monkeypatch.setattr(seeding, "load_catalog", lambda session: seeding.Catalog())  # as if none were active
+    result = run(app, "seed", "--products", "30", "--transactions", "5")
+
+    assert result.exit_code == 1 and "seed products first" in result.output
+    assert catalog(app) == []
+    assert index_names(app) == before
 
 
 @pytest.mark.parametrize("own_sku", ["DEMO-KIT", "DEMO-9", "DEMO-00000099"])

@@ -3,12 +3,14 @@
 Products are spread over the last two years, transactions over the time their products
 existed: mostly posted, some drafts and voids, each by a real user. The data is written
 set-based (no ORM object per row), together with the audit entries the app itself would
-have written, in one valid chain: a created product or transaction, every post and void.
-Each batch is one unit of work: the caller commits it.
+have written, in one valid chain in time order: a created product or transaction, every post
+and void. The whole seed is one unit of work: the caller commits it once.
 """
 
 import heapq
+import itertools
 import random
+import secrets
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -18,8 +20,9 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..models import Product, Transaction, TransactionProduct, User, utcnow
-from . import audit, bulk
+from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
+from . import accounts, audit, bulk
+from .errors import DomainError
 
 HISTORY = timedelta(days=730)
 BRANDS = ["Sari", "Indo", "Nusa", "Bintang", "Garuda", "Melati", "Kencana", "Cahaya", "Sentosa", "Makmur",
@@ -32,6 +35,34 @@ NOUNS = ["Coffee", "Tea", "Rice", "Noodles", "Soap", "Notebook", "Lamp", "Cable"
 SIZES = ["100 g", "250 g", "500 g", "1 kg", "5 kg", "250 ml", "1 L", "S", "M", "L", "XL", "pack of 6"]
 VOID_REASONS = ["Customer returned the goods", "Entered twice", "Wrong products", "Payment failed"]
 DRAFT_SHARE, VOID_SHARE = 0.06, 0.04  # the rest is posted
+BATCH = 20_000  # rows generated and written at a time
+
+
+@dataclass
+class Seeded:
+    products: int
+    drafts: int = 0
+    posted: int = 0
+    voided: int = 0
+
+
+def add_demo_data(session: Session, actor: audit.Actor, products: int, transactions: int, lines_each: int,
+                  seed: int, progress=None) -> Seeded:
+    """Add ``products`` and then ``transactions`` sold from the catalog. A large seed drops the
+    secondary indexes of the tables it fills and builds them again at the end."""
+    connection = session.connection()
+    bulk.begin_writing(connection, Product.__table__)  # SQLite: no read of ours may go stale
+    with bulk.indexes_rebuilt(connection, _filled_tables(connection, products, transactions, lines_each)):
+        new = add_products(session, random.Random(seed), products, progress)
+        counts = add_transactions(session, actor, random.Random(seed), transactions, lines_each, new, progress)
+    return Seeded(products, *counts)
+
+
+def _filled_tables(connection, products: int, transactions: int, lines_each: int) -> list:
+    adding = {Product.__table__: products, Transaction.__table__: transactions,
+              TransactionProduct.__table__: transactions * lines_each,
+              AuditEntry.__table__: products + transactions * 2}
+    return [table for table, rows in adding.items() if bulk.worth_rebuilding(connection, table, rows)]
 
 
 # --- products ---
@@ -76,17 +107,48 @@ def product_rows(rng: random.Random, numbers: range, first: int, total: int, sta
     return rows
 
 
-def insert_products(session: Session, rows: list[dict], actor: audit.Actor) -> None:
-    """The products and, as the app writes on every create, an audit entry each."""
-    connection = session.connection()
-    for row, product_id in zip(rows, bulk.reserve_ids(connection, Product.__table__, len(rows))):
-        row["id"] = product_id
-    bulk.insert_rows(connection, Product.__table__, rows)
-    audit.append(connection, [
-        audit.entry(actor, "create", "product", row["id"], f"{row['sku']} — {row['name']}",
-                    audit.creation(row, Product), at=row["created_at"])
-        for row in rows
-    ])
+@dataclass
+class NewProducts:
+    """Products this seed added whose audit entries are still to be written: with the sales,
+    in time order. Ids and creation times (POSIX seconds) both ascend."""
+    ids: array = field(default_factory=lambda: array("q"))
+    created: array = field(default_factory=lambda: array("d"))
+    logged: int = 0
+
+
+def add_products(session: Session, rng: random.Random, count: int, progress=None) -> NewProducts:
+    connection, new = session.connection(), NewProducts()
+    first, start = next_demo_number(session), utcnow() - HISTORY
+    for batch_start in range(first, first + count, BATCH):
+        rows = product_rows(rng, range(batch_start, min(batch_start + BATCH, first + count)), first, count, start)
+        for row, product_id in zip(rows, bulk.reserve_ids(connection, Product.__table__, len(rows))):
+            row["id"] = product_id
+            new.ids.append(product_id)
+            new.created.append(row["created_at"].timestamp())
+        bulk.insert_rows(connection, Product.__table__, rows)
+        if progress:
+            progress(len(rows))
+    return new
+
+
+def new_product_rows(session: Session, new: NewProducts, until: datetime | None, limit: int) -> list:
+    """Up to ``limit`` new products created up to ``until`` (any time when None) and not yet
+    logged, oldest first."""
+    end = len(new.ids) if until is None else bisect_right(new.created, until.timestamp())
+    end = min(end, new.logged + limit)
+    if end <= new.logged:
+        return []
+    ids = set(new.ids[new.logged:end])
+    rows = session.execute(select(Product.__table__).where(Product.id.between(min(ids), max(ids)))
+                           .order_by(Product.id)).mappings()
+    new.logged = end
+    return [row for row in rows if row["id"] in ids]
+
+
+def _product_entry(actor: audit.Actor, row) -> dict:
+    """As the app writes on every create."""
+    return audit.entry(actor, "create", "product", row["id"], f"{row['sku']} — {row['name']}",
+                       audit.creation(row, Product), at=row["created_at"])
 
 
 # --- transactions ---
@@ -99,6 +161,12 @@ class Catalog:
     cents: array = field(default_factory=lambda: array("q"))
     stock: array = field(default_factory=lambda: array("q"))
     created: array = field(default_factory=lambda: array("d"))  # POSIX seconds
+    loaded_stock: array = field(default_factory=lambda: array("q"))
+
+    def moves(self) -> dict[int, int]:
+        """{product id: stock taken (-) or given back (+)} since the catalog was loaded."""
+        return {self.ids[i]: now - then for i, (now, then) in enumerate(zip(self.stock, self.loaded_stock))
+                if now != then}
 
     def available_at(self, moment: float, wanted: int) -> int:
         """How many of the oldest products a sale at ``moment`` may choose from."""
@@ -117,6 +185,7 @@ def load_catalog(session: Session) -> Catalog:
         catalog.cents.append(int(price * 100))
         catalog.stock.append(stock)
         catalog.created.append(created.timestamp())
+    catalog.loaded_stock = array("q", catalog.stock)
     return catalog
 
 
@@ -127,41 +196,105 @@ def sellers(session: Session) -> list[audit.Actor]:
     return [audit.Actor(user_id, username) for user_id, username in rows]
 
 
-def sale_times(rng: random.Random, catalog: Catalog, count: int) -> list[float]:
+def sale_times(rng: random.Random, catalog: Catalog, count: int, lines_each: int) -> list[float]:
     """When each of ``count`` sales was made: spread, in order, over the last two years
-    (from the oldest product on, when the catalog is younger)."""
+    (from when the catalog had enough products for a sale, when it is younger)."""
     now = utcnow().timestamp()
-    first = max(now - HISTORY.total_seconds(), catalog.created[0] if catalog.created else now)
-    return sorted(rng.uniform(first, now) for _ in range(count))
+    enough = catalog.created[min(lines_each, len(catalog.created)) - 1]
+    return sorted(rng.uniform(max(now - HISTORY.total_seconds(), enough), now) for _ in range(count))
 
 
-def insert_transactions(session: Session, rng: random.Random, catalog: Catalog, users: list[audit.Actor],
-                        times: list[float], lines_each: int) -> tuple[int, int, int]:
-    """One batch of sales made at ``times``: each stays a draft, or is posted (and maybe
-    voided later), its stock taken and given back in time order, as `sales.post` and
-    `sales.void` would. Returns (drafts, posted, voided)."""
-    connection = session.connection()
-    ids = bulk.reserve_ids(connection, Transaction.__table__, len(times))
-    sales = [_sale(rng, catalog, users, txn_id, moment, lines_each) for txn_id, moment in zip(ids, times)]
-    stock_before, entries = {}, []  # catalog index -> its stock before this batch
-    events = [(sale.row["created_at"], n, "create", sale) for n, sale in enumerate(sales)]
-    heapq.heapify(events)
-    while events:  # in time order; the chain then tells the stock's story in order too
-        moment, n, kind, sale = heapq.heappop(events)
-        follow_up = _EVENTS[kind](rng, catalog, users, sale, moment, stock_before, entries)
-        if follow_up:
-            heapq.heappush(events, (follow_up[0], n, follow_up[1], sale))
-    bulk.insert_rows(connection, Transaction.__table__, [sale.row for sale in sales])
-    bulk.insert_rows(connection, TransactionProduct.__table__, [
-        {"transaction_id": sale.row["id"], "product_id": catalog.ids[index], "product_qty": qty,
-         "unit_price": _money(catalog.cents[index])}
-        for sale in sales for index, qty in sale.lines
-    ])
-    bulk.add_to_column(connection, Product.__table__, "stock",
-                       {catalog.ids[i]: catalog.stock[i] - before for i, before in stock_before.items()})
-    audit.append(connection, entries)
-    statuses = [sale.row["status"] for sale in sales]
-    return statuses.count("draft"), statuses.count("posted"), statuses.count("void")
+def add_transactions(session: Session, actor: audit.Actor, rng: random.Random, count: int, lines_each: int,
+                     new: NewProducts, progress=None) -> tuple[int, int, int]:
+    """``count`` sales: each stays a draft, or is posted (and maybe voided later), its stock
+    taken and given back in time order, as `sales.post` and `sales.void` would. Every event,
+    the new products' creation included, is logged in the order it happened. Returns
+    (drafts, posted, voided)."""
+    story = _Story(session, actor, new, rng)
+    if count:
+        story.catalog = load_catalog(session)
+        if not story.catalog.ids:
+            raise DomainError("No active products: seed products first (--products N).")
+        story.users = sellers(session) or [_seller(session)]
+        times = sale_times(rng, story.catalog, count, lines_each)
+        # All at once: a batch's sales still open when it ends are written with a later one.
+        ids = bulk.reserve_ids(session.connection(), Transaction.__table__, count)
+        for batch_start in range(0, count, BATCH):
+            batch = times[batch_start:batch_start + BATCH]
+            for txn_id, moment in zip(ids[batch_start:batch_start + BATCH], batch):
+                story.begin(_sale(rng, story.catalog, story.users, txn_id, moment, lines_each))
+            story.play_until(datetime.fromtimestamp(batch[-1], timezone.utc))
+            if progress:
+                progress(len(batch))
+    story.play_until(None)  # what happened after the last sale
+    if count:
+        bulk.add_to_column(session.connection(), Product.__table__, "stock", story.catalog.moves())
+    return story.counts["draft"], story.counts["posted"], story.counts["void"]
+
+
+class _Story:
+    """The seed's events (a product created, a sale created, posted, voided), played and
+    written in time order, a batch at a time."""
+
+    def __init__(self, session: Session, actor: audit.Actor, new: NewProducts, rng: random.Random):
+        self.session, self.actor, self.new, self.rng = session, actor, new, rng
+        self.catalog, self.users = None, []
+        self.events, self.order = [], itertools.count()
+        self.entries, self.finished = [], []
+        self.counts = {"draft": 0, "posted": 0, "void": 0}
+
+    def push(self, moment: datetime, kind: str, item) -> None:
+        heapq.heappush(self.events, (moment, next(self.order), kind, item))
+
+    def begin(self, sale: "_Sale") -> None:
+        self.push(sale.row["created_at"], "create", sale)
+
+    def play_until(self, until: datetime | None) -> None:
+        """Play and write the events up to ``until`` (all when None), the new products'
+        creations among them."""
+        while True:
+            rows = new_product_rows(self.session, self.new, until, limit=BATCH)
+            for row in rows:
+                self.push(row["created_at"], "product", row)
+            more = len(rows) == BATCH
+            self._play(rows[-1]["created_at"] if more else until)
+            self._write()
+            if not more:
+                return
+
+    def _play(self, until: datetime | None) -> None:
+        while self.events and (until is None or self.events[0][0] <= until):
+            moment, _, kind, item = heapq.heappop(self.events)
+            if kind == "product":
+                self.entries.append(_product_entry(self.actor, item))
+                continue
+            follow_up = _EVENTS[kind](self.rng, self.catalog, self.users, item, moment, self.entries)
+            if follow_up:
+                self.push(follow_up[0], follow_up[1], item)
+            else:
+                self.finished.append(item)
+
+    def _write(self) -> None:
+        """The sales with nothing left to happen, and the entries so far."""
+        connection, sales = self.session.connection(), self.finished
+        bulk.insert_rows(connection, Transaction.__table__, [sale.row for sale in sales])
+        bulk.insert_rows(connection, TransactionProduct.__table__, [
+            {"transaction_id": sale.row["id"], "product_id": self.catalog.ids[index], "product_qty": qty,
+             "unit_price": _money(self.catalog.cents[index])}
+            for sale in sales for index, qty in sale.lines
+        ])
+        if self.entries:
+            audit.append(connection, self.entries)
+        for sale in sales:
+            self.counts[sale.row["status"]] += 1
+        self.entries, self.finished = [], []
+
+
+def _seller(session: Session) -> audit.Actor:
+    """The staff member who sells when the database has no one who may."""
+    user = accounts.create_user(session, "demo-staff", secrets.token_urlsafe(16), "staff")
+    session.flush()
+    return audit.Actor(user.id, user.username)
 
 
 @dataclass
@@ -184,7 +317,7 @@ def _sale(rng, catalog: Catalog, users, txn_id, moment, lines_each) -> _Sale:
     return _Sale(row, lines, creator)
 
 
-def _create(rng, catalog, users, sale: _Sale, moment, stock_before, entries):
+def _create(rng, catalog, users, sale: _Sale, moment, entries):
     row = sale.row
     changes = {"id": [None, row["id"]], "status": [None, "draft"], "note": [None, row["note"]],
                "total": [None, row["total"]], "created_by_id": [None, row["created_by"]],
@@ -197,37 +330,36 @@ def _create(rng, catalog, users, sale: _Sale, moment, stock_before, entries):
     return None
 
 
-def _post(rng, catalog, users, sale: _Sale, moment, stock_before, entries):
+def _post(rng, catalog, users, sale: _Sale, moment, entries):
     if any(catalog.stock[i] < qty for i, qty in sale.lines):
         return None  # not enough stock left: it stays a draft
     poster = rng.choice(users)
     sale.row.update(status="posted", posted_at=moment, posted_by=poster.user_id, version=2)
     entries.append(_entry(poster, "post", sale.row, {
         "status": ["draft", "posted"], "posted_at": [None, moment], "posted_by_id": [None, poster.user_id],
-        "stock": _move_stock(catalog, sale, -1, stock_before)}, moment))
+        "stock": _move_stock(catalog, sale, -1)}, moment))
     if rng.random() < VOID_SHARE / (1 - DRAFT_SHARE):
         return moment + timedelta(minutes=rng.randint(5, 2880)), "void"
     return None
 
 
-def _void(rng, catalog, users, sale: _Sale, moment, stock_before, entries):
+def _void(rng, catalog, users, sale: _Sale, moment, entries):
     voider, reason = rng.choice(users), rng.choice(VOID_REASONS)
     sale.row.update(status="void", voided_at=moment, voided_by=voider.user_id, void_reason=reason, version=3)
     entries.append(_entry(voider, "void", sale.row, {
         "status": ["posted", "void"], "voided_at": [None, moment], "voided_by_id": [None, voider.user_id],
-        "void_reason": [None, reason], "stock": _move_stock(catalog, sale, +1, stock_before)}, moment))
+        "void_reason": [None, reason], "stock": _move_stock(catalog, sale, +1)}, moment))
     return None
 
 
 _EVENTS = {"create": _create, "post": _post, "void": _void}
 
 
-def _move_stock(catalog: Catalog, sale: _Sale, sign: int, stock_before: dict) -> dict:
+def _move_stock(catalog: Catalog, sale: _Sale, sign: int) -> dict:
     """Take (-1) or give back (+1) the sale's quantities; {sku: [before, after]}."""
     stock = {}
     for index, qty in sale.lines:
         before = catalog.stock[index]
-        stock_before.setdefault(index, before)
         catalog.stock[index] = before + sign * qty
         stock[catalog.skus[index]] = [before, catalog.stock[index]]
     return stock
