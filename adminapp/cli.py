@@ -10,7 +10,7 @@ from werkzeug.serving import run_simple
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from .domain import accounts, audit, seeding
+from .domain import accounts, audit, bulk, seeding
 from .domain.errors import DomainError
 from .extensions import db
 from .models import ROLES, AuditEntry, User
@@ -38,6 +38,7 @@ def seed(products: int, transactions: int, lines: int, seed: int, progress=None)
     except DomainError as exc:
         _fail(exc)
     db.session.commit()
+    bulk.tidy_up(db.engine, seeded.filled)
     return seeded
 
 

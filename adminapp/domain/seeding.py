@@ -41,9 +41,10 @@ BATCH = 20_000  # rows generated and written at a time
 @dataclass
 class Seeded:
     products: int
-    drafts: int = 0
-    posted: int = 0
-    voided: int = 0
+    drafts: int
+    posted: int
+    voided: int
+    filled: list  # the tables whose indexes were built anew
 
 
 def add_demo_data(session: Session, actor: audit.Actor, products: int, transactions: int, lines_each: int,
@@ -52,10 +53,11 @@ def add_demo_data(session: Session, actor: audit.Actor, products: int, transacti
     secondary indexes of the tables it fills and builds them again at the end."""
     connection = session.connection()
     bulk.begin_writing(connection, Product.__table__)  # SQLite: no read of ours may go stale
-    with bulk.indexes_rebuilt(connection, _filled_tables(connection, products, transactions, lines_each)):
+    filled = _filled_tables(connection, products, transactions, lines_each)
+    with bulk.indexes_rebuilt(connection, filled):
         new = add_products(session, random.Random(seed), products, progress)
         counts = add_transactions(session, actor, random.Random(seed), transactions, lines_each, new, progress)
-    return Seeded(products, *counts)
+    return Seeded(products, *counts, filled=filled)
 
 
 def _filled_tables(connection, products: int, transactions: int, lines_each: int) -> list:
