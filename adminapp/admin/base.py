@@ -6,6 +6,7 @@ messages, and the single commit of a bulk action.
 """
 
 import logging
+from functools import cached_property
 
 from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
@@ -310,7 +311,19 @@ class SecuredModelView(ModelView):
         return [untranslated(label) for _, label in self.get_export_columns()]
 
     def export_values(self, row) -> list:
-        return [csv_safe(self.get_export_value(row, name)) for name, _ in self.get_export_columns()]
+        """Flask-Admin's get_export_value for every column, with what it looks up per cell
+        looked up once: a million rows have ten million cells."""
+        values = []
+        for name, formatter in self._export_formatters:
+            value = formatter(self, None, row, name) if formatter else getattr(row, name)
+            type_formatter = self.column_type_formatters_export.get(type(value))
+            values.append(csv_safe(type_formatter(self, value, name) if type_formatter else value))
+        return values
+
+    @cached_property
+    def _export_formatters(self) -> list[tuple]:
+        formatters = self.column_formatters_export or {}
+        return [(name, formatters.get(name)) for name, _ in self.get_export_columns()]
 
     # --- errors the user can act on become messages; the view then rolls back ---
     def handle_view_exception(self, exc):
