@@ -2,8 +2,10 @@
 
 - Counting: a first page that is not full holds the whole list, so it counts itself; an
   unfiltered list of a big PostgreSQL table takes the planner's estimate ("about
-  1,000,000"); anything else is counted up to COUNT_CAP rows ("10,000+"). An exact count
-  of a million rows would cost more than the page itself.
+  1,000,000"); any other unfiltered list is counted up to COUNT_CAP rows ("10,000+"), a
+  searched or filtered one up to NARROWED_COUNT_CAP ("1,000+"): each of its matches is
+  checked against the table, so its count costs ten times more a row. An exact count of a
+  million rows would cost more than the page itself.
 - Paging goes COUNT_CAP rows deep: OFFSET costs as many rows as it skips. A page past that
   shows the last page within it, with a message.
 - Searching matches the bare column (no CAST), so PostgreSQL's trigram indexes serve
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 from ..formatting import number
 
 COUNT_CAP = 10_000
+NARROWED_COUNT_CAP = 1_000
 # Execution options of a list query whose rows cost too much to count: it pages without a count.
 UNCOUNTED = {"uncounted": True}
 
@@ -39,8 +42,8 @@ class ListCount(int):
         return cls(rows, number(rows))
 
     @classmethod
-    def at_least(cls) -> "ListCount":
-        return cls(COUNT_CAP, f"{number(COUNT_CAP)}+")
+    def at_least(cls, cap: int) -> "ListCount":
+        return cls(COUNT_CAP, f"{number(cap)}+")  # paged as deep as any list
 
     @classmethod
     def about(cls, estimate: int) -> "ListCount":
@@ -63,8 +66,9 @@ def count_list(session: Session, query, rows: list, whole: bool, narrowed: bool)
     # The key, not a constant: a filter that is only an EXISTS names no table of the list itself.
     key = inspect(model).primary_key[0]
     capped = query.limit(None).offset(None).order_by(None).enable_eagerloads(False).with_entities(key)
-    counted = session.scalar(select(func.count()).select_from(capped.limit(COUNT_CAP + 1).subquery()))
-    return ListCount.exact(counted) if counted <= COUNT_CAP else ListCount.at_least()
+    cap = NARROWED_COUNT_CAP if narrowed else COUNT_CAP
+    counted = session.scalar(select(func.count()).select_from(capped.limit(cap + 1).subquery()))
+    return ListCount.exact(counted) if counted <= cap else ListCount.at_least(cap)
 
 
 def table_estimate(session: Session, table: str) -> int | None:
