@@ -137,7 +137,7 @@ def test_a_searched_list_is_counted_up_to_a_smaller_cap_and_pages_as_deep(app, a
     deep = admin_client.get(PRODUCTS, query_string={"search": "SKU", "page": NARROWED_COUNT_CAP // 20 + 5})
 
     assert list_count(response) == f"{NARROWED_COUNT_CAP:,}+"
-    assert any(f"limit {NARROWED_COUNT_CAP + 1}" in sql or "limit ?" in sql for sql in seen if "count(" in sql)
+    assert any("count(" in sql and "limit" in sql for sql in seen)
     assert f"page={COUNT_CAP // 20 - 1}" in response.text
     assert skus(deep)[0] == f"SKU-{(NARROWED_COUNT_CAP // 20 + 5) * 20:06d}"
 
