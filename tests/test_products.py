@@ -392,8 +392,9 @@ def test_edit_product(admin_client, make_product, load):
     assert form.status_code == 200
     assert field_value(form, "version") == "1"
     assert field_value(form, "name") == "Before"
+    assert field_value(form, "initial_stock") == "1"
     response = admin_client.post(edit_url(product_id), data=product_form(
-        sku="ED-1", name="After", price="2.50", stock="9", is_active=None, version="1"))
+        sku="ED-1", name="After", price="2.50", stock="9", is_active=None, version="1", initial_stock="1"))
 
     assert response.status_code == 302
     assert "successfully saved" in flashed(admin_client.get(LIST))
@@ -666,6 +667,22 @@ def test_missing_or_wrong_version_is_refused(admin_client, make_product, snapsho
         else:
             assert "missing its version" in page, repr(version)
         assert field_value(response, "name") == "Changed"
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("initial_stock", [None, "", "abc", "1.0", "1\x00"])
+def test_a_product_form_without_the_stock_it_was_opened_with_is_refused(
+    admin_client, make_product, snapshot, initial_stock
+):
+    product_id = make_product(sku="INIT-1", name="Original", stock=10)
+    before = snapshot()
+
+    response = admin_client.post(edit_url(product_id), data=product_form(
+        sku="INIT-1", name="Changed", stock="10", version="1", initial_stock=initial_stock))
+
+    assert response.status_code == 200
+    assert "missing the stock it was opened with" in flashed(response)
+    assert field_value(response, "name") == "Changed"
     assert snapshot() == before
 
 
