@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .config import load_config
+from .domain import sqlite_lock
 from .extensions import babel, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +118,7 @@ def _sqlite_begin(connection):
     # and commands read without it (domain code takes it before a write that needs it).
     changes_data = has_request_context() and request.method not in SAFE_METHODS
     connection.exec_driver_sql("BEGIN IMMEDIATE" if changes_data else "BEGIN")
+    sqlite_lock.began(connection, immediate=changes_data)
 
 
 def register_auth(app: Flask) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import event, inspect, select, text
 from sqlalchemy.orm import Session
 
 from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
-from . import bulk
+from . import bulk, sqlite_lock
 
 CHAIN_LOCK_KEY = 0x41554454  # "AUDT": the advisory lock that serialises appends
 HASHED_FIELDS = ("at", "user_id", "username", "action", "object_type", "object_id",
@@ -84,8 +84,8 @@ def append(connection, entries: list[dict]) -> None:
     """Lock the chain head, link the entries to it and insert them in one statement."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
-    else:  # SQLite: a write first makes this connection the only writer until it commits
-        connection.execute(text("UPDATE audit_entries SET id = id WHERE 1 = 0"))
+    else:  # SQLite: this connection must be the only writer until it commits
+        sqlite_lock.take(connection)
     prev = connection.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar()
     for entry in entries:
         entry["prev_hash"] = prev

@@ -8,12 +8,13 @@ from collections import Counter
 from decimal import Decimal
 
 from flask_babel import gettext
-from sqlalchemy import event, func, inspect, select, text
+from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from ..formatting import number
 from ..labels import status_label
 from ..models import Product, Transaction, TransactionProduct, User, utcnow
+from . import sqlite_lock
 from .deletion import DeletionPreview, Related, refusal_of
 from .errors import Immutable, InsufficientStock, InvalidTransaction, NotFound
 
@@ -182,10 +183,9 @@ def _number_new_lines_on_sqlite(session: Session, new_lines: list[TransactionPro
 # --- locking ---
 
 def _take_sqlite_write_lock(session: Session) -> None:
-    """SQLite has no row locks: a write statement first makes this the only writer,
-    so the stock read next cannot change before the commit."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("UPDATE transactions SET id = id WHERE 1 = 0"))
+    """SQLite has no row locks: being the only writer keeps what is read next from changing
+    before the commit."""
+    sqlite_lock.take(session.connection())
 
 
 def _lock_transaction(session: Session, txn_id: int) -> Transaction:
