@@ -122,6 +122,7 @@ def _sqlite_begin(connection):
 
 
 def register_auth(app: Flask) -> None:
+    from flask_babel import get_locale
     from flask_login import current_user
 
     from . import auth
@@ -145,6 +146,12 @@ def register_auth(app: Flask) -> None:
         user = current_user if current_user.is_authenticated else None
         audit.set_actor(db.session, audit.Actor(user.id if user else None, user.username if user else None,
                                                 request.remote_addr))
+
+    @app.before_request
+    def settle_locale():
+        # Chosen now, while the user is loaded: chosen first for a message after the commit,
+        # it would reload the user the commit expired.
+        get_locale()
 
 
 def register_admin(app: Flask) -> None:
