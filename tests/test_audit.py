@@ -676,6 +676,7 @@ def test_a_commit_that_fails_after_the_entry_was_written_leaves_neither(app, cli
     assert client.post(TXN_ACTION, data={"action": "post", "rowid": [txn_id]}).status_code == 302
     (entry,) = newer(app, mark)
     assert entry["action"] == "post"
+    assert entry["changes"]["stock"] == {"DEFER-1": [10, 6]}  # the movements of this post, not of the failed one
     assert entry["id"] > mark + 1, "the failed post never inserted its entry (nothing was really tested)"
     assert_intact(app)
 
