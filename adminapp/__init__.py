@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .config import load_config
+from .domain import sqlite_lock
 from .extensions import babel, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,9 +118,11 @@ def _sqlite_begin(connection):
     # and commands read without it (domain code takes it before a write that needs it).
     changes_data = has_request_context() and request.method not in SAFE_METHODS
     connection.exec_driver_sql("BEGIN IMMEDIATE" if changes_data else "BEGIN")
+    sqlite_lock.began(connection, immediate=changes_data)
 
 
 def register_auth(app: Flask) -> None:
+    from flask_babel import get_locale
     from flask_login import current_user
 
     from . import auth
@@ -143,6 +146,12 @@ def register_auth(app: Flask) -> None:
         user = current_user if current_user.is_authenticated else None
         audit.set_actor(db.session, audit.Actor(user.id if user else None, user.username if user else None,
                                                 request.remote_addr))
+
+    @app.before_request
+    def settle_locale():
+        # Chosen now, while the user is loaded: chosen first for a message after the commit,
+        # it would reload the user the commit expired.
+        get_locale()
 
 
 def register_admin(app: Flask) -> None:

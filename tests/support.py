@@ -114,10 +114,13 @@ def signed_in(app, username, **headers):
 
 
 def product_form(**changes):
-    """A valid product create/edit form; a value of None leaves the field out of the POST."""
+    """A valid product create/edit form; a value of None leaves the field out of the POST.
+
+    Unless given, the stock the form was opened with is the one it sends: the stock left as it was."""
     data = {"sku": "NEW-1", "name": "New product", "description": "", "price": "12.50", "stock": "7",
             "is_active": "y", "version": ""}
     data.update(changes)
+    data.setdefault("initial_stock", data["stock"])
     return {key: value for key, value in data.items() if value is not None}
 
 

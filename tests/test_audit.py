@@ -103,8 +103,9 @@ def page(response) -> str:
     return html.unescape(flashed(response))
 
 
-def product_form(sku, name, price="12.50", stock="7", active=True, version=""):
-    data = {"sku": sku, "name": name, "description": "", "price": price, "stock": stock, "version": str(version)}
+def product_form(sku, name, price="12.50", stock="7", active=True, version="", initial_stock=None):
+    data = {"sku": sku, "name": name, "description": "", "price": price, "stock": stock, "version": str(version),
+            "initial_stock": stock if initial_stock is None else initial_stock}
     if active:
         data["is_active"] = "y"
     return data
@@ -678,6 +679,7 @@ def test_a_commit_that_fails_after_the_entry_was_written_leaves_neither(app, cli
     assert client.post(TXN_ACTION, data={"action": "post", "rowid": [txn_id]}).status_code == 302
     (entry,) = newer(app, mark)
     assert entry["action"] == "post"
+    assert entry["changes"]["stock"] == {"DEFER-1": [10, 6]}  # the movements of this post, not of the failed one
     assert entry["id"] > mark + 1, "the failed post never inserted its entry (nothing was really tested)"
     assert_intact(app)
 

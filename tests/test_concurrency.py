@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from adminapp.domain import sales
 from adminapp.extensions import db as _db
@@ -268,6 +269,30 @@ def test_posts_sharing_products_in_opposite_order_do_not_deadlock(pg, clients, p
         assert f"Transaction #{backwards} posted." in results[1][1]
     after = snapshot()
     assert all(after["stock"][pid] == 1000 - rounds * 3 for pid in items)
+
+
+def test_a_post_holding_its_products_lets_new_lines_sell_them_but_no_other_post(pg, product, draft):
+    """Posting locks its products FOR NO KEY UPDATE: the foreign-key check of a line saved
+    meanwhile does not wait for it (it would for FOR UPDATE), another post's lock does."""
+    item = product("NOKEY-1", stock=10)
+    txn_id = draft((item, 2))
+    insert_draft = ("INSERT INTO transactions (status, total, created_at, line_count, version) "
+                    "VALUES ('draft', 0, now(), 1, 1) RETURNING id")
+    with pg.app_context():
+        sales.post(_db.session, _db.session.get(Transaction, txn_id), None)  # locked until the commit
+        with _db.engine.connect() as other:
+            other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            other_id = other.execute(text(insert_draft)).scalar()
+            other.execute(text("INSERT INTO transaction_products (transaction_id, product_id, product_qty) "
+                               "VALUES (:txn, :product, 1)"), {"txn": other_id, "product": item})
+            other.commit()
+
+            other.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            with pytest.raises(OperationalError, match="lock timeout"):
+                other.execute(text("SELECT stock FROM products WHERE id = :id FOR NO KEY UPDATE"), {"id": item})
+            other.rollback()
+        _db.session.commit()
+        assert _db.session.get(Product, item).stock == 8
 
 
 def test_concurrent_edit_and_post_of_one_draft_stay_consistent(pg, clients, product, draft, snapshot):

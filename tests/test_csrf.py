@@ -15,7 +15,7 @@ from tests.support import PASSWORD, make_app
 
 
 
-PRODUCT_FORM = {"description": "", "price": "12.50", "stock": "7", "is_active": "y"}
+PRODUCT_FORM = {"description": "", "price": "12.50", "stock": "7", "initial_stock": "7", "is_active": "y"}
 
 
 @pytest.fixture

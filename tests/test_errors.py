@@ -467,19 +467,21 @@ def test_a_validation_error_on_edit_keeps_the_input_and_the_form_still_saves(adm
     before = products()
 
     response = admin_client.post(product_edit_url(pid), data=product_form(
-        sku="ED-1", name="Typed", price="9.999", stock="8", is_active=None, version="1"))
+        sku="ED-1", name="Typed", price="9.999", stock="8", is_active=None, version="1", initial_stock="4"))
 
     assert response.status_code == 200
     page = response.text
     assert errors_in(field_group(page, "price")) == ["Use at most 2 decimal places."]
     assert (field_value(page, "name"), field_value(page, "price"), field_value(page, "stock"),
-            field_value(page, "version")) == ("Typed", "9.999", "8", "1")  # what the user typed, not the record
+            field_value(page, "version"), field_value(page, "initial_stock")) == (
+        "Typed", "9.999", "8", "1", "4")  # what the user typed, not the record
     assert not is_checked(page, "is_active")
     assert "Failed to save record." in text(response)
     assert products() == before
     # Corrected and sent again, the re-rendered form (same version) saves.
     fixed = admin_client.post(product_edit_url(pid), data=product_form(
-        sku="ED-1", name="Typed", price="9.99", stock="8", is_active=None, version=field_value(page, "version")))
+        sku="ED-1", name="Typed", price="9.99", stock="8", is_active=None, version=field_value(page, "version"),
+        initial_stock=field_value(page, "initial_stock")))
     assert location(fixed) == (PRODUCTS, {})
     assert products()[0][:6] == ("ED-1", "Typed", None, Decimal("9.99"), 8, False)
 

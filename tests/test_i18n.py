@@ -289,7 +289,7 @@ def shop(app, db, make_user, make_product):
         assert client.post("/admin/transaction/action/", data={"action": "post", "rowid": [txn]}).status_code == 302
     assert client.post(f"/admin/transaction/void/?id={voided}", data={"reason": "Zqx zqxreason"}).status_code == 302
     edit = {"sku": "ZQX-2", "name": "Zqx Gadget", "description": "Zqx zqxdesc", "price": "25.00", "stock": "48",
-            "is_active": "y", "version": "2"}
+            "initial_stock": "48", "is_active": "y", "version": "2"}
     with app.app_context():
         edit["version"] = str(_db.session.get(Product, gadget).version)
     assert client.post(f"/admin/product/edit/?id={gadget}", data=edit).status_code == 302

@@ -11,10 +11,10 @@ import pytest
 from babel.numbers import format_currency
 from sqlalchemy import func, insert, select
 
-from adminapp.models import Product, Transaction, TransactionProduct, utcnow
+from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, utcnow
 from adminapp.permissions import ALL, ROLE_RIGHTS
 
-from tests.support import count_statements, flashed, product_form
+from tests.support import count_statements, flashed, product_form, save_draft
 
 LIST = "/admin/product/"
 NEW = "/admin/product/new/"
@@ -392,8 +392,9 @@ def test_edit_product(admin_client, make_product, load):
     assert form.status_code == 200
     assert field_value(form, "version") == "1"
     assert field_value(form, "name") == "Before"
+    assert field_value(form, "initial_stock") == "1"
     response = admin_client.post(edit_url(product_id), data=product_form(
-        sku="ED-1", name="After", price="2.50", stock="9", is_active=None, version="1"))
+        sku="ED-1", name="After", price="2.50", stock="9", is_active=None, version="1", initial_stock="1"))
 
     assert response.status_code == 302
     assert "successfully saved" in flashed(admin_client.get(LIST))
@@ -667,6 +668,103 @@ def test_missing_or_wrong_version_is_refused(admin_client, make_product, snapsho
             assert "missing its version" in page, repr(version)
         assert field_value(response, "name") == "Changed"
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("initial_stock", [None, "", "abc", "1.0", "1\x00"])
+def test_a_product_form_without_the_stock_it_was_opened_with_is_refused(
+    admin_client, make_product, snapshot, initial_stock
+):
+    product_id = make_product(sku="INIT-1", name="Original", stock=10)
+    before = snapshot()
+
+    response = admin_client.post(edit_url(product_id), data=product_form(
+        sku="INIT-1", name="Changed", stock="10", version="1", initial_stock=initial_stock))
+
+    assert response.status_code == 200
+    assert "missing the stock it was opened with" in flashed(response)
+    assert field_value(response, "name") == "Changed"
+    assert snapshot() == before
+
+
+# ------------------------------------------------- stock moved by sales meanwhile
+
+FORM_FIELDS = ("sku", "name", "description", "price", "stock", "version", "initial_stock")
+
+
+def opened_form(response) -> dict:
+    """The edit form as the browser would send it back untouched."""
+    assert response.status_code == 200
+    return {**{name: field_value(response, name) for name in FORM_FIELDS}, "is_active": "y"}
+
+
+@pytest.fixture
+def sold(db, staff_client):
+    """`sold(product_id, qty)`: a sale of the product, posted by a clerk through the transactions admin."""
+
+    def post(product_id, qty):
+        with db() as session:
+            txn_id = save_draft(session, [(product_id, qty)]).id
+        response = staff_client.post("/admin/transaction/action/", data={"action": "post", "rowid": str(txn_id)},
+                                     follow_redirects=True)
+        assert f"Transaction #{txn_id} posted." in flashed(response)
+
+    return post
+
+
+def test_a_product_form_opened_before_a_sale_keeps_the_sale_when_saved(admin_client, make_product, sold, load, db):
+    product_id = make_product(sku="SOLD-1", name="Before", stock=10)
+    form = opened_form(admin_client.get(edit_url(product_id)))
+    assert (form["stock"], form["initial_stock"], form["version"]) == ("10", "10", "1")
+
+    sold(product_id, 3)
+    assert (load(product_id).stock, load(product_id).version) == (7, 1), "a sale leaves the form current"
+    response = admin_client.post(edit_url(product_id), data={**form, "name": "After"})
+
+    assert response.status_code == 302, flashed(response)
+    product = load(product_id)
+    assert (product.name, product.stock, product.version) == ("After", 7, 2)
+    with db() as session:
+        edit = session.scalars(select(AuditEntry).where(AuditEntry.object_type == "product")
+                               .order_by(AuditEntry.id.desc()).limit(1)).one()
+        assert (edit.action, edit.changes) == ("update", {"name": ["Before", "After"]})
+
+
+def test_a_stock_changed_on_a_form_opened_before_a_sale_is_refused_and_the_input_kept(
+    admin_client, make_product, sold, load, snapshot
+):
+    product_id = make_product(sku="SOLD-2", name="Before", stock=10)
+    form = opened_form(admin_client.get(edit_url(product_id)))
+    sold(product_id, 3)
+    before = snapshot()
+
+    response = admin_client.post(edit_url(product_id), data={**form, "name": "After", "stock": "25"})
+
+    assert response.status_code == 200
+    page = flashed(response)
+    assert "The stock of this product changed from 10 to 7 after you opened it" in page
+    assert "Your changes were not saved" in page
+    assert snapshot() == before
+    assert (field_value(response, "name"), field_value(response, "stock")) == ("After", "25")
+
+    # reopened, the form shows the stock now, and the same change goes through
+    reopened = opened_form(admin_client.get(edit_url(product_id)))
+    assert (reopened["stock"], reopened["initial_stock"]) == ("7", "7")
+    response = admin_client.post(edit_url(product_id), data={**reopened, "name": "After", "stock": "25"})
+    assert response.status_code == 302, flashed(response)
+    assert (load(product_id).name, load(product_id).stock) == ("After", 25)
+
+
+def test_a_stock_changed_on_a_form_opened_before_a_sale_to_what_it_is_now_is_saved(
+    admin_client, make_product, sold, load
+):
+    product_id = make_product(sku="SOLD-3", name="Before", stock=10)
+    form = opened_form(admin_client.get(edit_url(product_id)))
+    sold(product_id, 3)
+
+    response = admin_client.post(edit_url(product_id), data={**form, "stock": "7", "name": "After"})
+
+    assert response.status_code == 302, flashed(response)
+    assert (load(product_id).name, load(product_id).stock) == ("After", 7)
 
 
 # ------------------------------------------------------------------- delete

@@ -81,6 +81,11 @@ class VersionField(HiddenField):
         pass
 
 
+class InitialValueField(VersionField):
+    """A field's value as the form showed it when opened (Django's hidden initial), set by the
+    view; compared on save, to tell what the user changed from what changed meanwhile."""
+
+
 def _bool_icon(view, value, name):
     """Flask-Admin's check/minus icon, titled with the column's label and Yes/No in the
     user's language (Flask-Admin's own title is the raw field name and "true"/"false")."""

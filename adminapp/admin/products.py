@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from flask_admin.actions import action
+from flask_admin.helpers import is_form_submitted
 from flask_babel import lazy_gettext, ngettext
 from wtforms import fields
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
@@ -11,7 +12,7 @@ from ..formatting import local_time, money
 from ..labels import PRODUCT_FIELDS
 from ..models import Product
 from ..permissions import CHANGE, DELETE
-from .base import SecuredModelView, VersionField
+from .base import InitialValueField, SecuredModelView, VersionField
 from .filters import AtLeast, AtMost, IntAtOrBelow
 from .validators import Regexp, blank_to_none, cents, finite_decimal, plain_text, strip
 
@@ -46,8 +47,8 @@ class ProductView(SecuredModelView):
     column_formatters_export = {"price": lambda view, context, model, name: f"{model.price:.2f}"}
     export_types = ["csv"]
 
-    form_columns = ["sku", "name", "description", "price", "stock", "is_active", "version"]
-    form_extra_fields = {"version": VersionField()}
+    form_columns = ["sku", "name", "description", "price", "stock", "is_active", "version", "initial_stock"]
+    form_extra_fields = {"version": VersionField(), "initial_stock": InitialValueField()}
     form_overrides = {"description": fields.TextAreaField, "price": fields.DecimalField}
     # Flask-Admin adds each column's InputRequired and Length(max=...) itself.
     form_args = {  # labels: column_labels
@@ -75,9 +76,16 @@ class ProductView(SecuredModelView):
     }
     action_rights = {"activate": CHANGE, "deactivate": CHANGE, "delete": DELETE}
 
+    def edit_form(self, obj=None):
+        form = super().edit_form(obj)
+        if obj is not None and not is_form_submitted():
+            form.initial_stock.data = obj.stock
+        return form
+
     def on_model_change(self, form, model, is_created):
         if not is_created:
             catalog.ensure_current(model, form.version.data, "product")
+            catalog.keep_stock_moves(db.session, model, form.initial_stock.data)
 
     def deletion_preview(self, record):
         return catalog.deletion_preview(db.session, record)

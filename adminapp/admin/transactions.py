@@ -242,11 +242,11 @@ class TransactionView(SecuredModelView):
 
     @expose("/void/", methods=("GET", "POST"))
     def void_view(self):
-        txn = self.get_one(request.args.get("id"))
+        txn_id = parse_id(request.args.get("id"))
+        txn = db.session.get(Transaction, txn_id) if txn_id else None  # get_one would load lines not shown here
         if txn is None:
             flash(gettext("That transaction does not exist."), "error")
             return redirect(self.get_url(".index_view"))
-        txn_id = txn.id
         form = VoidForm()
         if form.validate_on_submit():
             try:
@@ -255,9 +255,9 @@ class TransactionView(SecuredModelView):
             except Exception as exc:
                 db.session.rollback()
                 flash(self.failure_message(exc, gettext("Transaction #%(id)s was not voided", id=txn_id)), "error")
-            else:
-                flash(gettext("Transaction #%(id)s voided; its stock was put back.", id=txn.id), "success")
-                return redirect(self.get_url(".details_view", id=txn.id))
+            else:  # txn_id: reading txn.id now would reload the committed transaction
+                flash(gettext("Transaction #%(id)s voided; its stock was put back.", id=txn_id), "success")
+                return redirect(self.get_url(".details_view", id=txn_id))
         return self.render("admin/transaction/void.html", form=form, txn=txn)
 
     # --- helpers for the editor and the auditors ---

@@ -20,7 +20,7 @@ from sqlalchemy import event, inspect, select, text
 from sqlalchemy.orm import Session
 
 from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
-from . import bulk
+from . import bulk, sqlite_lock
 
 CHAIN_LOCK_KEY = 0x41554454  # "AUDT": the advisory lock that serialises appends
 HASHED_FIELDS = ("at", "user_id", "username", "action", "object_type", "object_id",
@@ -29,6 +29,7 @@ HASHED_FIELDS = ("at", "user_id", "username", "action", "object_type", "object_i
 UNRECORDED = {"version", "updated_at", "created_at", "line_count", "password_hash",
               "failed_login_count", "locked_until", "last_login_at"}
 AUDITED = {Product: "product", Transaction: "transaction", User: "user"}
+STOCK_MOVEMENTS = "audit_stock_movements"  # in Session.info: see stock_moved
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,8 @@ def append(connection, entries: list[dict]) -> None:
     """Lock the chain head, link the entries to it and insert them in one statement."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
-    else:  # SQLite: a write first makes this connection the only writer until it commits
-        connection.execute(text("UPDATE audit_entries SET id = id WHERE 1 = 0"))
+    else:  # SQLite: this connection must be the only writer until it commits
+        sqlite_lock.take(connection)
     prev = connection.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar()
     for entry in entries:
         entry["prev_hash"] = prev
@@ -270,16 +271,22 @@ def _old_transaction(line):
     return history.deleted[0] if history.deleted else None
 
 
+def stock_moved(session: Session, txn: Transaction, movements: dict) -> None:
+    """Hand over the stock ``txn`` moved, {sku: [old stock, new stock]}, for its post or void entry.
+
+    Posting and voiding move stock with one set-based UPDATE, which the flush does not see."""
+    session.info.setdefault(STOCK_MOVEMENTS, {})[txn.id] = movements
+
+
 def _stock_movements(session: Session, txn: Transaction) -> dict:
-    """{sku: [old stock, new stock]} of the transaction's products changed in this flush."""
-    ids = {line.product_id for line in txn.lines}
-    movements = {}
-    for product in session.dirty:
-        if isinstance(product, Product) and product.id in ids:
-            history = inspect(product).attrs.stock.history
-            if history.deleted and history.added:
-                movements[product.sku] = [history.deleted[0], history.added[0]]
-    return movements
+    return session.info.get(STOCK_MOVEMENTS, {}).pop(txn.id, {})
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_stock_movements(session, transaction):
+    # Movements belong to the database transaction that made them: recorded or rolled back with it.
+    if transaction.parent is None:
+        session.info.pop(STOCK_MOVEMENTS, None)
 
 
 def _transaction_action(txn: Transaction) -> str:
@@ -297,9 +304,6 @@ def _in_order(objects) -> list:
 def _entries_for_flush(session: Session) -> list[dict]:
     actor = _actor(session)
     lines = _line_differences(session)
-    moving_stock = any(
-        isinstance(obj, Transaction) and _transaction_action(obj) in ("post", "void") for obj in session.dirty
-    )
     entries = []
 
     def add(action, obj, changes):
@@ -324,7 +328,7 @@ def _entries_for_flush(session: Session) -> list[dict]:
             add(action, obj, changes)
         elif isinstance(obj, User) and "password" in changes and set(changes) <= {"password", "must_change_password"}:
             add("password_change", obj, changes)
-        elif changes and not (isinstance(obj, Product) and moving_stock and set(changes) <= {"stock"}):
+        elif changes:
             add("update", obj, changes)
     for obj in _in_order(session.deleted):
         if type(obj) in AUDITED:

@@ -8,12 +8,14 @@ from collections import Counter
 from decimal import Decimal
 
 from flask_babel import gettext
-from sqlalchemy import event, func, inspect, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, column, event, func, inspect, select, update, values
+from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..formatting import number
 from ..labels import status_label
 from ..models import Product, Transaction, TransactionProduct, User, utcnow
+from . import audit, sqlite_lock
 from .deletion import DeletionPreview, Related, refusal_of
 from .errors import Immutable, InsufficientStock, InvalidTransaction, NotFound
 
@@ -61,20 +63,19 @@ def save_draft(session: Session, txn: Transaction, user: User | None, is_new: bo
 
 
 def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
-    """Take the stock, fix the prices and mark the transaction posted, all or nothing."""
+    """Take the stock, fix the prices and mark the transaction posted, all or nothing.
+
+    A handful of statements however many lines it has: stock and prices change set-based."""
     txn = _lock_transaction(session, txn.id)
     if txn.status != "draft":
         raise Immutable(gettext("Transaction #%(id)s is %(status)s; only drafts can be posted.",
                                 id=txn.id, status=status_label(txn.status)))
-    if not txn.lines:
+    lines = _lines_locking_products(session, txn)
+    if not lines:
         raise InvalidTransaction(gettext("Transaction #%(id)s has no lines to post.", id=txn.id))
-    wanted = Counter()
-    for line in txn.lines:
-        wanted[line.product_id] += line.product_qty
-    products = _lock_products(session, wanted)
+    wanted = _quantities(lines)
     problems = []
-    for product_id, qty in wanted.items():
-        product = products[product_id]
+    for product, qty in wanted.items():
         if not product.is_active:
             problems.append(gettext("%(sku)s (%(name)s) is inactive", sku=product.sku, name=product.name))
         elif product.stock < qty:
@@ -83,11 +84,9 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
     if problems:
         raise InsufficientStock(gettext("Transaction #%(id)s was not posted: %(problems)s.",
                                         id=txn.id, problems="; ".join(problems)))
-    for product_id, qty in wanted.items():
-        products[product_id].stock -= qty  # the row is locked, so no update is lost
-    for line in txn.lines:
-        line.unit_price = products[line.product_id].price
-    txn.total = sum((line_total(line) for line in txn.lines), Decimal("0.00"))
+    _move_stock(session, txn, {product: -qty for product, qty in wanted.items()})
+    _fix_prices(session, txn, lines)
+    txn.total = sum((line_total(line) for line in lines), Decimal("0.00"))
     txn.status = "posted"
     txn.posted_at = utcnow()
     txn.posted_by = user
@@ -103,17 +102,59 @@ def void(session: Session, txn: Transaction, user: User | None, reason: str) -> 
     if txn.status != "posted":
         raise Immutable(gettext("Transaction #%(id)s is %(status)s; only posted transactions can be voided.",
                                 id=txn.id, status=status_label(txn.status)))
-    returned = Counter()
-    for line in txn.lines:
-        returned[line.product_id] += line.product_qty
-    products = _lock_products(session, returned)
-    for product_id, qty in returned.items():
-        products[product_id].stock += qty
+    lines = _lines_locking_products(session, txn)
+    _move_stock(session, txn, _quantities(lines))
     txn.status = "void"
     txn.voided_at = utcnow()
     txn.voided_by = user
     txn.void_reason = reason
     return txn
+
+
+def _quantities(lines: list[TransactionProduct]) -> Counter:
+    """{product: quantity} over the lines."""
+    quantities = Counter()
+    for line in lines:
+        quantities[line.product] += line.product_qty
+    return quantities
+
+
+def _move_stock(session: Session, txn: Transaction, changes: dict[Product, int]) -> None:
+    """Add each change to its product's stock in one statement, and hand the movements to the audit.
+
+    The products are locked, so the stock read is the stock changed. The version is left
+    alone: a sale does not make an open product form stale (catalog.keep_stock_moves keeps
+    that form from undoing it)."""
+    if not changes:
+        return
+    moves = (values(column("id", Integer), column("change", Integer), name="moves")
+             .data([(product.id, change) for product, change in changes.items()])
+             .cte("moves"))
+    session.execute(
+        update(Product).where(Product.id == moves.c.id).values(stock=Product.stock + moves.c.change),
+        execution_options={"synchronize_session": False},
+    )
+    movements = {}
+    for product, change in sorted(changes.items(), key=lambda item: item[0].id):
+        movements[product.sku] = [product.stock, product.stock + change]
+        # The session holds what the database now does, without another SELECT.
+        set_committed_value(product, "stock", product.stock + change)
+        session.expire(product, ["updated_at"])  # set by the UPDATE
+    audit.stock_moved(session, txn, movements)
+
+
+def _fix_prices(session: Session, txn: Transaction, lines: list[TransactionProduct]) -> None:
+    """Every line at its product's price, in one statement, or none when no price changed."""
+    if all(line.unit_price == line.product.price for line in lines):
+        return
+    session.execute(
+        update(TransactionProduct)
+        .where(TransactionProduct.transaction_id == txn.id, TransactionProduct.product_id == Product.id)
+        .values(unit_price=Product.price),
+        execution_options={"synchronize_session": False},
+    )
+    for line in lines:
+        set_committed_value(line, "unit_price", line.product.price)
 
 
 def prefetch_products(session: Session, ids: list[int]) -> list[Product]:
@@ -182,10 +223,9 @@ def _number_new_lines_on_sqlite(session: Session, new_lines: list[TransactionPro
 # --- locking ---
 
 def _take_sqlite_write_lock(session: Session) -> None:
-    """SQLite has no row locks: a write statement first makes this the only writer,
-    so the stock read next cannot change before the commit."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("UPDATE transactions SET id = id WHERE 1 = 0"))
+    """SQLite has no row locks: being the only writer keeps what is read next from changing
+    before the commit."""
+    sqlite_lock.take(session.connection())
 
 
 def _lock_transaction(session: Session, txn_id: int) -> Transaction:
@@ -199,16 +239,26 @@ def _lock_transaction(session: Session, txn_id: int) -> Transaction:
     return session.scalars(stmt).one()
 
 
-def _lock_products(session: Session, ids) -> dict[int, Product]:
-    """Lock the products in id order, so two posts can never wait on each other in a cycle."""
+def _lines_locking_products(session: Session, txn: Transaction) -> list[TransactionProduct]:
+    """The lines of a locked transaction with their products, the products locked in id order,
+    so two posts can never wait on each other in a cycle.
+
+    A statement of its own after the transaction's lock: it sees the lines of the last edit
+    committed before that lock (joined to the locking SELECT, PostgreSQL would re-read only
+    the transaction's row after a wait). FOR NO KEY UPDATE is the lock the stock UPDATE takes
+    anyway; unlike FOR UPDATE it lets other transactions insert lines of these products."""
     stmt = (
-        select(Product)
-        .where(Product.id.in_(sorted(ids)))
+        select(TransactionProduct)
+        .join(TransactionProduct.product)
+        .options(contains_eager(TransactionProduct.product))
+        .where(TransactionProduct.transaction_id == txn.id)
         .order_by(Product.id)
-        .with_for_update()
+        .with_for_update(of=Product, key_share=True)
         .execution_options(populate_existing=True)
     )
-    return {product.id: product for product in session.scalars(stmt)}
+    lines = list(session.scalars(stmt))
+    set_committed_value(txn, "lines", sorted(lines, key=lambda line: line.id))
+    return lines
 
 
 # --- rules ---
