@@ -2,74 +2,122 @@
 
     .venv/bin/python scripts/bench_audit_verify.py --entries 1000000 [--database-url URL]
 
-Writes a valid chain of N entries into a fresh database (SQLite in a temporary folder
-unless --database-url is given), then verifies it, printing entries per second and the
-process's peak memory before and after the walk.
+Writes a valid chain of N entries into a database of its own, then verifies it, printing
+entries per second, the seconds taken and the process's peak memory before and after the walk.
+
+The script never touches a database it did not create. By default it uses SQLite in a new
+temporary folder. With --database-url it connects to that PostgreSQL server (the URL's
+database is only where it connects from), creates a database named adminapp_bench_<random>,
+works there and drops it at the end, also after an error, Ctrl-C or a SIGTERM. A SQLite URL
+is refused: SQLite always runs in a temporary folder, so no file given can be overwritten.
 """
 
 import argparse
 import resource
+import signal
 import sys
 import tempfile
 import time
+import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adminapp import create_app  # noqa: E402
 from adminapp.domain import audit  # noqa: E402
 from adminapp.extensions import db  # noqa: E402
-from adminapp.models import AuditEntry, utcnow  # noqa: E402
+from adminapp.models import utcnow  # noqa: E402
 
 BATCH = 10_000
+ACTOR = audit.Actor(username="bench")
 
 
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@contextmanager
+def sqlite_database():
+    with tempfile.TemporaryDirectory() as folder:
+        yield f"sqlite:///{Path(folder) / 'bench.db'}"
+
+
+@contextmanager
+def postgres_database(server_url: str):
+    """A new database on the server of ``server_url``, dropped on the way out whatever happens."""
+    name = f"adminapp_bench_{uuid.uuid4().hex[:12]}"
+    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        print(f"created database {name}")
+        try:
+            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with server.connect() as conn:  # FORCE: a connection left open must not keep it alive
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            print(f"dropped database {name}")
+    finally:
+        server.dispose()
+
+
 def write_chain(count: int) -> None:
-    start, prev = utcnow(), None
+    """A valid chain written through the app's own bulk path, one commit per batch."""
+    start = utcnow()
     for first in range(0, count, BATCH):
-        rows = []
-        for n in range(first, min(first + BATCH, count)):
-            entry = {"at": start + timedelta(microseconds=n), "user_id": None, "username": "bench",
-                     "action": "update", "object_type": "product", "object_id": str(n % 5000),
-                     "object_repr": f"BENCH-{n}", "changes": {"stock": [n, n + 1]}, "remote_addr": None}
-            entry["prev_hash"], entry["hash"] = prev, audit.entry_hash(prev, entry)
-            prev = entry["hash"]
-            rows.append(entry)
-        db.session.execute(insert(AuditEntry), rows)
-        db.session.commit()
+        entries = [audit.entry(ACTOR, "update", "product", n % 5000, f"BENCH-{n}", {"stock": [n, n + 1]},
+                               at=start + timedelta(microseconds=n))
+                   for n in range(first, min(first + BATCH, count))]
+        with db.engine.begin() as connection:
+            audit.append(connection, entries)
+
+
+def bench(url: str, count: int) -> None:
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
+    with app.app_context():
+        db.create_all()
+        began = time.perf_counter()
+        write_chain(count)
+        print(f"wrote {count:,} entries in {time.perf_counter() - began:.1f} s")
+        before = peak_mib()
+        began = time.perf_counter()
+        verdict = audit.verify(db.session)
+        seconds = time.perf_counter() - began
+        print(f"verified {verdict.checked:,} entries in {seconds:.1f} s "
+              f"({verdict.checked / seconds:,.0f} entries/s); intact: {verdict.ok}")
+        print(f"peak memory: {before:.0f} MiB before the walk, {peak_mib():.0f} MiB after")
+        db.session.remove()
+        db.engine.dispose()
+
+
+def postgres_server(value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+    if url.get_backend_name() != "postgresql":
+        raise argparse.ArgumentTypeError(
+            "only a PostgreSQL server URL is accepted (the bench creates and drops its own database "
+            "there); SQLite always runs in a temporary folder, so leave the option out")
+    return value
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=200_000)
-    parser.add_argument("--database-url")
+    parser.add_argument("--database-url", type=postgres_server,
+                        help="a PostgreSQL server to create (and drop) a bench database on")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite:///{Path(folder) / 'bench.db'}"
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
-        with app.app_context():
-            db.drop_all()
-            db.create_all()
-            began = time.perf_counter()
-            write_chain(args.entries)
-            print(f"wrote {args.entries:,} entries in {time.perf_counter() - began:.1f} s")
-            db.session.remove()
-            before = peak_mib()
-            began = time.perf_counter()
-            verdict = audit.verify(db.session)
-            seconds = time.perf_counter() - began
-            print(f"verified {verdict.checked:,} entries in {seconds:.1f} s "
-                  f"({verdict.checked / seconds:,.0f} entries/s); intact: {verdict.ok}")
-            print(f"peak memory: {before:.0f} MiB before the walk, {peak_mib():.0f} MiB after")
-            if args.database_url:
-                db.drop_all()
+    # SIGTERM ends the run like Ctrl-C, through the clean-up of the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with postgres_database(args.database_url) if args.database_url else sqlite_database() as url:
+        bench(url, args.entries)
 
 
 if __name__ == "__main__":

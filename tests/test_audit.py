@@ -11,24 +11,33 @@ import csv
 import html
 import io
 import json
+import math
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from flask import url_for
-from sqlalchemy import event, func, select, text
+from sqlalchemy import create_engine, event, func, inspect, select, text
+from sqlalchemy.engine import make_url
 
-from adminapp.domain import sales
+from adminapp.domain import audit, sales
 from adminapp.domain.errors import InsufficientStock
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, User
 
-from tests.support import PASSWORD, count_statements, flashed, fresh_schema, login, make_app, save_draft, snapshot
+from tests.support import (PASSWORD, count_statements, flashed, fresh_schema, login, make_app, save_draft, snapshot,
+                           statements)
 
 
 AUDIT = "/admin/audit/"
@@ -1291,3 +1300,178 @@ def test_recording_cost_does_not_grow_with_the_number_of_lines(app, client_as, m
     assert one_audit == fifty_audit <= 3, "recording costs a small constant number of statements"
     created = newer(app, 0, object_type="transaction")[-1]
     assert len(created["changes"]["lines"]["added"]) == 50
+
+
+# ======================================================================= verifying at scale
+
+def test_the_canonical_form_and_hash_of_an_entry_are_pinned():
+    """Every stored hash depends on these exact bytes: a change here breaks existing chains."""
+    actor = audit.Actor(user_id=7, username="zoë", remote_addr="10.0.0.2")
+    at = datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=timezone(timedelta(hours=7)))
+    changes = {"price": [Decimal("10.50"), Decimal("9.99")], "name": ["a", "b"], "on": [True, None],
+               "lines": {"removed": [{"sku": "X", "qty": 2}], "added": []}}
+    entry = audit.entry(actor, "update", "product", 42, 'Café ☕ — "quoted"', changes, at=at.astimezone(timezone.utc))
+
+    assert audit.canonical(entry) == (
+        '{"action":"update","at":"2024-02-29T16:59:58.123456+00:00","changes":{"lines":{"added":[],'
+        '"removed":[{"qty":2,"sku":"X"}]},"name":["a","b"],"on":[true,null],"price":["10.50","9.99"]},'
+        '"object_id":"42","object_repr":"Café ☕ — \\"quoted\\"","object_type":"product",'
+        '"remote_addr":"10.0.0.2","user_id":7,"username":"zoë"}')
+    assert audit.entry_hash(None, entry) == "0f3df7961447461da08f4358d32dd30a16c71831a1ccef767df32585d40c7910"
+    assert audit.entry_hash("ab" * 32, entry) == "06cc8768ba0f2da232f5c80176917aefae71e4acc59849503c51cf5d7b23348b"
+
+
+@pytest.mark.parametrize("batch", [1, 4, 5, 12, 13])
+def test_a_chain_read_in_batches_verifies_whole(app, chain, monkeypatch, batch):
+    monkeypatch.setattr(audit, "VERIFY_BATCH", batch)
+    assert assert_intact(app) == len(chain)
+
+
+# With batches of 5, the dozen entries of `chain` are read as [0-4] [5-9] [10-11].
+@pytest.mark.parametrize("position", [4, 5, 7], ids=["last of a batch", "first of a batch", "mid-batch"])
+def test_an_altered_entry_is_found_wherever_it_falls_in_a_batch(app, chain, monkeypatch, position):
+    monkeypatch.setattr(audit, "VERIFY_BATCH", 5)
+    run_sql(app, "UPDATE audit_entries SET object_repr = 'forged' WHERE id = :id", id=chain[position])
+    result = assert_broken_at(app, chain[position])
+    assert "altered" in result.output
+    assert f"{position} entries before it are intact" in result.output
+
+
+@pytest.mark.parametrize("position", [5, 7], ids=["across a batch boundary", "mid-batch"])
+def test_a_broken_link_is_found_wherever_it_falls_in_a_batch(app, chain, monkeypatch, position):
+    """Deleting entry 5 leaves [0-4] [6-10]: only the hash carried over from the previous batch
+    shows that entry 6 does not follow entry 4."""
+    monkeypatch.setattr(audit, "VERIFY_BATCH", 5)
+    run_sql(app, "DELETE FROM audit_entries WHERE id = :id", id=chain[position])
+    result = assert_broken_at(app, chain[position + 1])
+    assert "deleted, inserted or moved" in result.output
+    assert f"{position} entries before it are intact" in result.output
+
+
+def test_an_entry_inserted_below_the_first_id_is_found(app, chain):
+    """The first read has no lower bound on the id: a forged entry placed before the chain is read too."""
+    run_sql(app, "INSERT INTO audit_entries (id, at, action, hash) SELECT 0, at, 'forged', 'forged' "
+                 "FROM audit_entries WHERE id = :id", id=chain[0])
+    assert_broken_at(app, 0)
+
+
+@pytest.mark.parametrize("batch", [2, 5])
+def test_verify_reads_the_chain_in_batches_not_per_entry(app, chain, monkeypatch, batch):
+    monkeypatch.setattr(audit, "VERIFY_BATCH", batch)
+    with statements(app) as seen:
+        with app.app_context():
+            verdict = audit.verify(_db.session)
+            _db.session.remove()
+    reads = [s for s in seen if "from audit_entries" in s]
+
+    assert verdict.ok and verdict.checked == len(chain)
+    assert len(reads) == math.ceil(len(chain) / batch) + 1  # every batch, then the empty read that ends it
+    assert all("order by audit_entries.id" in s and "limit" in s for s in reads)
+
+
+# ------------------------------------------------------------------ the benchmark script
+
+BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench_audit_verify.py"
+
+
+def bench_command(tmp_path, *args):
+    env = {**os.environ, "ADMINAPP_INSTANCE_PATH": str(tmp_path / "instance"), "PYTHONUNBUFFERED": "1"}
+    env.pop("ADMINAPP_ENV", None)
+    return [sys.executable, str(BENCH), *args], env
+
+
+def pg_databases(server_url) -> set[str]:
+    engine = create_engine(server_url)
+    with engine.connect() as conn:
+        names = set(conn.scalars(text("SELECT datname FROM pg_database")))
+    engine.dispose()
+    return names
+
+
+def sentinel_rows(url) -> tuple[list, list]:
+    """The tables of a database and the rows of its sentinel table."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        tables = sorted(inspect(conn).get_table_names())
+        rows = conn.execute(text("SELECT note FROM sentinel")).all()
+    engine.dispose()
+    return tables, rows
+
+
+@pytest.fixture
+def pg_server():
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
+    return url
+
+
+@pytest.fixture
+def someone_elses_database(pg_server):
+    """A PostgreSQL database the bench did not create, holding a table of its own."""
+    name = f"adminapp_sentinel_{uuid.uuid4().hex[:12]}"
+    server = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_server).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE sentinel (note text)"))
+        conn.execute(text("INSERT INTO sentinel VALUES ('keep me')"))
+    engine.dispose()
+    yield url
+    with server.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    server.dispose()
+
+
+def test_the_bench_works_in_a_database_of_its_own_and_drops_it(someone_elses_database, tmp_path):
+    command, env = bench_command(tmp_path, "--entries", "30", "--database-url", someone_elses_database)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert "verified 30 entries" in result.stdout and "intact: True" in result.stdout
+    own = re.search(r"created database (adminapp_bench_\w+)", result.stdout).group(1)
+    assert f"dropped database {own}" in result.stdout
+    assert own not in pg_databases(someone_elses_database)
+    assert sentinel_rows(someone_elses_database) == (["sentinel"], [("keep me",)])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_bench_drops_its_database_when_interrupted(someone_elses_database, tmp_path, signum):
+    command, env = bench_command(tmp_path, "--entries", "5000000", "--database-url", someone_elses_database)
+    # A shell may start background jobs with Ctrl-C ignored; the bench must see it as a user would.
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        first_line = process.stdout.readline()
+        own = re.search(r"created database (adminapp_bench_\w+)", first_line).group(1)
+        assert own in pg_databases(someone_elses_database)
+        time.sleep(1)  # into the writing, with connections open on its database
+        process.send_signal(signum)
+        output = first_line + process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+        process.wait()
+
+    assert process.returncode != 0 and "verified" not in output, output
+    assert f"dropped database {own}" in output
+    assert own not in pg_databases(someone_elses_database)
+    assert sentinel_rows(someone_elses_database) == (["sentinel"], [("keep me",)])
+
+
+def test_the_bench_refuses_a_sqlite_file_it_was_given(tmp_path):
+    given = tmp_path / "given.db"
+    engine = create_engine(f"sqlite:///{given}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE sentinel (note text)"))
+        conn.execute(text("INSERT INTO sentinel VALUES ('keep me')"))
+    engine.dispose()
+    before = given.read_bytes()
+
+    command, env = bench_command(tmp_path, "--entries", "30", "--database-url", f"sqlite:///{given}")
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 2
+    assert "only a PostgreSQL server URL is accepted" in result.stderr
+    assert given.read_bytes() == before
