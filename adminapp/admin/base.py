@@ -261,7 +261,7 @@ class SecuredModelView(ModelView):
             return None, query
         rows = (query.limit(page_size).offset(page * page_size) if page_size else query).all()
         whole = page == 0 and (not page_size or len(rows) < page_size)  # the page holds the whole list
-        return listing.count_list(db.session, query, rows, whole, bool(search or filters)), rows
+        return listing.count_list(db.session, query, rows, whole, bool(search), bool(filters)), rows
 
     def _get_list_extra_args(self):
         """The list's arguments from the URL, the page kept within the depth paging reaches."""

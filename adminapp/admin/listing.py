@@ -3,9 +3,10 @@
 - Counting: a first page that is not full holds the whole list, so it counts itself; an
   unfiltered list of a big PostgreSQL table takes the planner's estimate ("about
   1,000,000"); any other unfiltered list is counted up to COUNT_CAP rows ("10,000+"), a
-  searched or filtered one up to NARROWED_COUNT_CAP ("1,000+"): each of its matches is
-  checked against the table, so its count costs ten times more a row. An exact count of a
-  million rows would cost more than the page itself.
+  filtered one up to NARROWED_COUNT_CAP ("1,000+"). A search that fills its first page is
+  not counted at all (Flask-Admin then shows a simple pager): its count would check every
+  match against the table, many times the cost of the page. An exact count of a million
+  rows would cost more than the page itself.
 - Paging goes COUNT_CAP rows deep: OFFSET costs as many rows as it skips. A page past that
   shows the last page within it, with a message.
 - Searching matches the bare column (no CAST), so PostgreSQL's trigram indexes serve
@@ -51,22 +52,22 @@ class ListCount(int):
         return cls(COUNT_CAP, gettext("about %(count)s", count=number(rounded)))
 
 
-def count_list(session: Session, query, rows: list, whole: bool, narrowed: bool) -> ListCount | None:
+def count_list(session: Session, query, rows: list, whole: bool, searched: bool, filtered: bool) -> ListCount | None:
     """How many rows the list ``query`` has, as cheaply as is honest (None: not counted):
-    ``rows`` is the page shown, the whole list when ``whole``; ``narrowed``: searched or filtered."""
+    ``rows`` is the page shown, the whole list when ``whole``."""
     if whole:
         return ListCount.exact(len(rows))
-    if query.get_execution_options().get("uncounted"):
+    if searched or query.get_execution_options().get("uncounted"):
         return None
     model = query.column_descriptions[0]["entity"]
-    if not narrowed:
+    if not filtered:
         estimate = table_estimate(session, model.__table__.name)
         if estimate is not None and estimate > COUNT_CAP:
             return ListCount.about(estimate)
     # The key, not a constant: a filter that is only an EXISTS names no table of the list itself.
     key = inspect(model).primary_key[0]
     capped = query.limit(None).offset(None).order_by(None).enable_eagerloads(False).with_entities(key)
-    cap = NARROWED_COUNT_CAP if narrowed else COUNT_CAP
+    cap = NARROWED_COUNT_CAP if filtered else COUNT_CAP
     counted = session.scalar(select(func.count()).select_from(capped.limit(cap + 1).subquery()))
     return ListCount.exact(counted) if counted <= cap else ListCount.at_least(cap)
 
