@@ -96,8 +96,9 @@ def append(connection, entries: list[dict]) -> None:
 
 
 # Built once: json.dumps would build an encoder per call, a cost that shows in a million-entry walk.
-# Its settings are the chain's format: changing one breaks every stored hash.
-_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# sort_keys, separators and ensure_ascii are the chain's format: changing one breaks every stored
+# hash. No check for circular references (it changes nothing in the output): entries are trees.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 def canonical(entry: Mapping) -> str:
