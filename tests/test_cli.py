@@ -13,13 +13,14 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import flask_migrate
 import pytest
 import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import create_engine, func, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from adminapp import cli
@@ -154,6 +155,65 @@ def test_postgresql_migrations_create_the_indexes_lists_rely_on(fresh_app):
             "ix_audit_entries_at_id", "ix_audit_entries_username_id", "ix_audit_entries_user_id_id",
             "ix_audit_entries_object_id_id", "ix_products_active_stock"} <= indexes["audit_entries"] | indexes["products"]
     assert jit == "off"  # the app's connections: JIT costs pages more than it saves
+
+
+def search_index_schema(app) -> list[tuple]:
+    """The SQL of the products' search index and its triggers (nothing on PostgreSQL)."""
+    with app.app_context(), _db.engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            return [] if "products_fts" not in inspect(conn).get_table_names() else ["products_fts"]
+        return conn.execute(text("SELECT type, name, sql FROM sqlite_master WHERE name LIKE 'products_fts%' "
+                                 "AND sql IS NOT NULL AND (type = 'trigger' OR name = 'products_fts') "
+                                 "ORDER BY name")).all()
+
+
+def search_index_finds(app, term: str) -> list[str]:
+    """The SKUs SQLite's search index finds for ``term``, after FTS5 has checked the index
+    against the table."""
+    with app.app_context(), _db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO products_fts(products_fts, rank) VALUES ('integrity-check', 1)"))
+        return list(conn.scalars(text("SELECT sku FROM products WHERE id IN (SELECT rowid FROM products_fts "
+                                      "WHERE products_fts MATCH :term) ORDER BY sku"), {"term": f'"{term}"'}))
+
+
+def test_migrations_create_the_search_index_on_sqlite_as_create_all_does(fresh_app, tmp_path):
+    assert run(fresh_app, "init-db").exit_code == 0
+
+    migrated = search_index_schema(fresh_app)
+
+    if fresh_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        assert migrated == []  # PostgreSQL searches with its trigram indexes
+        return
+    created = make_app(f"sqlite:///{tmp_path / 'created.db'}", tmp_path)
+    with created.app_context():
+        _db.create_all()
+    assert [(kind, name) for kind, name, _ in migrated] == [
+        ("table", "products_fts"), ("trigger", "products_fts_delete"), ("trigger", "products_fts_insert"),
+        ("trigger", "products_fts_update")]
+    assert migrated == search_index_schema(created)
+    with created.app_context():
+        _db.engine.dispose()
+
+
+def test_the_search_index_migration_indexes_the_products_there_already(fresh_app):
+    if not fresh_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite's search index")
+    with fresh_app.app_context():
+        flask_migrate.upgrade(revision="0005")
+        _db.session.execute(insert(Product), [
+            {"sku": "KOPI-1", "name": "Sari Coffee", "price": 1, "stock": 1, "is_active": True,
+             "created_at": utcnow(), "updated_at": utcnow(), "version": 1},
+            {"sku": "TEH-1", "name": "Sari Tea", "price": 1, "stock": 1, "is_active": True,
+             "created_at": utcnow(), "updated_at": utcnow(), "version": 1}])
+        _db.session.commit()
+        flask_migrate.upgrade()
+
+    assert search_index_finds(fresh_app, "coffee") == ["KOPI-1"]
+    assert search_index_finds(fresh_app, "sari") == ["KOPI-1", "TEH-1"]
+
+    with fresh_app.app_context():
+        flask_migrate.downgrade(revision="0005")
+    assert search_index_schema(fresh_app) == []
 
 
 def test_compare_metadata_would_notice_a_missing_migration(fresh_app):
@@ -480,6 +540,37 @@ def test_a_failed_seed_leaves_nothing_behind(app, monkeypatch):
     assert result.exit_code == 1 and "seed products first" in result.output
     assert catalog(app) == []
     assert index_names(app) == before
+
+
+@pytest.mark.parametrize("rebuild_from", [bulk.REBUILD_FROM, 1])  # triggers, or the index built anew
+def test_a_seed_leaves_the_search_index_complete(app, monkeypatch, rebuild_from):
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite's search index")
+    monkeypatch.setattr(bulk, "REBUILD_FROM", rebuild_from)
+    before = search_index_schema(app)
+
+    result = run(app, "seed", "--products", "2000", "--transactions", "100")
+
+    assert result.exit_code == 0, result.output
+    assert search_index_schema(app) == before  # the triggers are back
+    assert len(search_index_finds(app, "demo-")) == 2000
+    with app.app_context():
+        coffee = list(_db.session.scalars(
+            select(Product.sku).where(Product.name.like("%coffee%")).order_by(Product.sku)))
+    assert search_index_finds(app, "COFFEE") == coffee and coffee
+
+
+def test_a_failed_seed_keeps_the_search_index_and_its_triggers(app, monkeypatch):
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite's search index")
+    monkeypatch.setattr(bulk, "REBUILD_FROM", 1)
+    before = search_index_schema(app)
+    monkeypatch.setattr(seeding, "load_catalog", lambda session: seeding.Catalog())
+
+    assert run(app, "seed", "--products", "30", "--transactions", "5").exit_code == 1
+
+    assert search_index_schema(app) == before
+    assert search_index_finds(app, "demo") == []
 
 
 @pytest.mark.parametrize("own_sku", ["DEMO-KIT", "DEMO-9", "DEMO-00000099"])

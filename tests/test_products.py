@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import pytest
 from babel.numbers import format_currency
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DatabaseError
 
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, utcnow
 from adminapp.permissions import ALL, ROLE_RIGHTS
@@ -318,8 +319,8 @@ def test_details_view(admin_client, make_product):
 
     assert response.status_code == 200
     page = flashed(response)
-    for text in ("DET-1", "Detailed", "Long text here", "7.25", "Version"):
-        assert text in page
+    for shown in ("DET-1", "Detailed", "Long text here", "7.25", "Version"):
+        assert shown in page
 
 
 def test_details_edit_and_delete_of_a_missing_product_redirect(admin_client, make_product, snapshot):
@@ -890,6 +891,54 @@ def test_list_details_and_edit_link_to_the_confirmation_page(admin_client, make_
 
 
 # ------------------------------------------------------------- bulk actions
+
+
+def search_index_agrees(db) -> bool:
+    """On SQLite, whether the search index holds exactly the products' SKUs and names (FTS5
+    compares them with the table itself); PostgreSQL searches the table."""
+    with db() as session:
+        if session.get_bind().dialect.name != "sqlite":
+            return True
+        try:
+            session.execute(text("INSERT INTO products_fts(products_fts, rank) VALUES ('integrity-check', 1)"))
+        except DatabaseError:
+            return False
+    return True
+
+
+def test_the_search_finds_products_as_they_are_created_edited_and_deleted(admin_client, make_product, db):
+    make_product(sku="OLD-1", name="Kopi Tubruk")
+    admin_client.post(NEW, data=product_form(sku="NEW-KOPI", name="Kopi Luwak"))
+    with db() as session:
+        luwak = session.scalar(select(Product.id).where(Product.sku == "NEW-KOPI"))
+
+    assert listed_skus(admin_client.get(LIST, query_string={"search": "kopi"})) == ["NEW-KOPI", "OLD-1"]
+
+    admin_client.post(edit_url(luwak), data=product_form(sku="RENAMED-1", name="Teh Melati", version="1"))
+    post_action(admin_client, "deactivate", luwak)  # changes neither SKU nor name
+
+    assert listed_skus(admin_client.get(LIST, query_string={"search": "kopi"})) == ["OLD-1"]
+    assert listed_skus(admin_client.get(LIST, query_string={"search": "melati"})) == ["RENAMED-1"]
+    assert listed_skus(admin_client.get(LIST, query_string={"search": "renamed"})) == ["RENAMED-1"]
+    assert listed_skus(admin_client.get(LIST, query_string={"search": "new-kopi"})) == []
+    assert search_index_agrees(db)
+
+    admin_client.post(DELETE, data={"id": luwak})
+
+    assert listed_skus(admin_client.get(LIST, query_string={"search": "melati"})) == []
+    assert search_index_agrees(db)
+
+
+def test_the_search_index_check_notices_a_product_it_lacks(app, db, make_product):
+    """The check above can fail."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite's search index")
+    make_product(sku="SEEN-1")
+    with db() as session:
+        session.execute(text("DROP TRIGGER products_fts_insert"))
+    make_product(sku="UNSEEN-1")
+
+    assert not search_index_agrees(db)
 
 
 def post_action(client, action, *ids):

@@ -250,18 +250,33 @@ class SecuredModelView(ModelView):
 
     def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
         """Flask-Admin's list query, with the id breaking ties (so paging is stable), paged no
-        deeper than the listing cap, and counted as `listing.count_list` decides."""
+        deeper than the listing cap, and counted as `listing.count_list` decides.
+
+        A search that SQLite's search index can answer is counted by the index first. With at
+        most NARROWED_COUNT_CAP matches, the index narrows the list (LIKE would read the whole
+        table to find so few); with more, LIKE walking the sorted index fills a page soon."""
         page_size = self.page_size if page_size is None else page_size
         page = min(max(page or 0, 0), listing.last_page(page_size) if page_size else 0)
+        pk = inspect(self.model).primary_key[0]
+        indexed = matches = None
+        if execute and search:
+            indexed = listing.indexed_search(db.session, self.model, self.column_searchable_list, without_nul(search))
+        if indexed is not None:
+            matches = indexed.count(db.session)
+            if matches <= listing.NARROWED_COUNT_CAP:
+                search = indexed.rest
         _, query = super().get_list(0, sort_column, sort_desc, search, filters, execute=False, page_size=0)
+        if indexed is not None and matches <= listing.NARROWED_COUNT_CAP:
+            query = query.filter(pk.in_(indexed.matching))
         if sort_column is not None and not _unique(getattr(self.model, sort_column, None)):
-            pk = inspect(self.model).primary_key[0]
             query = query.order_by(pk.desc() if sort_desc else pk)
         if not execute:
             return None, query
         rows = (query.limit(page_size).offset(page * page_size) if page_size else query).all()
+        if indexed is not None and not (indexed.rest or filters):  # the index's count is the list's
+            return listing.ListCount.narrowed(matches), rows
         whole = page == 0 and (not page_size or len(rows) < page_size)  # the page holds the whole list
-        return listing.count_list(db.session, query, rows, whole, bool(search), bool(filters)), rows
+        return listing.count_list(db.session, query, rows, whole, bool(search or indexed), bool(filters)), rows
 
     def _get_list_extra_args(self):
         """The list's arguments from the URL, the page kept within the depth paging reaches."""

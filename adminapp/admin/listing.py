@@ -10,13 +10,16 @@
 - Paging goes COUNT_CAP rows deep: OFFSET costs as many rows as it skips. A page past that
   shows the last page within it, with a message.
 - Searching matches the bare column (no CAST), so PostgreSQL's trigram indexes serve
-  ``ILIKE '%term%'``; SQLite's own LIKE is case-insensitive (for ASCII letters) already.
+  ``ILIKE '%term%'``; SQLite's own LIKE is case-insensitive (for ASCII letters) already, but
+  reads every row. Where the table has a search index (models.indexes.SearchIndex), SQLite
+  asks it instead for the terms of 3 or more characters (see indexed_search).
 """
 
+from dataclasses import dataclass
 from math import ceil
 
 from flask_babel import gettext
-from sqlalchemy import Integer, false, func, inspect, or_, select, text
+from sqlalchemy import Integer, Select, column, false, func, inspect, or_, select, table, text
 from sqlalchemy.orm import Session
 
 from ..formatting import number
@@ -44,7 +47,12 @@ class ListCount(int):
 
     @classmethod
     def at_least(cls, cap: int) -> "ListCount":
-        return cls(COUNT_CAP, f"{number(cap)}+")  # paged as deep as any list
+        return cls(cap, f"{number(cap)}+")  # the pager offers the pages of the rows counted
+
+    @classmethod
+    def narrowed(cls, counted: int) -> "ListCount":
+        """A searched or filtered list, ``counted`` up to NARROWED_COUNT_CAP + 1."""
+        return cls.exact(counted) if counted <= NARROWED_COUNT_CAP else cls.at_least(NARROWED_COUNT_CAP)
 
     @classmethod
     def about(cls, estimate: int) -> "ListCount":
@@ -124,3 +132,44 @@ def _whole_number(text_: str) -> int | None:
 def _escape_like(term: str) -> str:
     """The term taken literally: % and _ are characters the user typed, not wildcards."""
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# --- search through SQLite's search index ---
+
+@dataclass
+class IndexedSearch:
+    """A search split between the table's search index and LIKE."""
+
+    matching: Select  # the ids of the rows that contain every indexed term
+    rest: str  # the terms the index cannot answer, for term_condition
+
+    def count(self, session: Session) -> int:
+        """How many rows the index finds, up to NARROWED_COUNT_CAP + 1: from the index alone."""
+        return session.scalar(select(func.count()).select_from(self.matching.limit(NARROWED_COUNT_CAP + 1).subquery()))
+
+
+def indexed_search(session: Session, model, columns: list[str], search: str) -> IndexedSearch | None:
+    """The part of ``search`` over ``columns`` that SQLite's search index of ``model``'s table can
+    answer, or None: on another database, without an index of exactly those columns, or when
+    no term is indexable.
+
+    Indexable: 3 or more characters (a trigram), neither ``^prefix`` nor ``=exact``. The index
+    finds the same rows as LIKE, with one difference: it folds the case of every letter
+    (``É`` finds ``é``), where SQLite's LIKE folds only ASCII letters."""
+    index = model.__table__.info.get("search_index")
+    if session.get_bind().dialect.name != "sqlite" or index is None or set(columns) != set(index.columns):
+        return None
+    terms = search.split()
+    indexed = [term for term in terms if _indexable(term)]
+    if not indexed:
+        return None
+    # Each term is an FTS5 string, so nothing the user types is query syntax (AND, NEAR, *, -...);
+    # a string matches the rows where any column contains it.
+    phrase = " AND ".join('"' + term.replace('"', '""') + '"' for term in indexed)
+    matching = (select(column("rowid")).select_from(table(index.name))
+                .where(text(f"{index.name} MATCH :phrase").bindparams(phrase=phrase)))
+    return IndexedSearch(matching, " ".join(term for term in terms if not _indexable(term)))
+
+
+def _indexable(term: str) -> bool:
+    return len(term) >= 3 and term[0] not in "^="

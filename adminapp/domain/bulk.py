@@ -42,13 +42,24 @@ def indexes_rebuilt(connection: Connection, tables: list[Table]):
     for table in tables:
         present = {index["name"] for index in inspector.get_indexes(table.name)}
         dropped += [index for index in table.indexes if index.name in present and not index.unique]
+    # SQLite's search indexes: their triggers go too, and each is rebuilt from the table.
+    present = set(inspector.get_table_names()) if connection.dialect.name == "sqlite" else set()
+    searches = [table.info["search_index"] for table in tables
+                if "search_index" in table.info and table.info["search_index"].name in present]
     for index in dropped:
         index.drop(connection)
+    for search in searches:
+        for statement in search.drop_triggers():
+            connection.execute(text(statement))
     yield
     if dropped and connection.dialect.name == "postgresql":
         connection.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))  # sorts in memory
     for index in dropped:
         index.create(connection)
+    for search in searches:
+        connection.execute(text(search.rebuild()))
+        for statement in search.create_triggers():
+            connection.execute(text(statement))
 
 
 def tidy_up(engine, tables: list[Table]) -> None:

@@ -5,7 +5,7 @@ from sqlalchemy import CheckConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from .indexes import only_where, sort_index, trigram_index
+from .indexes import only_where, search_index, sort_index, trigram_index
 from .types import Money, UTCDateTime, utcnow
 
 
@@ -37,3 +37,7 @@ class Product(db.Model):
 
     def __str__(self) -> str:
         return f"{self.sku} — {self.name}"
+
+
+# What the product list searches (ProductView.column_searchable_list), indexed on SQLite.
+search_index(Product.__table__, "sku", "name")
