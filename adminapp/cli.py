@@ -15,6 +15,7 @@ from .domain.errors import DomainError
 from .extensions import db
 from .models import ROLES, AuditEntry, User
 
+
 def init_db() -> None:
     """Create the schema, or upgrade it to the latest migration. Safe to run again."""
     upgrade(directory=current_app.extensions["migrate"].directory)
@@ -30,7 +31,7 @@ def ensure_first_admin() -> str | None:
     return password
 
 
-def seed(products: int, transactions: int, lines: int, seed: int, progress=None) -> seeding.Seeded:
+def seed_demo_data(products: int, transactions: int, lines: int, seed: int, progress=None) -> seeding.Seeded:
     """Add demo data in one unit of work: all of it, or nothing."""
     try:
         seeded = seeding.add_demo_data(db.session, audit.Actor(username="cli"), products, transactions, lines,
@@ -38,7 +39,7 @@ def seed(products: int, transactions: int, lines: int, seed: int, progress=None)
     except DomainError as exc:
         _fail(exc)
     db.session.commit()
-    bulk.tidy_up(db.engine, seeded.filled)
+    bulk.tidy_up(db.engine, seeded.rebuilt)
     return seeded
 
 
@@ -102,12 +103,12 @@ def register(app) -> None:
                   show_default=True, help="Demo transactions over the last two years: most posted, some drafts and voids.")
     @click.option("--lines", type=click.IntRange(min=1, max=100), default=3, show_default=True,
                   help="Lines per demo transaction.")
-    @click.option("--seed", "seed_value", type=int, default=1, show_default=True, help="Same seed, same data.")
+    @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same data.")
     @as_cli
-    def seed_command(product_count, transaction_count, lines, seed_value):
+    def seed_command(product_count, transaction_count, lines, seed):
         """Add deterministic demo data."""
         with click.progressbar(length=product_count + transaction_count, label="Products and transactions") as bar:
-            seeded = seed(product_count, transaction_count, lines, seed_value, bar.update)
+            seeded = seed_demo_data(product_count, transaction_count, lines, seed, bar.update)
         if product_count:
             click.echo(f"Added {product_count} products.")
         if transaction_count:

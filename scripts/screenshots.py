@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adminapp import create_app  # noqa: E402
-from adminapp.cli import init_db, seed  # noqa: E402
+from adminapp.cli import init_db, seed_demo_data  # noqa: E402
 from adminapp.domain import accounts, audit  # noqa: E402
 from adminapp.extensions import db  # noqa: E402
 
@@ -39,7 +39,7 @@ def demo_app(folder: Path):
         accounts.create_user(db.session, "ayu", PASSWORD, "admin")
         db.session.commit()
         audit.set_actor(db.session, audit.Actor(username="demo"))
-        seed(products=300, transactions=400, lines=3, seed=7)
+        seed_demo_data(products=300, transactions=400, lines=3, seed=7)
     return app
 
 

@@ -1,4 +1,5 @@
-"""Writing rows in bulk, for data that arrives by the hundred thousand (the demo seed).
+"""Loading data by the hundred thousand rows (the demo seed): writing rows in bulk, and the
+indexes and statistics of the tables loaded.
 
 Rows are dicts keyed by column name. On PostgreSQL a large batch goes through COPY,
 many times faster than INSERTs; elsewhere (and for a handful of rows) through one
@@ -11,15 +12,10 @@ from contextlib import contextmanager
 from sqlalchemy import JSON, Table, func, inspect, select, text
 from sqlalchemy.engine import Connection
 
+from . import sqlite_lock
+
 COPY_FROM = 1000  # below this many rows an INSERT costs no more than a COPY
 REBUILD_FROM = 50_000  # rows added at once from which building a table's indexes anew pays
-
-
-def begin_writing(connection: Connection, table: Table) -> None:
-    """On SQLite, take the write lock now (with a write to ``table`` that changes nothing): a
-    read first, then a write, would fail if another connection wrote in between."""
-    if connection.dialect.name == "sqlite":
-        connection.execute(text(f"UPDATE {table.name} SET id = id WHERE 1 = 0"))
 
 
 def worth_rebuilding(connection: Connection, table: Table, adding: int) -> bool:
@@ -98,7 +94,7 @@ def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
     if connection.dialect.name == "postgresql":
         sequence = func.pg_get_serial_sequence(table.name, "id")
         return list(connection.scalars(select(func.nextval(sequence)).select_from(func.generate_series(1, count))))
-    begin_writing(connection, table)  # the only writer until it commits: nobody else takes these ids
+    sqlite_lock.take(connection)  # the only writer until it commits: nobody else takes these ids
     last = connection.scalar(select(func.max(table.c.id))) or 0
     return list(range(last + 1, last + 1 + count))
 

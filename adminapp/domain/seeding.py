@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
-from . import accounts, audit, bulk
+from . import accounts, audit, bulk, sqlite_lock
 from .errors import DomainError
 
 HISTORY = timedelta(days=730)
@@ -40,11 +40,10 @@ BATCH = 20_000  # rows generated and written at a time
 
 @dataclass
 class Seeded:
-    products: int
     drafts: int
     posted: int
     voided: int
-    filled: list  # the tables whose indexes were built anew
+    rebuilt: list  # the tables whose indexes were built anew
 
 
 def add_demo_data(session: Session, actor: audit.Actor, products: int, transactions: int, lines_each: int,
@@ -52,12 +51,23 @@ def add_demo_data(session: Session, actor: audit.Actor, products: int, transacti
     """Add ``products`` and then ``transactions`` sold from the catalog. A large seed drops the
     secondary indexes of the tables it fills and builds them again at the end."""
     connection = session.connection()
-    bulk.begin_writing(connection, Product.__table__)  # SQLite: no read of ours may go stale
-    filled = _filled_tables(connection, products, transactions, lines_each)
-    with bulk.indexes_rebuilt(connection, filled):
+    _lock_out_writers(connection)
+    rebuilt = _filled_tables(connection, products, transactions, lines_each)
+    with bulk.indexes_rebuilt(connection, rebuilt):
         new = add_products(session, random.Random(seed), products, progress)
         counts = add_transactions(session, actor, random.Random(seed), transactions, lines_each, new, progress)
-    return Seeded(products, *counts, filled=filled)
+    return Seeded(*counts, rebuilt=rebuilt)
+
+
+def _lock_out_writers(connection) -> None:
+    """The seed reads the catalog's stock first and moves it at the end: nobody may change the
+    products meanwhile. Taken before anything else, so that a post, which locks its products
+    and then the audit trail, waits for the seed rather than deadlocking with it. On SQLite
+    the write lock; on PostgreSQL the products table against writes (pages still read it)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE"))
+    else:
+        sqlite_lock.take(connection)
 
 
 def _filled_tables(connection, products: int, transactions: int, lines_each: int) -> list:
@@ -240,6 +250,7 @@ class _Story:
 
     def __init__(self, session: Session, actor: audit.Actor, new: NewProducts, rng: random.Random):
         self.session, self.actor, self.new, self.rng = session, actor, new, rng
+        self.now = utcnow()  # what would happen later has not happened yet: it is left out
         self.catalog, self.users = None, []
         self.events, self.order = [], itertools.count()
         self.entries, self.finished = [], []
@@ -271,7 +282,7 @@ class _Story:
                 self.entries.append(_product_entry(self.actor, item))
                 continue
             follow_up = _EVENTS[kind](self.rng, self.catalog, self.users, item, moment, self.entries)
-            if follow_up:
+            if follow_up and follow_up[0] <= self.now:
                 self.push(follow_up[0], follow_up[1], item)
             else:
                 self.finished.append(item)
