@@ -59,14 +59,21 @@ def indexes_rebuilt(connection: Connection, tables: list[Table]):
 
 
 def tidy_up(engine, tables: list[Table]) -> None:
-    """After a large load has committed, on PostgreSQL: VACUUM (ANALYZE) the tables, as
-    autovacuum would some time later. Until then the planner sees the tables as they were,
-    index-only scans visit the heap, and the first readers pay for the load's hint bits."""
-    if engine.dialect.name != "postgresql":
+    """After a large load has committed, refresh the planner's statistics of the tables, as
+    PostgreSQL's autovacuum would some time later (a VACUUM there too: until then index-only
+    scans visit the heap, and the first readers pay for the load's hint bits). SQLite has no
+    statistics until someone runs ANALYZE: without them it may sort a whole table where an
+    index would give the page in order."""
+    if not tables:
         return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for table in tables:
+                connection.execute(text(f"VACUUM (ANALYZE) {table.name}"))
+        return
+    with engine.begin() as connection:
         for table in tables:
-            connection.execute(text(f"VACUUM (ANALYZE) {table.name}"))
+            connection.execute(text(f"ANALYZE {table.name}"))
 
 
 def insert_rows(connection: Connection, table: Table, rows: list[dict]) -> None:
