@@ -331,8 +331,8 @@ class SecuredModelView(ModelView):
         return [untranslated(label) for _, label in self.get_export_columns()]
 
     def export_values(self, row) -> list:
-        """Flask-Admin's get_export_value for every column, with what it looks up per cell
-        looked up once: a million rows have ten million cells."""
+        """Flask-Admin's get_export_value for plain columns (no dotted names, no choices), with
+        what it looks up per cell looked up once: a million rows have ten million cells."""
         values = []
         for name, formatter in self._export_formatters:
             value = formatter(self, None, row, name) if formatter else getattr(row, name)
