@@ -7,6 +7,7 @@ TEST_DATABASE_URL the `postgres_url` fixture skips them with its reason.
 
 import html
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -18,7 +19,7 @@ from adminapp.domain import sales
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, User
 
-from tests.support import PASSWORD, flashed, fresh_schema, login, make_app
+from tests.support import PASSWORD, flashed, fresh_schema, login, make_app, product_form
 
 
 
@@ -362,3 +363,26 @@ def test_a_failure_half_way_through_saving_a_draft_changes_nothing(
     assert response.status_code == 200  # the form again, with a message
     assert "Nothing was saved: an unexpected error occurred (request ID" in page_text(response)
     assert snapshot() == before
+
+
+def test_a_stock_edit_saved_while_a_post_holds_the_product_waits_and_sees_the_sale(pg, clients, product, draft):
+    """The product form reads the stock it would replace under the row lock: a post not yet
+    committed makes it wait, and the sale it then sees refuses the edit. Read without the
+    lock, the form would see the old stock and write its own figure over the sale."""
+    (editor,) = clients(1)
+    item = product("EDIT-1", stock=10)
+    txn_id = draft((item, 2))
+    form = product_form(sku="EDIT-1", name="Product EDIT-1", price="10.00", stock="15", initial_stock="10",
+                        version="1")
+    with pg.app_context():
+        sales.post(_db.session, _db.session.get(Transaction, txn_id), None)  # locked until the commit
+        with ThreadPoolExecutor(1) as pool:
+            saving = pool.submit(editor.post, f"/admin/product/edit/?id={item}", data=form)
+            time.sleep(1)
+            assert not saving.done()  # waiting for the post's lock
+            _db.session.commit()
+            response = saving.result(timeout=TIMEOUT)
+
+    assert "The stock of this product changed from 10 to 8 after you opened it" in page_text(response)
+    with pg.app_context():
+        assert _db.session.get(Product, item).stock == 8
