@@ -214,6 +214,9 @@ def register_errors(app: Flask) -> None:
             "another site. Go back, reload the page and try again.")),
         403: (lambda: _("Forbidden"), lambda: _("Your role does not allow this. Nothing was changed.")),
         404: (lambda: _("Not found"), lambda: _("There is no page at this address.")),
+        413: (lambda: _("Too large"), lambda: _(
+            "What was sent is larger than the server accepts, so nothing was saved. "
+            "Shorten the form's text, or send fewer lines at a time.")),
         500: (lambda: _("Server error"), lambda: _(
             "Something went wrong on our side and nothing was saved. "
             "If it happens again, tell the administrator the request ID below.")),
@@ -245,7 +248,7 @@ def register_errors(app: Flask) -> None:
         return render(template, code=code, title=title(), message=message(),
                       request_id=g.get("request_id") if code == 500 else None), code
 
-    for code in (403, 404):
+    for code in (403, 404, 413):
         app.register_error_handler(code, lambda error, code=code: render_error(code))
     # A refused CSRF token (Flask-WTF's reasons are English only) and any other bad request,
     # such as a link that would send the user back to another site: said in the user's language.

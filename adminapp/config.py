@@ -87,6 +87,8 @@ def load_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_SECURE": production,
         "LOGIN_MAX_ATTEMPTS": _env_int("LOGIN_MAX_ATTEMPTS", 5, minimum=1),
         "LOGIN_LOCKOUT_SECONDS": _env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60),
+        # Larger bodies are refused (413) from their declared length, before they are read.
+        "MAX_CONTENT_LENGTH": _env_int("ADMINAPP_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "FLASK_ADMIN_FLUID_LAYOUT": True,
         "BABEL_DEFAULT_TIMEZONE": os.environ.get("ADMINAPP_TIMEZONE", "UTC"),

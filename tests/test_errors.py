@@ -21,7 +21,7 @@ from sqlalchemy import select
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct, User
 
-from tests.support import FAST_HASH, PASSWORD, flashed, make_app, product_form, save_draft, signed_in
+from tests.support import FAST_HASH, PASSWORD, flashed, make_app, product_form, save_draft, signed_in, snapshot
 
 PRODUCTS = "/admin/product/"
 PRODUCT_NEW = "/admin/product/new/"
@@ -614,3 +614,47 @@ def test_without_its_database_the_app_still_serves_a_plain_error_page(tmp_path, 
     assert any(request_id in record.getMessage() for record in caplog.records)
     with app.app_context():
         _db.engine.dispose()
+
+
+# ------------------------------------------------------------- limits on input
+
+
+def test_a_body_over_the_limit_is_refused_from_its_declared_length(app, make_user):
+    """A 2 MB sign-in is answered 413 in the app's frame before it is read: nothing counted,
+    nothing recorded, the worker free at once."""
+    before = snapshot(app)
+
+    response = app.test_client().post("/login", data={"username": "x" * (2 * 1024 * 1024), "password": "y"})
+
+    assert response.status_code == 413
+    assert "413 — Too large" in text(response) and "nothing was saved" in text(response)
+    assert snapshot(app) == before
+
+
+def test_a_form_over_the_limit_saves_nothing_and_says_so_in_the_users_language(app, make_user):
+    make_user("clerk", "staff", locale="id")
+    client = signed_in(app, "clerk")
+    before = snapshot(app)
+
+    response = client.post("/admin/product/new/", data=product_form(sku="BIG-1", description="x" * 1_100_000))
+
+    assert response.status_code == 413
+    assert "Terlalu besar" in text(response)
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("args, status", [
+    ({"limit": "-1"}, 400), ({"limit": "0"}, 400), ({"limit": "abc"}, 400), ({"limit": "1e3"}, 400),
+    ({"offset": "-1"}, 400), ({"offset": str(10**30)}, 400), ({"offset": "10001"}, 400), ({"offset": "x"}, 400),
+    ({"limit": str(10**30)}, 400), ({"limit": "1000"}, 200), ({}, 200),
+])
+def test_the_lookup_checks_its_paging(admin_client, make_product, args, status):
+    for n in range(60):
+        make_product(sku=f"LOOK-{n:02d}", name="Lookup item")
+
+    response = admin_client.get("/admin/transaction/ajax/lookup/",
+                                query_string={"name": "transactionproduct-product", "query": "LOOK", **args})
+
+    assert response.status_code == status
+    if status == 200:
+        assert len(response.json) == (50 if "limit" in args else 10)  # clamped, or the default

@@ -5,10 +5,11 @@ user without the right), CSRF on every form, domain errors turned into
 messages, and the single commit of a bulk action.
 """
 
+import json
 import logging
 from functools import cached_property
 
-from flask import abort, current_app, flash, g, redirect, request, url_for
+from flask import Response, abort, current_app, flash, g, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
@@ -65,6 +66,20 @@ def parse_id(value) -> int | None:
     except (TypeError, ValueError):
         return None
     return number if 0 < number < 2**31 else None
+
+
+def _whole_number_arg(name: str, default: int, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
+    """A whole number from the URL's ``name`` (``default`` when absent); 400 when it is not one in range."""
+    value = request.args.get(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        abort(400)
+    if not minimum <= number <= maximum:
+        abort(400)
+    return number
 
 
 class VersionField(HiddenField):
@@ -244,6 +259,21 @@ class SecuredModelView(ModelView):
     def get_list_row_actions(self):
         return [ConfirmDeleteRowAction() if isinstance(action, DeleteRowAction) else action
                 for action in super().get_list_row_actions()]
+
+    # --- the line editor's autocomplete ---
+    LOOKUP_LIMIT = 50  # the most rows one lookup returns
+
+    @expose("/ajax/lookup/")
+    def ajax_lookup(self):
+        """Flask-Admin's lookup with its paging checked: a limit is clamped to LOOKUP_LIMIT, an
+        offset reaches no deeper than a list pages, anything else than such numbers is a 400."""
+        offset = _whole_number_arg("offset", 0, maximum=listing.COUNT_CAP)
+        limit = min(_whole_number_arg("limit", 10, minimum=1), self.LOOKUP_LIMIT)
+        loader = self._form_ajax_refs.get(request.args.get("name"))
+        if not loader:
+            abort(404)
+        rows = loader.get_list(request.args.get("query"), offset, limit)
+        return Response(json.dumps([loader.format(row) for row in rows]), mimetype="application/json")
 
     # --- lists at scale: a stable order, paging within the cap, a cheap count (see listing) ---
     simple_list_pager = True  # Flask-Admin counts nothing itself: get_list counts, the cheap way
