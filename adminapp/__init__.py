@@ -194,6 +194,11 @@ def register_security_headers(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not (request.endpoint or "").endswith("static"):
+            # Pages and exports hold what the user may see: no browser or proxy keeps a copy.
+            response.headers.setdefault("Cache-Control", "no-store")
+        if app.config["ADMINAPP_ENV"] == "production":
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response
 
 

@@ -2,7 +2,11 @@
 
 import os
 import secrets
+import stat
 from pathlib import Path
+
+from flask.helpers import get_debug_flag
+from sqlalchemy.engine import make_url
 
 
 class ConfigError(RuntimeError):
@@ -34,8 +38,14 @@ def _environment() -> str:
     return name
 
 
+MIN_SECRET_KEY_LENGTH = 32
+
+
 def _secret_key(instance_path: Path, production: bool) -> str:
     key = os.environ.get("SECRET_KEY")
+    if key and production and len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"SECRET_KEY is too short for production: use at least {MIN_SECRET_KEY_LENGTH} random "
+                          "characters, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`.")
     if key:
         return key
     if production:
@@ -65,18 +75,47 @@ def _secret_key(instance_path: Path, production: bool) -> str:
     return key
 
 
+def _private_folder(folder: Path) -> None:
+    """The instance folder (the SQLite file, the generated key) for the app's user alone."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = folder.stat().st_mode
+    if mode & 0o077 and not mode & stat.S_ISVTX:  # a shared folder such as /tmp is left alone
+        folder.chmod(0o700)
+
+
+def _private_sqlite_file(url: str) -> None:
+    """An SQLite database file readable by the app's user alone: it holds password hashes and
+    the audit trail. SQLite gives its -wal and -shm files the database file's permissions."""
+    if not url.startswith("sqlite"):
+        return
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # an empty file is a new database to SQLite
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            file.chmod(0o600)
+
+
 def load_config(instance_path: str) -> dict:
-    instance = Path(instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
     production = _environment() == "production"
+    if production and get_debug_flag():
+        raise ConfigError("FLASK_DEBUG is on: the debugger runs any code sent to it, so production refuses "
+                          "to start with it. Unset FLASK_DEBUG.")
+    instance = Path(instance_path)
+    _private_folder(instance)
+    secret_key = _secret_key(instance, production)  # refused before any file is made
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'adminapp.db'}"
+    _private_sqlite_file(database_url)
     if database_url.startswith("postgres://"):  # the form Heroku-style hosts hand out
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
     elif database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
     return {
         "ADMINAPP_ENV": "production" if production else "development",
-        "SECRET_KEY": _secret_key(instance, production),
+        "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SESSION_COOKIE_HTTPONLY": True,

@@ -698,6 +698,8 @@ def test_manage_py_help_lists_the_commands(tmp_path):
 @pytest.mark.parametrize("variables, message", [
     ({"ADMINAPP_ENV": "prod"}, "manage.py: ADMINAPP_ENV='prod' is not known"),
     ({"ADMINAPP_ENV": "production"}, "manage.py: SECRET_KEY is not set"),
+    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "short"}, "manage.py: SECRET_KEY is too short"),
+    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32, "FLASK_DEBUG": "1"}, "manage.py: FLASK_DEBUG is on"),
 ])
 def test_manage_py_says_what_is_wrong_with_the_environment(tmp_path, variables, message):
     result = manage(tmp_path, "init-db", **variables)

@@ -50,7 +50,7 @@ def test_production_without_secret_key_refuses_to_start(env, monkeypatch):
 @pytest.mark.parametrize("name", ["prod", "Production", "production "])
 def test_an_unknown_environment_refuses_to_start(env, monkeypatch, name):
     monkeypatch.setenv("ADMINAPP_ENV", name)
-    monkeypatch.setenv("SECRET_KEY", "a-long-production-secret")
+    monkeypatch.setenv("SECRET_KEY", "a-long-production-secret-of-32-chars")
     with pytest.raises(ConfigError, match="ADMINAPP_ENV=.* is not known: use one of development, production"):
         create_app()
 
@@ -75,11 +75,11 @@ def test_production_with_an_empty_secret_key_refuses_to_start(env, monkeypatch):
 
 def test_production_uses_the_key_and_secure_cookies(env, monkeypatch):
     monkeypatch.setenv("ADMINAPP_ENV", "production")
-    monkeypatch.setenv("SECRET_KEY", "a-long-production-secret")
+    monkeypatch.setenv("SECRET_KEY", "a-long-production-secret-of-32-chars")
     app = create_app()
     try:
         assert app.config["ADMINAPP_ENV"] == "production"
-        assert app.secret_key == "a-long-production-secret"
+        assert app.secret_key == "a-long-production-secret-of-32-chars"
         assert app.config["SESSION_COOKIE_SECURE"] is True
         assert app.config["REMEMBER_COOKIE_SECURE"] is True
         assert app.config["WTF_CSRF_ENABLED"] is not False
@@ -318,3 +318,64 @@ def test_pages_load_only_local_assets(app, make_user, make_product):
     for asset in sorted(assets):  # and each one is really served
         with anonymous.get(asset) as response:
             assert response.status_code == 200, asset
+
+
+# --- files and headers ---------------------------------------------------------------------------
+
+PRODUCTION_KEY = "a-long-production-secret-of-32-chars"
+
+
+def test_production_refuses_a_short_secret_key(env, monkeypatch):
+    monkeypatch.setenv("ADMINAPP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 31)
+    with pytest.raises(ConfigError, match="SECRET_KEY is too short for production: use at least 32"):
+        create_app()
+
+
+@pytest.mark.parametrize("debug", ["1", "true"])
+def test_production_refuses_to_start_with_the_debugger_on(env, monkeypatch, debug):
+    monkeypatch.setenv("ADMINAPP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", PRODUCTION_KEY)
+    monkeypatch.setenv("FLASK_DEBUG", debug)
+    with pytest.raises(ConfigError, match="FLASK_DEBUG is on"):
+        create_app()
+
+
+def test_the_sqlite_file_and_the_instance_folder_are_the_apps_users_alone(env, tmp_path):
+    app = create_app()
+    with app.app_context():
+        _db.create_all()  # writes through the WAL
+        _db.session.execute(text("SELECT 1"))
+        files = [tmp_path / "config.db", tmp_path / "config.db-wal", tmp_path / "config.db-shm"]
+        modes = {file.name: oct(file.stat().st_mode & 0o777) for file in files if file.exists()}
+        _db.engine.dispose()
+
+    assert modes["config.db"] == "0o600" and set(modes.values()) == {"0o600"}
+    assert oct(env.stat().st_mode & 0o777) == "0o700"
+
+
+def test_an_existing_world_readable_database_is_made_private(env, tmp_path):
+    database = tmp_path / "config.db"
+    database.touch(mode=0o644)
+    database.chmod(0o644)
+
+    create_app()
+
+    assert oct(database.stat().st_mode & 0o777) == "0o600"
+
+
+def test_pages_are_not_stored_but_static_files_may_be(admin_client):
+    client = admin_client
+    assert client.get("/admin/product/").headers["Cache-Control"] == "no-store"
+    assert client.get("/admin/product/export/csv/").headers["Cache-Control"] == "no-store"
+    static = client.get("/static/css/adminapp.css")
+    static.close()
+    assert "no-store" not in static.headers.get("Cache-Control", "")
+
+
+def test_production_asks_browsers_for_https_only(env, monkeypatch):
+    monkeypatch.setenv("ADMINAPP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", PRODUCTION_KEY)
+    assert "max-age=" in create_app().test_client().get("/login").headers["Strict-Transport-Security"]
+    monkeypatch.setenv("ADMINAPP_ENV", "development")
+    assert "Strict-Transport-Security" not in create_app().test_client().get("/login").headers
