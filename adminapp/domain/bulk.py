@@ -32,7 +32,9 @@ def indexes_rebuilt(connection: Connection, tables: list[Table]):
     """Drop the tables' secondary indexes, and create them again when the block has run: built
     once from all the rows, an index costs a fraction of updating it row by row (PostgreSQL's
     "Populating a Database"). Unique indexes stay: they guard the data as it arrives. In one
-    transaction: should the block fail, the rollback restores the indexes too."""
+    transaction: should the block fail, the rollback restores the indexes too. Without fresh
+    statistics the planners see the tables as they were (SQLite has none until ANALYZE, and
+    then sorts a whole table where an index would give a page in order)."""
     inspector = inspect(connection)
     dropped = []
     for table in tables:
@@ -52,28 +54,12 @@ def indexes_rebuilt(connection: Connection, tables: list[Table]):
         connection.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))  # sorts in memory
     for index in dropped:
         index.create(connection)
+    for table in tables:  # the planner's statistics of the tables as they now are
+        connection.execute(text(f"ANALYZE {table.name}"))
     for search in searches:
         connection.execute(text(search.rebuild()))
         for statement in search.create_triggers():
             connection.execute(text(statement))
-
-
-def tidy_up(engine, tables: list[Table]) -> None:
-    """After a large load has committed, refresh the planner's statistics of the tables, as
-    PostgreSQL's autovacuum would some time later (a VACUUM there too: until then index-only
-    scans visit the heap, and the first readers pay for the load's hint bits). SQLite has no
-    statistics until someone runs ANALYZE: without them it may sort a whole table where an
-    index would give the page in order."""
-    if not tables:
-        return
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            for table in tables:
-                connection.execute(text(f"VACUUM (ANALYZE) {table.name}"))
-        return
-    with engine.begin() as connection:
-        for table in tables:
-            connection.execute(text(f"ANALYZE {table.name}"))
 
 
 def insert_rows(connection: Connection, table: Table, rows: list[dict]) -> None:
