@@ -54,12 +54,44 @@ def _secret_key(instance_path: Path, production: bool) -> str:
             "to a long random value, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`."
         )
     # Development: generate one key once and keep it, so sessions survive restarts.
-    key_file = instance_path / "secret_key"
+    return _generated_key(instance_path / "secret_key", "delete it to have a new key generated, or set SECRET_KEY")
+
+
+AUDIT_KEY_FILE = "audit_key"
+
+
+def _audit_key(instance_path: Path, production: bool) -> str:
+    """The key of the audit chain's HMACs: kept apart from the database, so that whoever can
+    write to the database still cannot make entries (or checkpoints) that verify.
+
+    Unlike SECRET_KEY, production accepts a key file that is already there: losing this key
+    leaves the chain unverifiable, so an instance that has one keeps using it. Production never
+    generates one: a container's fresh instance folder would key new entries with a key that
+    nobody kept, and every restart with another."""
+    key = os.environ.get("AUDIT_KEY")
+    key_file = instance_path / AUDIT_KEY_FILE
+    if not key and production and not key_file.exists():
+        raise ConfigError(
+            f"AUDIT_KEY is not set and there is no {key_file}. In production (ADMINAPP_ENV=production) set "
+            "AUDIT_KEY to a long random value kept apart from the database and its backups, e.g. "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`; if this database's audit trail was "
+            "written with a generated key file, set AUDIT_KEY to that file's content instead.")
+    if not key:
+        key = _generated_key(key_file, "put back the key the audit trail was written with (deleting the file "
+                                       "would make a new key, and the trail would no longer verify), or set AUDIT_KEY")
+    if production and len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"AUDIT_KEY is too short for production: use at least {MIN_SECRET_KEY_LENGTH} random "
+                          "characters, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`.")
+    return key
+
+
+def _generated_key(key_file: Path, if_empty: str) -> str:
+    """The key in ``key_file``, generated into it the first time (development)."""
     if not key_file.exists():
         # Written whole and owner-only to a private name, then linked into place: never
         # readable by others, never seen half-written, and when several workers start at
         # once the first link wins and every worker reads that one key.
-        draft = instance_path / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        draft = key_file.with_name(f".{key_file.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
@@ -71,7 +103,7 @@ def _secret_key(instance_path: Path, production: bool) -> str:
             draft.unlink()
     key = key_file.read_text().strip()
     if not key:
-        raise ConfigError(f"{key_file} is empty: delete it to have a new key generated, or set SECRET_KEY.")
+        raise ConfigError(f"{key_file} is empty: {if_empty}.")
     return key
 
 
@@ -107,6 +139,7 @@ def load_config(instance_path: str) -> dict:
     instance = Path(instance_path)
     _private_folder(instance)
     secret_key = _secret_key(instance, production)  # refused before any file is made
+    audit_key = _audit_key(instance, production)
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'adminapp.db'}"
     _private_sqlite_file(database_url)
     if database_url.startswith("postgres://"):  # the form Heroku-style hosts hand out
@@ -116,6 +149,7 @@ def load_config(instance_path: str) -> dict:
     return {
         "ADMINAPP_ENV": "production" if production else "development",
         "SECRET_KEY": secret_key,
+        "AUDIT_KEY": audit_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SESSION_COOKIE_HTTPONLY": True,

@@ -311,8 +311,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         url = args.database_url or f"sqlite:///{folder}/bench.db"
         url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)  # as the app reads it
+        # One audit key for every run: a database seeded by an earlier run is topped up and verified again.
         env = {**os.environ, "DATABASE_URL": url, "ADMINAPP_ENV": "production",
-               "SECRET_KEY": secrets.token_hex(32), "ADMINAPP_INSTANCE_PATH": str(Path(folder) / "instance")}
+               "SECRET_KEY": secrets.token_hex(32), "AUDIT_KEY": "bench_scale's audit key, the same in every run",
+               "ADMINAPP_INSTANCE_PATH": str(Path(folder) / "instance")}
         env.pop("TEST_DATABASE_URL", None)
         prepare(env, args)
         listed = [] if args.skip_pages else pages(*sample_ids(env))

@@ -119,7 +119,7 @@ def django_database(url: str) -> dict:
 
 def adminapp_env(url: str, folder: Path) -> dict:
     env = {**os.environ, "ADMINAPP_ENV": "production", "SECRET_KEY": secrets.token_hex(32),
-           "DATABASE_URL": url, "ADMINAPP_INSTANCE_PATH": str(folder / "instance")}
+           "AUDIT_KEY": secrets.token_hex(32), "DATABASE_URL": url, "ADMINAPP_INSTANCE_PATH": str(folder / "instance")}
     env.pop("FLASK_DEBUG", None)  # debug mode would reload templates on every request
     return env
 

@@ -17,7 +17,7 @@ from tests.support import login
 
 
 
-ENV_VARS = ("SECRET_KEY", "ADMINAPP_ENV", "DATABASE_URL", "LOGIN_MAX_ATTEMPTS", "LOGIN_LOCKOUT_SECONDS",
+ENV_VARS = ("SECRET_KEY", "AUDIT_KEY", "ADMINAPP_ENV", "DATABASE_URL", "LOGIN_MAX_ATTEMPTS", "LOGIN_LOCKOUT_SECONDS",
             "ADMINAPP_LOW_STOCK")
 
 
@@ -76,6 +76,7 @@ def test_production_with_an_empty_secret_key_refuses_to_start(env, monkeypatch):
 def test_production_uses_the_key_and_secure_cookies(env, monkeypatch):
     monkeypatch.setenv("ADMINAPP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "a-long-production-secret-of-32-chars")
+    monkeypatch.setenv("AUDIT_KEY", PRODUCTION_AUDIT_KEY)
     app = create_app()
     try:
         assert app.config["ADMINAPP_ENV"] == "production"
@@ -323,6 +324,7 @@ def test_pages_load_only_local_assets(app, make_user, make_product):
 # --- files and headers ---------------------------------------------------------------------------
 
 PRODUCTION_KEY = "a-long-production-secret-of-32-chars"
+PRODUCTION_AUDIT_KEY = "another-long-secret-for-the-audit-chain"
 
 
 def test_production_refuses_a_short_secret_key(env, monkeypatch):
@@ -376,6 +378,85 @@ def test_pages_are_not_stored_but_static_files_may_be(admin_client):
 def test_production_asks_browsers_for_https_only(env, monkeypatch):
     monkeypatch.setenv("ADMINAPP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", PRODUCTION_KEY)
+    monkeypatch.setenv("AUDIT_KEY", PRODUCTION_AUDIT_KEY)
     assert "max-age=" in create_app().test_client().get("/login").headers["Strict-Transport-Security"]
     monkeypatch.setenv("ADMINAPP_ENV", "development")
     assert "Strict-Transport-Security" not in create_app().test_client().get("/login").headers
+
+
+# --- the audit chain's key (AUDIT_KEY) ---------------------------------------------------------
+
+def test_development_audit_key_is_generated_once_owner_only_and_reused(env):
+    first = create_app()
+    key_file = env / "audit_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert len(key) >= 32 and first.config["AUDIT_KEY"] == key
+    assert key != first.secret_key, "a key of its own, not the session key"
+    second = create_app()
+    assert second.config["AUDIT_KEY"] == key and key_file.read_text().strip() == key
+    assert sorted(p.name for p in env.iterdir() if "audit" in p.name) == ["audit_key"]  # no leftovers
+    for app in (first, second):
+        dispose(app)
+
+
+def test_audit_key_from_the_environment_wins_and_writes_no_file(env, monkeypatch):
+    monkeypatch.setenv("AUDIT_KEY", "from-the-environment")
+    app = create_app()
+    assert app.config["AUDIT_KEY"] == "from-the-environment"
+    assert not (env / "audit_key").exists()
+    dispose(app)
+
+
+def test_an_empty_audit_key_file_is_refused_not_replaced(env):
+    env.mkdir(parents=True)
+    (env / "audit_key").write_text("\n")
+    with pytest.raises(ConfigError, match="audit_key is empty: put back the key the audit trail was written with"):
+        create_app()
+    assert (env / "audit_key").read_text() == "\n"
+
+
+def production(monkeypatch, **variables):
+    monkeypatch.setenv("ADMINAPP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", PRODUCTION_KEY)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_production_without_an_audit_key_refuses_to_start_and_generates_none(env, monkeypatch):
+    production(monkeypatch)
+    with pytest.raises(ConfigError, match="AUDIT_KEY is not set and there is no .*audit_key") as error:
+        create_app()
+    assert "ADMINAPP_ENV=production" in str(error.value)
+    assert not (env / "audit_key").exists()
+
+
+def test_production_takes_audit_key_from_the_environment(env, monkeypatch):
+    production(monkeypatch, AUDIT_KEY=PRODUCTION_AUDIT_KEY)
+    app = create_app()
+    assert app.config["AUDIT_KEY"] == PRODUCTION_AUDIT_KEY
+    assert not (env / "audit_key").exists()
+    dispose(app)
+
+
+def test_production_keeps_using_an_audit_key_file_that_is_there(env, monkeypatch):
+    """An instance that was keyed by a generated file keeps its key (losing it would leave the
+    chain unverifiable); production only never makes one."""
+    dispose(create_app())  # development: generates the file
+    key = (env / "audit_key").read_text().strip()
+    production(monkeypatch)
+    app = create_app()
+    assert app.config["AUDIT_KEY"] == key
+    dispose(app)
+
+
+@pytest.mark.parametrize("where", ["environment", "file"])
+def test_production_refuses_a_short_audit_key(env, monkeypatch, where):
+    if where == "file":
+        env.mkdir(parents=True)
+        (env / "audit_key").write_text("x" * 31)
+        production(monkeypatch)
+    else:
+        production(monkeypatch, AUDIT_KEY="x" * 31)
+    with pytest.raises(ConfigError, match="AUDIT_KEY is too short for production: use at least 32"):
+        create_app()
