@@ -3,6 +3,7 @@
 import functools
 import secrets
 import sys
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -10,7 +11,7 @@ from werkzeug.serving import run_simple
 from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
-from .domain import accounts, audit, seeding
+from .domain import accounts, audit, audit_chain, seeding
 from .domain.errors import DomainError
 from .extensions import db
 from .models import ROLES, AuditEntry, User
@@ -70,8 +71,45 @@ def as_cli(command):
     return run_as_cli
 
 
-def verify_audit_trail(progress=None) -> audit.Verdict:
-    return audit.verify(db.session, progress)
+def verify_audit_trail(progress=None, marks=()) -> audit.Verdict:
+    return audit.verify(db.session, progress, marks)
+
+
+def read_checkpoints(value: str) -> list[audit_chain.Checkpoint]:
+    """The checkpoint line given, or every checkpoint line of the file at that path (an auditor's
+    record of them, oldest first: each one must still be extended). Other lines are left alone."""
+    if value.strip().startswith(audit_chain.CHECKPOINT_PREFIX):
+        lines = [(None, value)]
+    else:
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"neither a checkpoint line nor a readable file ({exc})")
+        lines = [(number, line) for number, line in enumerate(text.splitlines(), 1)
+                 if line.strip().startswith(audit_chain.CHECKPOINT_PREFIX)]
+        if not lines:
+            raise click.BadParameter(f"{value} holds no checkpoint line ({audit_chain.CHECKPOINT_VERSION} ...)")
+    checkpoints = []
+    for number, line in lines:
+        try:
+            checkpoints.append(audit_chain.parse_checkpoint(line))
+        except audit_chain.CheckpointError as exc:
+            raise click.BadParameter(f"line {number} of {value}: {exc}" if number else str(exc))
+    return checkpoints
+
+
+def checkpoint_label(checkpoint: audit_chain.Checkpoint) -> str:
+    return f"The checkpoint of entry #{checkpoint.last_id} taken at {checkpoint.at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def checkpoint_problems(checkpoints, verdict: audit.Verdict) -> list[str]:
+    problems = []
+    for checkpoint in checkpoints:
+        problem = ("its MAC is not valid (not made with this key)" if not audit_chain.authentic(checkpoint)
+                   else audit_chain.extension_problem(checkpoint, verdict))
+        if problem:
+            problems.append(f"{checkpoint_label(checkpoint)}: {problem}.")
+    return problems
 
 
 def register(app) -> None:
@@ -127,16 +165,33 @@ def register(app) -> None:
                        f"{seeded.drafts} drafts.")
 
     @app.cli.command("audit-verify")
-    def audit_verify_command():
+    @click.option("--checkpoint", "checkpoint_source", metavar="LINE_OR_FILE",
+                  help="A line printed by audit-checkpoint, or a file of such lines: exit 1 unless the chain "
+                       "still extends each of them.")
+    def audit_verify_command(checkpoint_source):
         """Check the audit trail's hash chain; exit 1 at the first broken entry."""
+        checkpoints = read_checkpoints(checkpoint_source) if checkpoint_source else []
         total = db.session.scalar(select(func.count(AuditEntry.id)))
         with click.progressbar(length=total, label="Audit entries", file=sys.stderr) as bar:
-            verdict = verify_audit_trail(bar.update)
+            verdict = verify_audit_trail(bar.update, [checkpoint.last_id for checkpoint in checkpoints])
+        problems = checkpoint_problems(checkpoints, verdict)
         if not verdict.ok:
-            click.echo(f"Audit trail BROKEN at entry #{verdict.broken_id}: {verdict.reason}. "
-                       f"{verdict.checked} entries before it are intact.", err=True)
+            problems.insert(0, f"Audit trail BROKEN at entry #{verdict.broken_id}: {verdict.reason}. "
+                               f"{verdict.checked} entries before it are intact.")
+        for problem in problems:
+            click.echo(problem, err=True)
+        if problems:
             sys.exit(1)
         click.echo(f"Audit trail intact: {verdict.checked} entries verified.")
+        for checkpoint in checkpoints:
+            click.echo(f"{checkpoint_label(checkpoint)} ({checkpoint.count} entries): the chain extends it.")
+
+    @app.cli.command("audit-checkpoint")
+    def audit_checkpoint_command():
+        """Print the chain's head as one checkpoint line, to keep in your own records; later
+        `audit-verify --checkpoint LINE` checks that the chain still extends it. Verifies nothing."""
+        checkpoint = audit_chain.take_checkpoint(db.session)
+        click.echo(checkpoint.line)
 
     @app.cli.command("run")
     @click.option("--host", default="127.0.0.1", show_default=True)

@@ -46,6 +46,7 @@ def action_label(action: str | None) -> str:
         "logout": pgettext("audit action", "logout"),
         "password_change": pgettext("audit action", "password_change"),
         "seed": pgettext("audit action", "seed"),
+        "audit_keyed": pgettext("audit action", "audit_keyed"),
     }
     return labels.get(action, action or "")
 

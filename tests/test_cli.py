@@ -682,6 +682,7 @@ def manage(tmp_path, *args, **variables):
     }
     env.pop("ADMINAPP_ENV", None)
     env.pop("SECRET_KEY", None)
+    env.pop("AUDIT_KEY", None)
     env.update(variables)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -691,7 +692,7 @@ def test_manage_py_help_lists_the_commands(tmp_path):
     result = manage(tmp_path, "--help")
 
     assert result.returncode == 0, result.stderr
-    for command in ("init-db", "create-user", "set-password", "seed", "run"):
+    for command in ("init-db", "create-user", "set-password", "seed", "run", "audit-verify", "audit-checkpoint"):
         assert command in result.stdout
 
 
@@ -700,6 +701,8 @@ def test_manage_py_help_lists_the_commands(tmp_path):
     ({"ADMINAPP_ENV": "production"}, "manage.py: SECRET_KEY is not set"),
     ({"ADMINAPP_ENV": "production", "SECRET_KEY": "short"}, "manage.py: SECRET_KEY is too short"),
     ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32, "FLASK_DEBUG": "1"}, "manage.py: FLASK_DEBUG is on"),
+    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32}, "manage.py: AUDIT_KEY is not set"),
+    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32, "AUDIT_KEY": "short"}, "manage.py: AUDIT_KEY is too short"),
 ])
 def test_manage_py_says_what_is_wrong_with_the_environment(tmp_path, variables, message):
     result = manage(tmp_path, "init-db", **variables)

@@ -44,6 +44,7 @@ METHOD_KIND = {
 # A view's own @expose methods, classified per view.
 VIEW_METHOD_KIND = {
     "transaction": {"void_view": WRITE, "export_lines": READ, "product_prices": READ},
+    "audit": {"checkpoint_view": READ},
 }
 
 # Who may read/write each admin view (by endpoint name).  A role not listed for a

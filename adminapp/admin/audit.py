@@ -1,17 +1,21 @@
 """The audit trail at /admin/audit/: read-only for everyone. The create, edit,
 delete, action and inline-update endpoints do not exist at all."""
 
+from flask_admin import expose
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext
 
+from ..domain import audit_chain
+from ..extensions import db
 from ..formatting import local_time
 from ..labels import AUDIT_FIELDS, action_label, lazy, object_label, object_type_label
 from ..models import AuditEntry
+from ..permissions import VIEW
 from .base import SecuredModelView
 from .filters import LocalDateFrom, LocalDateTo
 
 ACTIONS = ["create", "update", "delete", "post", "void", "login", "login_failed", "logout",
-           "password_change", "seed"]
+           "password_change", "seed", "audit_keyed"]
 OBJECT_TYPES = ["product", "transaction", "user"]
 
 
@@ -51,3 +55,16 @@ class AuditView(SecuredModelView):
                           "object_repr", "changes", "remote_addr", "prev_hash", "hash"]
     column_formatters_export = {"at": lambda v, c, m, n: m.at.isoformat()}
     export_types = ["csv"]
+    extra_method_rights = {"checkpoint_view": VIEW}
+
+    def render(self, template, **kwargs):
+        # The list shows the chain's head for auditors to note: one primary-key lookup a page.
+        if template == self.list_template:
+            kwargs["chain_head"] = audit_chain.head(db.session)
+        return super().render(template, **kwargs)
+
+    @expose("/checkpoint/")
+    def checkpoint_view(self):
+        """The chain's head as a checkpoint line to copy into one's own records (it counts
+        every entry, so it is a page of its own, not part of the list)."""
+        return self.render("admin/audit/checkpoint.html", checkpoint=audit_chain.take_checkpoint(db.session))

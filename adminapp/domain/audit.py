@@ -5,15 +5,16 @@ Model changes are recorded by one `after_flush` listener, so every write path
 (views, actions, CLI, tests) is covered without code in each. Events that are
 not model changes (sign-in, sign-out, seeding) call `record` explicitly.
 
-Each entry stores ``hash = sha256(prev_hash + canonical(entry))``. Appends are
-serialised (a PostgreSQL advisory lock; SQLite has a single writer), so the
-chain never forks; `verify` walks it in id order.
+Each entry stores ``hash = HMAC-SHA256(key, prev_hash + canonical(entry))``, with a key
+that is not in the database (see audit_chain). Appends are serialised (a PostgreSQL
+advisory lock; SQLite has a single writer), so the chain never forks; `verify` walks it
+in id order.
 """
 
-import hashlib
+import bisect
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -22,10 +23,9 @@ from sqlalchemy.orm import Session
 
 from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
 from . import bulk, sqlite_lock
+from .audit_chain import HASHED_FIELDS, canonical, chain_hash  # noqa: F401 (canonical, for callers)
 
 CHAIN_LOCK_KEY = 0x41554454  # "AUDT": the advisory lock that serialises appends
-HASHED_FIELDS = ("at", "user_id", "username", "action", "object_type", "object_id",
-                 "object_repr", "changes", "remote_addr")
 # Columns whose changes are noise (bookkeeping) or secret (hashes) in an entry.
 UNRECORDED = {"version", "updated_at", "created_at", "line_count", "password_hash",
               "failed_login_count", "locked_until", "last_login_at"}
@@ -89,27 +89,11 @@ def append(connection, entries: list[dict]) -> None:
     else:  # SQLite: this connection must be the only writer until it commits
         sqlite_lock.take(connection)
     prev = connection.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar()
+    link = chain_hash()
     for entry in entries:
         entry["prev_hash"] = prev
-        entry["hash"] = prev = entry_hash(prev, entry)
+        entry["hash"] = prev = link(prev, entry)
     bulk.insert_rows(connection, AuditEntry.__table__, entries)
-
-
-# Built once: json.dumps would build an encoder per call, a cost that shows in a million-entry walk.
-# sort_keys, separators and ensure_ascii are the chain's format: changing one breaks every stored
-# hash. No check for circular references (it changes nothing in the output): entries are trees.
-_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
-
-
-def canonical(entry: Mapping) -> str:
-    """The entry's hashed fields as canonical JSON (sorted keys, UTC ISO time)."""
-    values = {name: entry[name] for name in HASHED_FIELDS}
-    values["at"] = values["at"].isoformat(timespec="microseconds")
-    return _CANONICAL_JSON.encode(values)
-
-
-def entry_hash(prev_hash: str | None, entry: Mapping) -> str:
-    return hashlib.sha256(((prev_hash or "") + canonical(entry)).encode()).hexdigest()
 
 
 def jsonable(value):
@@ -142,39 +126,68 @@ class Verdict:
     checked: int
     broken_id: int | None = None
     reason: str | None = None
+    last_id: int | None = None  # of the last entry that verified
+    # {id: (its hash, the entries up to it)} for the ids `verify` was asked to mark and passed
+    marks: dict[int, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.broken_id is None
 
 
-def verify(session: Session, progress=None) -> Verdict:
+def verify(session: Session, progress=None, marks: Iterable[int] = ()) -> Verdict:
     """Walk the chain in id order; stop at the first entry that does not fit.
 
     Plain rows in keyset batches (``id > last``): memory stays flat, a million entries cost a
-    few hundred short queries, and no ORM object is built per entry."""
+    few hundred short queries, and no ORM object is built per entry. ``marks``: ids (of
+    checkpoints) whose hash and position the verdict reports, looked up once per batch that
+    reaches one, not per entry."""
     table = AuditEntry.__table__
     # `changes` comes as text and is parsed here: the drivers' JSON loading costs several times
     # the parse itself (psycopg guesses the encoding of every value), a third of the walk.
     hashed = [cast(table.c.changes, Text) if name == "changes" else table.c[name] for name in HASHED_FIELDS]
     batch = select(table.c.id, table.c.prev_hash, table.c.hash, *hashed).order_by(table.c.id).limit(VERIFY_BATCH)
-    connection = session.connection()
-    prev, checked, rows = None, 0, connection.execute(batch).all()  # no lower bound: any id is in the chain
+    connection, link = session.connection(), chain_hash()
+    pending, marks = sorted(set(marks)), {}
+    prev, checked, last_id, broken = None, 0, None, None
+    rows = connection.execute(batch).all()  # no lower bound: any id is in the chain
     while rows:
+        checked_before = checked
         for entry_id, prev_hash, stored_hash, *fields in rows:
             if prev_hash != prev:
-                return Verdict(checked, entry_id, "its prev_hash does not match the entry before it "
-                                                  "(an entry was deleted, inserted or moved)")
+                broken = entry_id, ("its prev_hash does not match the entry before it "
+                                    "(an entry was deleted, inserted or moved)")
+                break
             entry = dict(zip(HASHED_FIELDS, fields))
             if entry["changes"] is not None:
                 entry["changes"] = json.loads(entry["changes"])
-            if stored_hash != entry_hash(prev, entry):
-                return Verdict(checked, entry_id, "its content does not match its hash (it was altered)")
+            if stored_hash != link(prev, entry):
+                broken = entry_id, ("its content does not match its hash under the audit key "
+                                    "(it was altered, or hashed without the key)")
+                break
             prev, checked = stored_hash, checked + 1
+        verified = rows[:checked - checked_before]
+        if verified:
+            last_id = verified[-1].id
+        if pending and pending[0] <= rows[-1].id:
+            _mark(verified, checked_before, pending, marks)
+        if broken:
+            return Verdict(checked, *broken, last_id=last_id, marks=marks)
         if progress:
             progress(len(rows))
         rows = connection.execute(batch.where(table.c.id > rows[-1].id)).all()
-    return Verdict(checked)
+    return Verdict(checked, last_id=last_id, marks=marks)
+
+
+def _mark(rows, checked_before: int, pending: list[int], marks: dict) -> None:
+    """Note the hash and position of each pending id among these verified rows; an id the rows
+    pass without holding is missing. Noted and missing ids leave ``pending``."""
+    ids = [row.id for row in rows]
+    while pending and ids and pending[0] <= ids[-1]:
+        wanted = pending.pop(0)
+        at = bisect.bisect_left(ids, wanted)
+        if ids[at] == wanted:
+            marks[wanted] = (rows[at].hash, checked_before + at + 1)
 
 
 def history(session: Session, object_type: str, object_id, limit: int = 500) -> list[AuditEntry]:
