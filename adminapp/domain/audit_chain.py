@@ -16,7 +16,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 
@@ -135,14 +135,14 @@ def head(session: Session) -> Head | None:
     return None if row is None else Head(*row)
 
 
-def take_checkpoint(session: Session, now: datetime | None = None) -> Checkpoint:
+def take_checkpoint(session: Session) -> Checkpoint:
     """A checkpoint of the chain as it is now, with its MAC. Counts every entry (a full count)."""
     last = head(session)
     count = 0 if last is None else session.scalar(
         select(func.count()).select_from(AuditEntry).where(AuditEntry.id <= last.id))
-    at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
-    unsigned = Checkpoint(last.id if last else 0, last.hash if last else None, count, at)
-    return Checkpoint(unsigned.last_id, unsigned.hash, unsigned.count, unsigned.at, _checkpoint_mac(unsigned.body))
+    unsigned = Checkpoint(last.id if last else 0, last.hash if last else None, count,
+                          datetime.now(timezone.utc).replace(microsecond=0))
+    return replace(unsigned, mac=_checkpoint_mac(unsigned.body))
 
 
 def _checkpoint_mac(body: str) -> str:
