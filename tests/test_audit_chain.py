@@ -160,14 +160,18 @@ def test_an_entry_changed_and_the_chain_recomputed_without_the_key_is_detected(a
 
     result = verify(app)
 
-    assert_refused(result, f"Audit trail BROKEN at entry #{victim}: "
-                           "its content does not match its hash under the audit key")
+    assert_refused(result, f"Audit trail BROKEN at entry #{victim}: " + (
+        "its hash is a plain SHA-256, not made with the audit key" if recompute == "sha256"
+        else "its content does not match its hash under the audit key (it was altered, or hashed without the key)"))
     assert "4 entries before it are intact" in result.stderr
 
 
 def test_a_whole_chain_recomputed_without_the_key_is_detected_at_its_first_entry(app, chain):
+    """As an unkeyed chain from before migration 0007 would be: the message says how to key it."""
     rehash_from(app, chain[0], audit_chain.legacy_hash)
-    assert_refused(verify(app), f"Audit trail BROKEN at entry #{chain[0]}:")
+    assert_refused(verify(app), f"Audit trail BROKEN at entry #{chain[0]}: its hash is a plain SHA-256, not made "
+                                "with the audit key: the chain was recomputed without the key, or predates it "
+                                "(run `manage.py init-db`: migration 0007 keys an intact chain)")
 
 
 def test_the_chain_verifies_only_with_its_own_key(app, chain, tmp_path):

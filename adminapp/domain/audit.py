@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
 from . import bulk, sqlite_lock
-from .audit_chain import HASHED_FIELDS, canonical, chain_hash  # noqa: F401 (canonical, for callers)
+from .audit_chain import HASHED_FIELDS, canonical, chain_hash, legacy_hash  # noqa: F401 (canonical)
 
 CHAIN_LOCK_KEY = 0x41554454  # "AUDT": the advisory lock that serialises appends
 # Columns whose changes are noise (bookkeeping) or secret (hashes) in an entry.
@@ -162,8 +162,7 @@ def verify(session: Session, progress=None, marks: Iterable[int] = ()) -> Verdic
             if entry["changes"] is not None:
                 entry["changes"] = json.loads(entry["changes"])
             if stored_hash != link(prev, entry):
-                broken = entry_id, ("its content does not match its hash under the audit key "
-                                    "(it was altered, or hashed without the key)")
+                broken = entry_id, _why_the_hash_differs(prev, entry, stored_hash)
                 break
             prev, checked = stored_hash, checked + 1
         verified = rows[:checked - checked_before]
@@ -177,6 +176,13 @@ def verify(session: Session, progress=None, marks: Iterable[int] = ()) -> Verdic
             progress(len(rows))
         rows = connection.execute(batch.where(table.c.id > rows[-1].id)).all()
     return Verdict(checked, last_id=last_id, marks=marks)
+
+
+def _why_the_hash_differs(prev_hash, entry, stored_hash) -> str:
+    if stored_hash == legacy_hash(prev_hash, entry):
+        return ("its hash is a plain SHA-256, not made with the audit key: the chain was recomputed without "
+                "the key, or predates it (run `manage.py init-db`: migration 0007 keys an intact chain)")
+    return "its content does not match its hash under the audit key (it was altered, or hashed without the key)"
 
 
 def _mark(rows, checked_before: int, pending: list[int], marks: dict) -> None:
