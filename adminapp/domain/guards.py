@@ -9,7 +9,7 @@ statement on an audited table unless its caller marks it as recording its own en
     session.execute(update(Product)..., execution_options=guards.RECORDS_ITS_OWN_ENTRY)
 
 Plain SQL (``text()``) and connection-level writes do not pass through here; on PostgreSQL
-the triggers of migration 0008 (models/guards.py) stand behind them.
+the triggers of migration 0008 (models/triggers.py) stand behind them.
 """
 
 from sqlalchemy import event

@@ -308,7 +308,7 @@ def _original_status(txn: Transaction) -> str:
 
 # --- the guard below the views: no flush may alter a posted or void transaction ---
 # Nor post or void one: only post and void change a stored transaction's status, with their
-# stock moves and entry. The triggers of models/guards.py hold the same line on PostgreSQL.
+# stock moves and entry. The triggers of models/triggers.py hold the same line on PostgreSQL.
 
 def _check_transaction(session: Session, txn: Transaction, deleting: bool) -> None:
     if not inspect(txn).has_identity:
