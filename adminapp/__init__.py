@@ -60,6 +60,8 @@ def register_extensions(app: Flask) -> None:
         options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
         options.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
     db.init_app(app)
+    # Imported for its listener on every Session: bulk writes to audited tables must be marked.
+    from .domain import guards  # noqa: F401
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))

@@ -4,11 +4,11 @@ import os
 from contextlib import contextmanager
 
 import jinja2
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 from werkzeug.security import generate_password_hash
 
 from adminapp import create_app
-from adminapp.domain import sales
+from adminapp.domain import guards, sales
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct
 
@@ -98,6 +98,16 @@ def snapshot(app) -> dict:
             state[table.name] = [tuple(row) for row in rows]
         _db.session.remove()
     return state
+
+
+def as_dba(session) -> dict:
+    """Lift the database's guards for the rest of this database transaction, as a DBA would for
+    a repair: on PostgreSQL a superuser's ``session_replication_role = replica`` (the tests
+    connect as one), which ordinary triggers do not fire under. Returns the execution options
+    that let an ORM bulk statement past the app's guard."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL session_replication_role = replica"))
+    return dict(guards.RECORDS_ITS_OWN_ENTRY)
 
 
 def login(client, username, password=PASSWORD):

@@ -36,7 +36,7 @@ from adminapp.domain.errors import InsufficientStock
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, User
 
-from tests.support import (PASSWORD, count_statements, flashed, fresh_schema, login, make_app, save_draft, snapshot,
+from tests.support import (PASSWORD, as_dba, count_statements, flashed, fresh_schema, login, make_app, save_draft, snapshot,
                            statements)
 
 
@@ -92,6 +92,15 @@ def run_sql(app, sql, **params):
         _db.session.commit()
         _db.session.remove()
     return rows
+
+
+def tamper(app, sql, **params):
+    """Change the chain behind the app's back, as someone with the database's superuser could."""
+    with app.app_context():
+        as_dba(_db.session)
+        _db.session.execute(text(sql), params)
+        _db.session.commit()
+        _db.session.remove()
 
 
 def verify(app):
@@ -734,7 +743,8 @@ def test_altering_an_entry_is_detected_and_named(app, chain, column, value):
     victim = chain[4]
     with app.app_context():
         table = AuditEntry.__table__
-        _db.session.execute(table.update().where(table.c.id == victim).values({column: value}))
+        _db.session.execute(table.update().where(table.c.id == victim).values({column: value}),
+                            execution_options=as_dba(_db.session))
         _db.session.commit()
         _db.session.remove()
     result = assert_broken_at(app, victim)
@@ -744,13 +754,13 @@ def test_altering_an_entry_is_detected_and_named(app, chain, column, value):
 
 def test_altering_an_entry_by_raw_sql_is_detected(app, chain):
     victim = chain[7]
-    run_sql(app, "UPDATE audit_entries SET username = 'someone else' WHERE id = :id", id=victim)
+    tamper(app, "UPDATE audit_entries SET username = 'someone else' WHERE id = :id", id=victim)
     assert_broken_at(app, victim)
 
 
 @pytest.mark.parametrize("position", [0, 5, 10])
 def test_deleting_an_entry_is_detected(app, chain, position):
-    run_sql(app, "DELETE FROM audit_entries WHERE id = :id", id=chain[position])
+    tamper(app, "DELETE FROM audit_entries WHERE id = :id", id=chain[position])
     result = assert_broken_at(app, chain[position + 1])
     assert "deleted, inserted or moved" in result.output
 
@@ -764,9 +774,10 @@ def test_reordering_entries_is_detected(app, chain, first, second):
         table = AuditEntry.__table__
         rows = {r.id: r._asdict() for r in _db.session.execute(select(table).where(table.c.id.in_([a, b])))}
         content = {i: {k: v for k, v in rows[i].items() if k != "id"} for i in (a, b)}
-        _db.session.execute(table.update().where(table.c.id == a).values(hash="swapping"))
-        _db.session.execute(table.update().where(table.c.id == b).values(content[a]))
-        _db.session.execute(table.update().where(table.c.id == a).values(content[b]))
+        options = as_dba(_db.session)
+        _db.session.execute(table.update().where(table.c.id == a).values(hash="swapping"), execution_options=options)
+        _db.session.execute(table.update().where(table.c.id == b).values(content[a]), execution_options=options)
+        _db.session.execute(table.update().where(table.c.id == a).values(content[b]), execution_options=options)
         _db.session.commit()
         _db.session.remove()
     assert sorted(hashes(app)) == sorted(order_before) and hashes(app) != order_before  # same rows, another order
@@ -878,8 +889,10 @@ def varied_trail(app, db, client_as, make_product):
         days = [datetime(2020, 1, 10, 12, tzinfo=timezone.utc), datetime(2020, 2, 11, 12, tzinfo=timezone.utc),
                 datetime(2020, 3, 12, 12, tzinfo=timezone.utc)]
         dated = dict(zip(sorted(e["id"] for e in entries(app))[:3], days))
+        options = as_dba(_db.session)  # test data: the filters need entries of other days
         for entry_id, moment in dated.items():
-            _db.session.execute(table.update().where(table.c.id == entry_id).values(at=moment))
+            _db.session.execute(table.update().where(table.c.id == entry_id).values(at=moment),
+                                execution_options=options)
         _db.session.commit()
         _db.session.remove()
     return {"p1": p1, "p2": p2, "dated": dated}
@@ -1332,7 +1345,7 @@ def test_a_chain_read_in_batches_verifies_whole(app, chain, monkeypatch, batch):
 @pytest.mark.parametrize("position", [4, 5, 7], ids=["last of a batch", "first of a batch", "mid-batch"])
 def test_an_altered_entry_is_found_wherever_it_falls_in_a_batch(app, chain, monkeypatch, position):
     monkeypatch.setattr(audit, "VERIFY_BATCH", 5)
-    run_sql(app, "UPDATE audit_entries SET object_repr = 'forged' WHERE id = :id", id=chain[position])
+    tamper(app, "UPDATE audit_entries SET object_repr = 'forged' WHERE id = :id", id=chain[position])
     result = assert_broken_at(app, chain[position])
     assert "altered" in result.output
     assert f"{position} entries before it are intact" in result.output
@@ -1343,7 +1356,7 @@ def test_a_broken_link_is_found_wherever_it_falls_in_a_batch(app, chain, monkeyp
     """Deleting entry 5 leaves [0-4] [6-10]: only the hash carried over from the previous batch
     shows that entry 6 does not follow entry 4."""
     monkeypatch.setattr(audit, "VERIFY_BATCH", 5)
-    run_sql(app, "DELETE FROM audit_entries WHERE id = :id", id=chain[position])
+    tamper(app, "DELETE FROM audit_entries WHERE id = :id", id=chain[position])
     result = assert_broken_at(app, chain[position + 1])
     assert "deleted, inserted or moved" in result.output
     assert f"{position} entries before it are intact" in result.output

@@ -347,7 +347,7 @@ def test_the_search_index_folds_the_case_of_every_letter(app, admin_client, sear
 
 def test_a_search_with_filters_and_short_terms_narrows_by_all_of_them(app, admin_client, searched, db):
     with db() as session:
-        session.query(Product).filter(Product.sku == "KOPI-002").update({"is_active": False})
+        session.scalars(select(Product).where(Product.sku == "KOPI-002")).one().is_active = False
 
     for search in ("coffee", "coffee co", "sari co"):
         response = admin_client.get(PRODUCTS, query_string={"search": search, "flt0_active_equals": "1"})

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
 from ..models import ROLES, AuditEntry, LoginFailures, Transaction, User, utcnow
-from . import audit
+from . import audit, guards
 from .deletion import DeletionPreview, refusal_of
 from .errors import DomainError
 
@@ -98,14 +98,15 @@ def _record_failure(session, user, now, max_attempts, lockout_seconds) -> None:
         .where(User.id == user.id)
         .values(failed_login_count=User.failed_login_count + 1)
         .returning(User.failed_login_count),
-        execution_options={"synchronize_session": False},
+        # Recorded by the caller's "login_failed" entry.
+        execution_options={"synchronize_session": False, **guards.RECORDS_ITS_OWN_ENTRY},
     ).scalar_one()
     if failures >= max_attempts:
         session.execute(
             update(User)
             .where(User.id == user.id)
             .values(failed_login_count=0, locked_until=now + timedelta(seconds=lockout_seconds)),
-            execution_options={"synchronize_session": False},
+            execution_options={"synchronize_session": False, **guards.RECORDS_ITS_OWN_ENTRY},
         )
     session.expire(user)
 

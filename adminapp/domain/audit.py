@@ -30,7 +30,6 @@ CHAIN_LOCK_KEY = 0x41554454  # "AUDT": the advisory lock that serialises appends
 UNRECORDED = {"version", "updated_at", "created_at", "line_count", "password_hash",
               "failed_login_count", "locked_until", "last_login_at"}
 AUDITED = {Product: "product", Transaction: "transaction", User: "user"}
-STOCK_MOVEMENTS = "audit_stock_movements"  # in Session.info: see stock_moved
 
 
 @dataclass(frozen=True)
@@ -307,31 +306,6 @@ def _old_transaction(line):
     return history.deleted[0] if history.deleted else None
 
 
-def stock_moved(session: Session, txn: Transaction, movements: dict) -> None:
-    """Hand over the stock ``txn`` moved, {sku: [old stock, new stock]}, for its post or void entry.
-
-    Posting and voiding move stock with one set-based UPDATE, which the flush does not see."""
-    session.info.setdefault(STOCK_MOVEMENTS, {})[txn.id] = movements
-
-
-def _stock_movements(session: Session, txn: Transaction) -> dict:
-    return session.info.get(STOCK_MOVEMENTS, {}).pop(txn.id, {})
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_stock_movements(session, transaction):
-    # Movements belong to the database transaction that made them: recorded or rolled back with it.
-    if transaction.parent is None:
-        session.info.pop(STOCK_MOVEMENTS, None)
-
-
-def _transaction_action(txn: Transaction) -> str:
-    history = inspect(txn).attrs.status.history
-    if history.deleted and history.added:
-        return {"posted": "post", "void": "void"}.get(history.added[0], "update")
-    return "update"
-
-
 def _in_order(objects) -> list:
     """A session's set of objects in a stable order (type, then id), so entries are too."""
     return sorted(objects, key=lambda obj: (type(obj).__name__, getattr(obj, "id", None) or 0))
@@ -355,13 +329,10 @@ def _entries_for_flush(session: Session) -> list[dict]:
         if type(obj) not in AUDITED or obj in session.deleted or not session.is_modified(obj):
             continue
         changes = _changes(obj)
-        if isinstance(obj, Transaction):
+        if isinstance(obj, Transaction):  # a draft edited (post and void record their own entries)
             if obj in lines:
                 changes["lines"] = lines.pop(obj)
-            action = _transaction_action(obj)
-            if action in ("post", "void"):
-                changes["stock"] = _stock_movements(session, obj)
-            add(action, obj, changes)
+            add("update", obj, changes)
         elif isinstance(obj, User) and "password" in changes and set(changes) <= {"password", "must_change_password"}:
             add("password_change", obj, changes)
         elif changes:

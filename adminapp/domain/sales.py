@@ -15,13 +15,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..formatting import number
 from ..labels import status_label
 from ..models import Product, Transaction, TransactionProduct, User, utcnow
-from . import audit, sqlite_lock
+from . import audit, guards, sqlite_lock
 from .deletion import DeletionPreview, Related, refusal_of
 from .errors import Immutable, InsufficientStock, InvalidTransaction, NotFound
 
 FINAL_STATUSES = ("posted", "void")
-# What voiding may change on a posted transaction; anything else there is frozen.
-VOID_FIELDS = {"status", "voided_at", "voided_by_id", "voided_by", "void_reason", "version"}
 
 
 def live_lines(session: Session, txn: Transaction) -> list[TransactionProduct]:
@@ -63,7 +61,8 @@ def save_draft(session: Session, txn: Transaction, user: User | None, is_new: bo
 
 
 def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
-    """Take the stock, fix the prices and mark the transaction posted, all or nothing.
+    """Take the stock, fix the prices and mark the transaction posted, all or nothing, with
+    its "post" entry in the audit trail.
 
     A handful of statements however many lines it has: stock and prices change set-based."""
     txn = _lock_transaction(session, txn.id)
@@ -84,17 +83,16 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
     if problems:
         raise InsufficientStock(gettext("Transaction #%(id)s was not posted: %(problems)s.",
                                         id=txn.id, problems="; ".join(problems)))
-    _move_stock(session, txn, {product: -qty for product, qty in wanted.items()})
+    stock = _move_stock(session, {product: -qty for product, qty in wanted.items()})
     _fix_prices(session, txn, lines)
-    txn.total = sum((line_total(line) for line in lines), Decimal("0.00"))
-    txn.status = "posted"
-    txn.posted_at = utcnow()
-    txn.posted_by = user
+    _change_status(session, txn, "post", stock, status="posted", posted_at=utcnow(), posted_by=user,
+                   total=sum((line_total(line) for line in lines), Decimal("0.00")))
     return txn
 
 
 def void(session: Session, txn: Transaction, user: User | None, reason: str) -> Transaction:
-    """Put the stock of a posted transaction back and mark it void, with the reason."""
+    """Put the stock of a posted transaction back and mark it void, with the reason, and its
+    "void" entry in the audit trail."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidTransaction(gettext("Give a reason for voiding the transaction."))
@@ -103,12 +101,35 @@ def void(session: Session, txn: Transaction, user: User | None, reason: str) -> 
         raise Immutable(gettext("Transaction #%(id)s is %(status)s; only posted transactions can be voided.",
                                 id=txn.id, status=status_label(txn.status)))
     lines = _lines_locking_products(session, txn)
-    _move_stock(session, txn, _quantities(lines))
-    txn.status = "void"
-    txn.voided_at = utcnow()
-    txn.voided_by = user
-    txn.void_reason = reason
+    stock = _move_stock(session, _quantities(lines))
+    _change_status(session, txn, "void", stock, status="void", voided_at=utcnow(), voided_by=user,
+                   void_reason=reason)
     return txn
+
+
+# The relationships post and void set, written as their foreign keys.
+_BY_USER = {"posted_by": "posted_by_id", "voided_by": "voided_by_id"}
+
+
+def _change_status(session: Session, txn: Transaction, action: str, stock: dict, **new) -> None:
+    """Write a post's or a void's fields in one UPDATE of the locked row, and the one entry
+    that records them with the stock moved.
+
+    Not left to the flush: the entry is whole wherever the caller's flushes happen, and a
+    flush never changes a stored transaction's status (see the guard below)."""
+    users = {key: new.pop(key) for key in _BY_USER if key in new}
+    new.update({_BY_USER[key]: user.id if user is not None else None for key, user in users.items()})
+    changes = {key: [getattr(txn, key), value] for key, value in new.items() if getattr(txn, key) != value}
+    session.execute(
+        update(Transaction).where(Transaction.id == txn.id)
+        .values({**{getattr(Transaction, key): value for key, value in new.items()},
+                 Transaction.version: Transaction.version + 1}),
+        execution_options={"synchronize_session": False, **guards.RECORDS_ITS_OWN_ENTRY},
+    )
+    # The session holds what the database now does, without another SELECT.
+    for key, value in {**new, **users, "version": txn.version + 1}.items():
+        set_committed_value(txn, key, value)
+    audit.record(session, action, txn, changes={**changes, "stock": stock})
 
 
 def _quantities(lines: list[TransactionProduct]) -> Counter:
@@ -119,20 +140,21 @@ def _quantities(lines: list[TransactionProduct]) -> Counter:
     return quantities
 
 
-def _move_stock(session: Session, txn: Transaction, changes: dict[Product, int]) -> None:
-    """Add each change to its product's stock in one statement, and hand the movements to the audit.
+def _move_stock(session: Session, changes: dict[Product, int]) -> dict:
+    """Add each change to its product's stock in one statement; the movements, {sku: [old, new]},
+    for the audit entry of the post or void.
 
     The products are locked, so the stock read is the stock changed. The version is left
     alone: a sale does not make an open product form stale (catalog.keep_stock_moves keeps
     that form from undoing it)."""
     if not changes:
-        return
+        return {}
     moves = (values(column("id", Integer), column("change", Integer), name="moves")
              .data([(product.id, change) for product, change in changes.items()])
              .cte("moves"))
     session.execute(
         update(Product).where(Product.id == moves.c.id).values(stock=Product.stock + moves.c.change),
-        execution_options={"synchronize_session": False},
+        execution_options={"synchronize_session": False, **guards.RECORDS_ITS_OWN_ENTRY},
     )
     movements = {}
     for product, change in sorted(changes.items(), key=lambda item: item[0].id):
@@ -140,7 +162,7 @@ def _move_stock(session: Session, txn: Transaction, changes: dict[Product, int])
         # The session holds what the database now does, without another SELECT.
         set_committed_value(product, "stock", product.stock + change)
         session.expire(product, ["updated_at"])  # set by the UPDATE
-    audit.stock_moved(session, txn, movements)
+    return movements
 
 
 def _fix_prices(session: Session, txn: Transaction, lines: list[TransactionProduct]) -> None:
@@ -151,7 +173,8 @@ def _fix_prices(session: Session, txn: Transaction, lines: list[TransactionProdu
         update(TransactionProduct)
         .where(TransactionProduct.transaction_id == txn.id, TransactionProduct.product_id == Product.id)
         .values(unit_price=Product.price),
-        execution_options={"synchronize_session": False},
+        # Recorded by the post's entry, in the total it changes.
+        execution_options={"synchronize_session": False, **guards.RECORDS_ITS_OWN_ENTRY},
     )
     for line in lines:
         set_committed_value(line, "unit_price", line.product.price)
@@ -284,22 +307,22 @@ def _original_status(txn: Transaction) -> str:
 
 
 # --- the guard below the views: no flush may alter a posted or void transaction ---
-
-def _changed_fields(obj) -> set[str]:
-    return {attr.key for attr in inspect(obj).attrs if attr.history.has_changes()}
-
+# Nor post or void one: only post and void change a stored transaction's status, with their
+# stock moves and entry. The triggers of models/triggers.py hold the same line on PostgreSQL.
 
 def _check_transaction(session: Session, txn: Transaction, deleting: bool) -> None:
     if not inspect(txn).has_identity:
         return
     status = _original_status(txn)
     if status not in FINAL_STATUSES:
+        if not deleting and txn.status != status:
+            raise Immutable(gettext("Transaction #%(id)s can only be posted or voided by posting or voiding it.",
+                                    id=txn.id))
         return
     if deleting:
         raise Immutable(gettext("Transaction #%(id)s is %(status)s and cannot be deleted.",
                                 id=txn.id, status=status_label(status)))
-    if status == "void" or txn.status != "void" or _changed_fields(txn) - VOID_FIELDS:
-        raise _unchangeable(txn, status)
+    raise _unchangeable(txn, status)
 
 
 def _unchangeable(txn: Transaction, status: str) -> Immutable:

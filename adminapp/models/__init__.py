@@ -3,6 +3,7 @@ from .catalog import Product
 from .sales import STATUSES, Transaction, TransactionProduct
 from .types import utcnow
 from .users import ROLES, LoginFailures, User
+from . import triggers  # noqa: F401  (PostgreSQL's guards, made with the tables)
 
 __all__ = [
     "AuditEntry", "LoginFailures", "Product", "ROLES", "STATUSES", "Transaction", "TransactionProduct",
