@@ -23,7 +23,7 @@ from adminapp.domain import audit, audit_chain
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product
 
-from tests.support import make_app, statements
+from tests.support import as_dba, make_app, statements
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT = "/admin/audit/"
@@ -66,7 +66,9 @@ def rows(app) -> list[dict]:
 
 
 def run_sql(app, sql, **params):
+    """Change the chain behind the app's back, as the database's superuser could."""
     with app.app_context():
+        as_dba(_db.session)
         _db.session.execute(text(sql), params)
         _db.session.commit()
         _db.session.remove()
@@ -80,6 +82,7 @@ def rehash_from(app, first_id, hash_function):
     """What an attacker with only the database could do: recompute every hash from ``first_id`` on
     (after changing that entry), with a hash function of their choosing."""
     with app.app_context():
+        dba = as_dba(_db.session)
         table = AuditEntry.__table__
         entries = [dict(row._mapping) for row in _db.session.execute(select(table).order_by(table.c.id))]
         prev = None
@@ -88,7 +91,7 @@ def rehash_from(app, first_id, hash_function):
                 entry["prev_hash"] = prev
                 entry["hash"] = hash_function(prev, entry)
                 _db.session.execute(table.update().where(table.c.id == entry["id"])
-                                    .values(prev_hash=entry["prev_hash"], hash=entry["hash"]))
+                                    .values(prev_hash=entry["prev_hash"], hash=entry["hash"]), execution_options=dba)
             prev = entry["hash"]
         _db.session.commit()
         _db.session.remove()
@@ -443,9 +446,9 @@ def write_legacy_chain(app, count):
         _db.session.remove()
 
 
-def upgrade(app):
+def upgrade(app, revision="head"):
     with app.app_context():
-        flask_migrate.upgrade(directory=app.extensions["migrate"].directory)
+        flask_migrate.upgrade(directory=app.extensions["migrate"].directory, revision=revision)
 
 
 def revision(app) -> str:
@@ -495,7 +498,7 @@ def test_migration_0007_refuses_a_legacy_chain_that_does_not_verify(at_0006, cap
 
 
 def test_migration_0007_leaves_an_empty_trail_empty(at_0006):
-    upgrade(at_0006)
+    upgrade(at_0006, "0007")
     assert rows(at_0006) == []
     assert revision(at_0006) == "0007"
 
