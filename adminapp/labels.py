@@ -135,6 +135,7 @@ USER_FIELDS = {
     "must_change_password": lazy_gettext("Must change password"),
     "locale": lazy_gettext("Language"),
     "password": lazy_gettext("Password"),
+    "version": lazy_gettext("Version"),
 }
 
 AUDIT_FIELDS = {

@@ -13,8 +13,9 @@ from werkzeug.security import generate_password_hash
 
 from ..models import ROLES, AuditEntry, LoginFailures, Transaction, User, utcnow
 from . import audit
+from .catalog import format_utc
 from .deletion import DeletionPreview, refusal_of
-from .errors import DomainError
+from .errors import DomainError, StaleVersion
 
 # Checked against when the username is unknown, so both cases take as long.
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
@@ -158,15 +159,20 @@ def check_password_rule(password: str, username: str | None) -> None:
         raise WeakPassword(" ".join(problems))
 
 
-def save_user(session: Session, user: User, new_password: str | None, is_new: bool) -> None:
-    """The admin's user form: a new user needs a password; the last active admin stays one."""
+def save_user(session: Session, user: User, new_password: str | None, is_new: bool, version_seen=None) -> None:
+    """The admin's user form: a new user needs a password; the last active admin stays one; an
+    edit is refused when the user changed since the form was opened at ``version_seen``."""
     if new_password:
         check_password_rule(new_password, user.username)
         user.set_password(new_password)
     elif is_new:
         raise WeakPassword(gettext("A password is required for a new user."))
-    if not is_new:
-        ensure_an_admin_remains(session, user)
+    if is_new:
+        return
+    ensure_an_admin_remains(session, user)  # first: it locks the admins' rows, in id order
+    ensure_current(session, user, version_seen)
+    if session.is_modified(user):
+        _bump_version(user)
 
 
 def change_password(session: Session, user: User, current: str, new: str) -> None:
@@ -178,6 +184,49 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     check_password_rule(new, user.username)
     user.set_password(new)
     user.must_change_password = False
+    _bump_version(user)
+
+
+def _bump_version(user: User) -> None:
+    # In SQL: two changes committed at once both count.
+    user.version = User.version + 1
+
+
+def ensure_current(session: Session, user: User, version_seen) -> None:
+    """Refuse to save a user form opened at another version than the user's now, naming who
+    changed the user since (as catalog.ensure_current does for products). The version is read
+    under the row's lock: a save committed meanwhile is seen, not written over."""
+    try:
+        seen = int(version_seen)
+    except (TypeError, ValueError):
+        raise StaleVersion(gettext("This user form is missing its version; reopen the user and try again."))
+    with session.no_autoflush:
+        current = session.scalar(select(User.version).where(User.id == user.id).with_for_update(key_share=True))
+    if seen == current:
+        return
+    change = _last_edit(session, user)
+    if change is None:
+        raise StaleVersion(gettext("This user was changed by someone else after you opened it. Your changes were "
+                                   "not saved: reopen the user to see the current data, then apply them again."))
+    raise StaleVersion(gettext("This user was changed by someone else (%(user)s, at %(at)s) after you opened it. "
+                               "Your changes were not saved: reopen the user to see the current data, "
+                               "then apply them again.",
+                               user=change.username or gettext("unknown"), at=format_utc(change.at)))
+
+
+# The audit actions that change what the users form shows (not sign-ins, sign-outs...).
+FORM_CHANGES = ("create", "update", "password_change")
+
+
+def _last_edit(session: Session, user: User) -> AuditEntry | None:
+    with session.no_autoflush:
+        return session.scalar(
+            select(AuditEntry)
+            .where(AuditEntry.object_type == "user", AuditEntry.object_id == str(user.id),
+                   AuditEntry.action.in_(FORM_CHANGES))
+            .order_by(AuditEntry.id.desc())
+            .limit(1)
+        )
 
 
 def ensure_an_admin_remains(session: Session, user: User, deleting: bool = False, lock: bool = True) -> None:
@@ -188,24 +237,31 @@ def ensure_an_admin_remains(session: Session, user: User, deleting: bool = False
     stays_admin = not deleting and user.role == "admin" and user.is_active
     if not was_admin or stays_admin:
         return
-    with session.no_autoflush:
-        # Lock the other admins' rows: two admins demoting each other at once cannot both win.
-        others = select(User.id).where(User.role == "admin", User.is_active, User.id != user.id)
-        others = session.scalars(others.with_for_update() if lock else others).all()
-    if not others:
+    if not _other_active_admins(session, {user.id}, lock):
         raise LastAdmin(gettext("%(username)s is the last active admin and must stay one: "
                                 "make another user an active admin first.", username=user.username))
 
 
+def _other_active_admins(session: Session, leaving: set[int], lock: bool) -> list[int]:
+    """The active admins but those ``leaving``. With ``lock``, the rows of all the active admins
+    are locked, in id order, until the commit: of two changes that each leave one admin (a
+    demotion, a delete, a bulk delete), the second waits for the first and sees its result;
+    taken in the same order by all, the locks cannot deadlock. FOR NO KEY UPDATE: rows that
+    refer to a user (an audit entry, a sign-in session) are still added meanwhile."""
+    with session.no_autoflush:
+        admins = select(User.id).where(User.role == "admin", User.is_active).order_by(User.id)
+        admin_ids = session.scalars(admins.with_for_update(key_share=True) if lock else admins).all()
+    return [admin_id for admin_id in admin_ids if admin_id not in leaving]
+
+
 def delete_users(session: Session, ids: list[int]) -> int:
-    """Delete all these users or none; never the last active admin."""
+    """Delete all these users or none; never the last active admin (under the same locks as
+    `ensure_an_admin_remains`, taken before the users are read)."""
+    others = _other_active_admins(session, set(ids), lock=True)
     users = list(session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)))
     if len(users) != len(set(ids)):
         raise InvalidUser(gettext("Some of the selected users do not exist; nothing was deleted."))
-    remaining_admins = session.scalar(
-        select(func.count(User.id)).where(User.role == "admin", User.is_active, User.id.not_in(ids))
-    )
-    if not remaining_admins and any(u.role == "admin" and u.is_active for u in users):
+    if not others and any(u.role == "admin" and u.is_active for u in users):
         raise LastAdmin(gettext("That would delete the last active admin: make another user an active admin first."))
     for user in users:
         ensure_no_record(session, user)
@@ -260,4 +316,6 @@ def set_password(session: Session, username: str, password: str) -> User:
     user.must_change_password = False
     user.failed_login_count = 0
     user.locked_until = None
+    _bump_version(user)
     return user
+

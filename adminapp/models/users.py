@@ -29,6 +29,12 @@ class User(UserMixin, db.Model):
     must_change_password: Mapped[bool] = mapped_column(default=False)
     # The interface language the user chose ("en", "id"); None follows the browser.
     locale: Mapped[str | None] = mapped_column(String(8))
+    # Optimistic locking of the users admin's form. Moved by the changes a form could
+    # overwrite (the form's own saves, password changes), not by sign-in bookkeeping or the
+    # language: a sign-in must not make every open form of that user stale. So it is no
+    # mapper version_id_col (which moves on every UPDATE): accounts bumps it, and checks it
+    # under a row lock.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -50,3 +56,4 @@ class LoginFailures(db.Model):
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     failed_count: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
