@@ -5,6 +5,7 @@ from flask_babel import lazy_gettext, ngettext
 from wtforms import PasswordField, SelectChoice, SelectField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
+from ..auth import sessions
 from ..domain import accounts
 from ..extensions import db
 from ..formatting import local_time
@@ -69,7 +70,9 @@ class UserView(SecuredModelView):
     action_rights = {"delete": DELETE}
 
     def on_model_change(self, form, model, is_created):
-        accounts.save_user(db.session, model, form.new_password.data, is_created, version_seen=form.version.data)
+        # The admin's own session continues when they change their own password or role.
+        accounts.save_user(db.session, model, form.new_password.data, is_created,
+                           version_seen=form.version.data, keep_token=sessions.current_token())
 
     def deletion_preview(self, record):
         return accounts.deletion_preview(db.session, record)

@@ -1,17 +1,18 @@
 """Users and sign-in. Lockout state lives in the database, so it holds across workers."""
 
+import hashlib
 import secrets
 from datetime import datetime, timedelta
 
 from pathlib import Path
 
 from flask_babel import gettext, ngettext
-from sqlalchemy import func, inspect, or_, select, update
+from sqlalchemy import delete, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from ..models import ROLES, AuditEntry, LoginFailures, Transaction, User, utcnow
+from ..models import ROLES, AuditEntry, LoginFailures, Transaction, User, UserSession, utcnow
 from . import audit
 from .catalog import format_utc
 from .deletion import DeletionPreview, refusal_of
@@ -88,7 +89,11 @@ def _audit_failure(session, user, username, reason) -> None:
                  changes={"reason": reason}, actor=actor)
 
 
-def logout(session: Session, user: User) -> None:
+def logout(session: Session, user: User, token: str | None) -> None:
+    """Sign-out: the session of ``token`` ends for good, for any copy of its cookie too."""
+    if token:
+        session.execute(delete(UserSession).where(UserSession.token_hash == _token_hash(token)),
+                        execution_options={"synchronize_session": False})
     audit.record(session, "logout", user)
 
 
@@ -159,9 +164,14 @@ def check_password_rule(password: str, username: str | None) -> None:
         raise WeakPassword(" ".join(problems))
 
 
-def save_user(session: Session, user: User, new_password: str | None, is_new: bool, version_seen=None) -> None:
+def save_user(session: Session, user: User, new_password: str | None, is_new: bool,
+              version_seen=None, keep_token: str | None = None) -> None:
     """The admin's user form: a new user needs a password; the last active admin stays one; an
-    edit is refused when the user changed since the form was opened at ``version_seen``."""
+    edit is refused when the user changed since the form was opened at ``version_seen``.
+
+    A new password, a role change or a change of activation ends the user's sessions, but
+    the one of ``keep_token`` (the admin's own, when admins change themselves) unless the
+    change is an activation's."""
     if new_password:
         check_password_rule(new_password, user.username)
         user.set_password(new_password)
@@ -173,10 +183,18 @@ def save_user(session: Session, user: User, new_password: str | None, is_new: bo
     ensure_current(session, user, version_seen)
     if session.is_modified(user):
         _bump_version(user)
+    state = inspect(user)
+    if _committed(state, "is_active") != user.is_active:
+        end_sessions(session, user, "deactivated" if not user.is_active else "activated")
+    elif _committed(state, "role") != user.role:
+        end_sessions(session, user, "role changed", keep_token)
+    elif new_password:
+        end_sessions(session, user, "password reset", keep_token)
 
 
-def change_password(session: Session, user: User, current: str, new: str) -> None:
-    """The signed-in user's own change: the current password proves it is them."""
+def change_password(session: Session, user: User, current: str, new: str, keep_token: str | None = None) -> None:
+    """The signed-in user's own change: the current password proves it is them. Their other
+    sessions end; the one of ``keep_token`` (the one they changed it in) continues."""
     if not user.check_password(current):
         raise WrongPassword(gettext("Your current password is not correct."))
     if current == new:
@@ -185,6 +203,7 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     user.set_password(new)
     user.must_change_password = False
     _bump_version(user)
+    end_sessions(session, user, "password changed", keep_token)
 
 
 def _bump_version(user: User) -> None:
@@ -317,5 +336,51 @@ def set_password(session: Session, username: str, password: str) -> User:
     user.failed_login_count = 0
     user.locked_until = None
     _bump_version(user)
+    end_sessions(session, user, "password reset")
     return user
+
+
+# --- sign-in sessions: rows in user_sessions (the cookie's half is auth/sessions.py) ---
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, user: User, lifetime: timedelta) -> str:
+    """A new session for ``user``, just authenticated: returns its token, for the signed cookie.
+    Sessions older than ``lifetime`` (anyone's: they can never be used again) are deleted."""
+    now = utcnow()
+    session.execute(delete(UserSession).where(UserSession.created_at <= now - lifetime),
+                    execution_options={"synchronize_session": False})
+    token = secrets.token_urlsafe(32)
+    session.add(UserSession(user_id=user.id, token_hash=_token_hash(token), created_at=now))
+    return token
+
+
+def session_user(session: Session, user_id: int, token: str, lifetime: timedelta) -> User | None:
+    """The active user signed in with ``token``, while that session lasts, else None. One
+    statement, as loading the user alone would be: it runs on every request."""
+    return session.scalar(
+        select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(User.id == user_id, User.is_active, UserSession.token_hash == _token_hash(token),
+               UserSession.created_at > utcnow() - lifetime)
+    )
+
+
+def end_sessions(session: Session, user: User, reason: str, keep_token: str | None = None) -> int:
+    """End every session of ``user`` but the one of ``keep_token``, on every worker at once
+    (each checks its session's row at every request); audited when there were any."""
+    sessions = delete(UserSession).where(UserSession.user_id == user.id)
+    if keep_token:
+        sessions = sessions.where(UserSession.token_hash != _token_hash(keep_token))
+    ended = session.execute(sessions, execution_options={"synchronize_session": False}).rowcount
+    if ended:
+        audit.record(session, "sessions_ended", user, changes={"sessions": ended, "reason": reason})
+    return ended
+
+
+def sign_out_everywhere(session: Session, user: User) -> int:
+    """The user's own "sign out everywhere": all their sessions end, this one too."""
+    return end_sessions(session, user, "sign out everywhere")
 
