@@ -129,15 +129,12 @@ def register_auth(app: Flask) -> None:
 
     from . import auth
     from .domain import audit
-    from .models import User
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
 
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        user = db.session.get(User, int(user_id))
-        return user if user is not None and user.is_active else None
+    # The user of a session still open (see auth/sessions.py).
+    login_manager.user_loader(auth.sessions.load_user)
 
     app.register_blueprint(auth.bp)
     app.before_request(auth.views.require_password_change)

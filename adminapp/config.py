@@ -3,6 +3,7 @@
 import os
 import secrets
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 from flask.helpers import get_debug_flag
@@ -146,6 +147,7 @@ def load_config(instance_path: str) -> dict:
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
     elif database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    session_max_hours = _env_int("ADMINAPP_SESSION_MAX_HOURS", 12, minimum=1)
     return {
         "ADMINAPP_ENV": "production" if production else "development",
         "SECRET_KEY": secret_key,
@@ -158,6 +160,12 @@ def load_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": production,
+        # A sign-in ends after this long without a request, and this long after it began
+        # whatever happens (see auth/sessions.py).
+        "SESSION_IDLE_MINUTES": _env_int("ADMINAPP_SESSION_IDLE_MINUTES", 120, minimum=1),
+        "SESSION_MAX_HOURS": session_max_hours,
+        # How long the signed cookie itself is accepted (Flask's default is 31 days).
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=session_max_hours),
         "LOGIN_MAX_ATTEMPTS": _env_int("LOGIN_MAX_ATTEMPTS", 5, minimum=1),
         "LOGIN_LOCKOUT_SECONDS": _env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60),
         # Larger bodies are refused (413) from their declared length, before they are read.

@@ -45,6 +45,7 @@ def action_label(action: str | None) -> str:
         "login_failed": pgettext("audit action", "login_failed"),
         "logout": pgettext("audit action", "logout"),
         "password_change": pgettext("audit action", "password_change"),
+        "sessions_ended": pgettext("audit action", "sessions_ended"),
         "seed": pgettext("audit action", "seed"),
         "audit_keyed": pgettext("audit action", "audit_keyed"),
     }
@@ -136,6 +137,9 @@ USER_FIELDS = {
     "must_change_password": lazy_gettext("Must change password"),
     "locale": lazy_gettext("Language"),
     "password": lazy_gettext("Password"),
+    "version": lazy_gettext("Version"),
+    "sessions": lazy_gettext("Sessions"),
+    "reason": lazy_gettext("Reason"),
 }
 
 AUDIT_FIELDS = {

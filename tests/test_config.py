@@ -1,6 +1,7 @@
 """Configuration from the environment, security headers, cookies and local-only assets."""
 
 import stat
+from datetime import timedelta
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ from tests.support import login
 
 
 ENV_VARS = ("SECRET_KEY", "AUDIT_KEY", "ADMINAPP_ENV", "DATABASE_URL", "LOGIN_MAX_ATTEMPTS", "LOGIN_LOCKOUT_SECONDS",
-            "ADMINAPP_LOW_STOCK")
+            "ADMINAPP_LOW_STOCK", "ADMINAPP_SESSION_IDLE_MINUTES", "ADMINAPP_SESSION_MAX_HOURS")
 
 
 @pytest.fixture
@@ -55,7 +56,9 @@ def test_an_unknown_environment_refuses_to_start(env, monkeypatch, name):
         create_app()
 
 
-BAD_COUNTS = [("LOGIN_MAX_ATTEMPTS", value, 1) for value in ("five", "-1", "2.5", "0")] + [
+BAD_COUNTS = [(variable, value, 1) for variable in ("LOGIN_MAX_ATTEMPTS", "ADMINAPP_SESSION_IDLE_MINUTES",
+                                                    "ADMINAPP_SESSION_MAX_HOURS")
+              for value in ("five", "-1", "2.5", "0")] + [
     (variable, value, 0) for variable in ("LOGIN_LOCKOUT_SECONDS", "ADMINAPP_LOW_STOCK") for value in ("five", "-1", "2.5")]
 
 
@@ -167,6 +170,19 @@ def test_env_integers_are_read(env, monkeypatch):
     monkeypatch.setenv("LOGIN_LOCKOUT_SECONDS", "90")
     app = create_app()
     assert (app.config["LOGIN_MAX_ATTEMPTS"], app.config["LOGIN_LOCKOUT_SECONDS"]) == (3, 90)
+    dispose(app)
+
+
+def test_session_limits_are_read(env, monkeypatch):
+    app = create_app()
+    assert (app.config["SESSION_IDLE_MINUTES"], app.config["SESSION_MAX_HOURS"]) == (120, 12)
+    assert app.permanent_session_lifetime == timedelta(hours=12)  # not Flask's 31 days
+    dispose(app)
+    monkeypatch.setenv("ADMINAPP_SESSION_IDLE_MINUTES", "30")
+    monkeypatch.setenv("ADMINAPP_SESSION_MAX_HOURS", "8")
+    app = create_app()
+    assert (app.config["SESSION_IDLE_MINUTES"], app.config["SESSION_MAX_HOURS"]) == (30, 8)
+    assert app.permanent_session_lifetime == timedelta(hours=8)
     dispose(app)
 
 

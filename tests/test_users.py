@@ -4,12 +4,16 @@ last active admin."""
 
 import html
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
+from adminapp.domain import accounts
+from adminapp.extensions import db as _db
 from adminapp.models import Transaction, User
 
 from tests.support import FAST_HASH, PASSWORD, flashed, login, snapshot, statements
@@ -66,8 +70,10 @@ def user_form(**changes):
 
 
 def edit_form(username, role="staff", **changes):
-    """The edit form as the page posts it for an active user, password left empty."""
-    return user_form(**{"username": username, "role": role, "new_password": "", "confirm_password": "", **changes})
+    """The edit form as the page posts it for an active user, password left empty, opened at
+    version 1 (a user as made)."""
+    return user_form(**{"username": username, "role": role, "new_password": "", "confirm_password": "",
+                        "version": "1", **changes})
 
 
 def field_errors(response, field):
@@ -696,3 +702,148 @@ def test_after_the_change_pages_open_normally(make_user, client_of, load):
     assert load(bob).must_change_password is False
     for url in ("/admin/", "/admin/product/"):
         assert client.get(url).status_code == 200, url
+
+
+# ------------------------------------------------------- optimistic locking
+
+
+def opened_version(response) -> str:
+    match = re.search(r'<input[^>]*name="version"[^>]*value="([^"]*)"', response.text)
+    assert match, "no version field on the form"
+    return match.group(1)
+
+
+def test_the_second_of_two_admins_editing_a_user_is_refused_with_who_changed_it(
+    app, admin_client, make_user, client_of, load
+):
+    bob = make_user("bob", "staff")
+    make_user("deputy", "admin")
+    deputy = client_of("deputy")
+    mine, theirs = admin_client.get(edit_url(bob)), deputy.get(edit_url(bob))
+    assert opened_version(mine) == opened_version(theirs) == "1"
+
+    first = deputy.post(edit_url(bob), data=edit_form("bob", role="auditor", version=opened_version(theirs)))
+    assert redirected_to(first) == LIST
+    before = snapshot(app)
+    second = admin_client.post(edit_url(bob), data=edit_form("bob", must_change_password="y",
+                                                              version=opened_version(mine)))
+
+    assert second.status_code == 200
+    page = html.unescape(flashed(second))
+    assert re.search(r"This user was changed by someone else \(deputy, at \d{4}-\d\d-\d\d \d\d:\d\d UTC\) "
+                     r"after you opened it\. Your changes were not saved", page), page
+    assert snapshot(app) == before
+    assert (load(bob).role, load(bob).must_change_password, load(bob).version) == ("auditor", False, 2)
+
+    reopened = admin_client.get(edit_url(bob))
+    assert opened_version(reopened) == "2"
+    again = admin_client.post(edit_url(bob), data=edit_form("bob", role="auditor", must_change_password="y",
+                                                             version="2"))
+    assert redirected_to(again) == LIST
+    assert (load(bob).must_change_password, load(bob).version) == (True, 3)
+
+
+@pytest.mark.parametrize("version", [None, "", "abc", "1\x00"])
+def test_a_user_form_without_its_version_is_refused(app, admin_client, make_user, version):
+    bob = make_user("bob", "staff")
+    before = snapshot(app)
+
+    response = admin_client.post(edit_url(bob), data=edit_form("bob", role="auditor", version=version))
+
+    assert response.status_code == 200
+    assert "This user form is missing its version; reopen the user and try again." in flashed(response)
+    assert snapshot(app) == before
+
+
+def test_a_sign_in_or_a_language_choice_leaves_an_open_user_form_current(app, admin_client, make_user, client_of,
+                                                                        load):
+    bob = make_user("bob", "staff")
+    form = admin_client.get(edit_url(bob))
+    bobs = client_of("bob")  # sign-in bookkeeping: last sign-in, failures
+    bobs.post("/account/language", data={"locale": "id"})
+
+    response = admin_client.post(edit_url(bob), data=edit_form("bob", role="auditor", version=opened_version(form)))
+
+    assert redirected_to(response) == LIST
+    assert (load(bob).role, load(bob).locale, load(bob).version) == ("auditor", "id", 2)
+
+
+def test_a_password_changed_by_its_user_makes_an_open_form_stale(app, admin_client, make_user, client_of, load):
+    """Saved, the form would set "must change password" back, over the change just made."""
+    bob = make_user("bob", "staff", must_change_password=True)
+    form = admin_client.get(edit_url(bob))
+    assert redirected_to(change_password(client_of("bob"))) == "/admin/"
+
+    response = admin_client.post(edit_url(bob), data=edit_form("bob", must_change_password="y",
+                                                                version=opened_version(form)))
+
+    assert "This user was changed by someone else (bob, at" in flashed(response)
+    assert load(bob).must_change_password is False
+
+
+def test_saving_a_user_form_unchanged_keeps_the_version(admin_client, make_user, load):
+    bob = make_user("bob", "staff")
+
+    response = admin_client.post(edit_url(bob), data=edit_form("bob"))
+
+    assert redirected_to(response) == LIST
+    assert load(bob).version == 1
+
+
+def test_a_user_changed_after_the_confirmation_page_was_opened_is_not_deleted(admin_client, make_user, load):
+    bob = make_user("bob", "staff")
+    page = admin_client.get(confirm_url(bob))
+    admin_client.post(edit_url(bob), data=edit_form("bob", role="auditor"))
+
+    response = admin_client.post(DELETE, data={"id": bob, "url": LIST, "version": opened_version(page)},
+                                 follow_redirects=True)
+
+    assert "was changed after the confirmation page was opened, and was not deleted" in flashed(response)
+    assert load(bob) is not None
+
+
+# ------------------------------------------- the last active admin, under locks
+
+
+def test_bulk_delete_locks_the_admins_as_the_single_delete_does(app, admin_client, admin_id, make_user):
+    """Both take the active admins' rows in id order (PostgreSQL; SQLite has no row locks and
+    a writing request holds its one write lock)."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("row locks are PostgreSQL's")
+    other = make_user("eve", "admin")
+    bob = make_user("bob", "staff")
+
+    with statements(app) as single:
+        admin_client.post(DELETE, data={"id": other, "url": LIST})
+    with statements(app) as bulk:
+        post_action(admin_client, "delete", bob)
+
+    for seen in (single, bulk):
+        locks = [sql for sql in seen if "for no key update" in sql and "from users" in sql]
+        assert len(locks) == 1 and "users.role" in locks[0] and "order by users.id" in locks[0], locks
+
+
+def test_a_bulk_delete_waits_for_a_demotion_and_then_keeps_the_last_admin(app, make_user, client_of):
+    """One admin is demoted (not yet committed) while the other, in a bulk delete, deletes the
+    one admin left after it: counted without the demotion's locks, the delete would go through
+    and leave no active admin."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("row locks are PostgreSQL's: on SQLite writing requests take turns")
+    acting = make_user("acting", "admin")
+    spare = make_user("spare", "admin")  # never signed in: deletable
+    client = client_of("acting")
+    with app.app_context():
+        demoted = _db.session.get(User, acting)
+        demoted.role = "staff"
+        accounts.save_user(_db.session, demoted, None, False, version_seen=demoted.version)
+        _db.session.flush()
+        with ThreadPoolExecutor(1) as pool:
+            deleting = pool.submit(post_action, client, "delete", spare)
+            time.sleep(1)
+            assert not deleting.done()  # waiting for the demotion's locks
+            _db.session.commit()
+            response = deleting.result(timeout=60)
+        with_admins = _db.session.scalars(select(User.username).where(User.role == "admin", User.is_active)).all()
+
+    assert "That would delete the last active admin" in flashed(response)
+    assert with_admins == ["spare"]

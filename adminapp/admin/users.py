@@ -5,13 +5,14 @@ from flask_babel import lazy_gettext, ngettext
 from wtforms import PasswordField, SelectChoice, SelectField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
+from ..auth import sessions
 from ..domain import accounts
 from ..extensions import db
 from ..formatting import local_time
 from ..labels import USER_FIELDS, lazy, role_label
 from ..models import ROLES
 from ..permissions import DELETE
-from .base import SecuredModelView
+from .base import SecuredModelView, VersionField
 from .validators import Regexp
 
 
@@ -28,7 +29,7 @@ class UserView(SecuredModelView):
         "locked_until": lambda v, c, m, n: local_time(m.locked_until),
     }
     column_details_list = ["id", "username", "role", "is_active", "created_at", "last_login_at",
-                           "failed_login_count", "locked_until", "must_change_password"]
+                           "failed_login_count", "locked_until", "must_change_password", "version"]
     column_formatters_detail = column_formatters
     column_export_list = ["id", "username", "role", "is_active", "created_at", "last_login_at"]
     # Exported values are the stored ones (role "staff", ISO UTC times) whatever the language.
@@ -38,8 +39,10 @@ class UserView(SecuredModelView):
     }
     export_types = ["csv"]
 
-    form_columns = ["username", "role", "is_active", "must_change_password", "new_password", "confirm_password"]
+    form_columns = ["username", "role", "is_active", "must_change_password", "new_password", "confirm_password",
+                    "version"]
     form_extra_fields = {
+        "version": VersionField(),
         "new_password": PasswordField(
             lazy_gettext("Password"), validators=[Optional(), Length(max=1024)],
             description=lazy_gettext(
@@ -67,7 +70,9 @@ class UserView(SecuredModelView):
     action_rights = {"delete": DELETE}
 
     def on_model_change(self, form, model, is_created):
-        accounts.save_user(db.session, model, form.new_password.data, is_created)
+        # The admin's own session continues when they change their own password or role.
+        accounts.save_user(db.session, model, form.new_password.data, is_created,
+                           version_seen=form.version.data, keep_token=sessions.current_token())
 
     def deletion_preview(self, record):
         return accounts.deletion_preview(db.session, record)

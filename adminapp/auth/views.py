@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext, lazy_gettext
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from wtforms import PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length
 
@@ -10,6 +10,7 @@ from ..domain import accounts
 from ..extensions import db
 from ..forms import Form
 from ..redirects import local_path
+from . import sessions
 
 bp = Blueprint("auth", __name__)
 LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}  # each name in its own language
@@ -48,8 +49,9 @@ def login():
             db.session.commit()  # keep the failed-attempt count and its audit entry
             flash(str(exc), "error")
         else:
+            token = accounts.start_session(db.session, user, sessions.lifetime())
             db.session.commit()
-            login_user(user)
+            sessions.begin(user, token)
             return redirect(safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), status
 
@@ -74,7 +76,8 @@ def change_password():
     if form.validate_on_submit():
         try:
             accounts.change_password(db.session, current_user._get_current_object(),
-                                     form.current_password.data, form.new_password.data)
+                                     form.current_password.data, form.new_password.data,
+                                     keep_token=sessions.current_token())
         except accounts.InvalidUser as exc:
             db.session.rollback()
             field = form.current_password if isinstance(exc, accounts.WrongPassword) else form.new_password
@@ -100,7 +103,8 @@ def change_language():
 def require_password_change():
     """Until a user with `must_change_password` picks a new password, that is the only page."""
     if (current_user.is_authenticated and current_user.must_change_password
-            and request.endpoint not in ("auth.change_password", "auth.logout", "static", "admin.static")):
+            and request.endpoint not in ("auth.change_password", "auth.logout", "auth.sign_out_everywhere",
+                                         "static", "admin.static")):
         message = gettext("Choose a new password before you continue.")
         if message not in (text for _, text in session.get("_flashes", [])):  # once, not per page tried
             flash(message, "warning")
@@ -111,8 +115,19 @@ def require_password_change():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    accounts.logout(db.session, current_user._get_current_object())
+    accounts.logout(db.session, current_user._get_current_object(), sessions.current_token())
     db.session.commit()
-    logout_user()
+    sessions.end()
     flash(gettext("You have been signed out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/sign-out-everywhere", methods=["POST"])
+@login_required
+def sign_out_everywhere():
+    """End all of the user's sessions: in this browser and in any other."""
+    accounts.sign_out_everywhere(db.session, current_user._get_current_object())
+    db.session.commit()
+    sessions.end()
+    flash(gettext("You have been signed out everywhere: in this browser and in any other."), "info")
     return redirect(url_for("auth.login"))

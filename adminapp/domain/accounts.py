@@ -1,20 +1,22 @@
 """Users and sign-in. Lockout state lives in the database, so it holds across workers."""
 
+import hashlib
 import secrets
 from datetime import datetime, timedelta
 
 from pathlib import Path
 
 from flask_babel import gettext, ngettext
-from sqlalchemy import func, inspect, or_, select, update
+from sqlalchemy import delete, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from ..models import ROLES, AuditEntry, LoginFailures, Transaction, User, utcnow
+from ..models import ROLES, AuditEntry, LoginFailures, Transaction, User, UserSession, utcnow
 from . import audit, guards
+from .catalog import format_utc
 from .deletion import DeletionPreview, refusal_of
-from .errors import DomainError
+from .errors import DomainError, StaleVersion
 
 # Checked against when the username is unknown, so both cases take as long.
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
@@ -87,7 +89,11 @@ def _audit_failure(session, user, username, reason) -> None:
                  changes={"reason": reason}, actor=actor)
 
 
-def logout(session: Session, user: User) -> None:
+def logout(session: Session, user: User, token: str | None) -> None:
+    """Sign-out: the session of ``token`` ends for good, for any copy of its cookie too."""
+    if token:
+        session.execute(delete(UserSession).where(UserSession.token_hash == _token_hash(token)),
+                        execution_options={"synchronize_session": False})
     audit.record(session, "logout", user)
 
 
@@ -159,19 +165,37 @@ def check_password_rule(password: str, username: str | None) -> None:
         raise WeakPassword(" ".join(problems))
 
 
-def save_user(session: Session, user: User, new_password: str | None, is_new: bool) -> None:
-    """The admin's user form: a new user needs a password; the last active admin stays one."""
+def save_user(session: Session, user: User, new_password: str | None, is_new: bool,
+              version_seen=None, keep_token: str | None = None) -> None:
+    """The admin's user form: a new user needs a password; the last active admin stays one; an
+    edit is refused when the user changed since the form was opened at ``version_seen``.
+
+    A new password, a role change or a change of activation ends the user's sessions, but
+    the one of ``keep_token`` (the admin's own, when admins change themselves) unless the
+    change is an activation's."""
     if new_password:
         check_password_rule(new_password, user.username)
         user.set_password(new_password)
     elif is_new:
         raise WeakPassword(gettext("A password is required for a new user."))
-    if not is_new:
-        ensure_an_admin_remains(session, user)
+    if is_new:
+        return
+    ensure_an_admin_remains(session, user)  # first: it locks the admins' rows, in id order
+    ensure_current(session, user, version_seen)
+    if session.is_modified(user):
+        _bump_version(user)
+    state = inspect(user)
+    if _committed(state, "is_active") != user.is_active:
+        end_sessions(session, user, "deactivated" if not user.is_active else "activated")
+    elif _committed(state, "role") != user.role:
+        end_sessions(session, user, "role changed", keep_token)
+    elif new_password:
+        end_sessions(session, user, "password reset", keep_token)
 
 
-def change_password(session: Session, user: User, current: str, new: str) -> None:
-    """The signed-in user's own change: the current password proves it is them."""
+def change_password(session: Session, user: User, current: str, new: str, keep_token: str | None = None) -> None:
+    """The signed-in user's own change: the current password proves it is them. Their other
+    sessions end; the one of ``keep_token`` (the one they changed it in) continues."""
     if not user.check_password(current):
         raise WrongPassword(gettext("Your current password is not correct."))
     if current == new:
@@ -179,6 +203,50 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     check_password_rule(new, user.username)
     user.set_password(new)
     user.must_change_password = False
+    _bump_version(user)
+    end_sessions(session, user, "password changed", keep_token)
+
+
+def _bump_version(user: User) -> None:
+    # In SQL: two changes committed at once both count.
+    user.version = User.version + 1
+
+
+def ensure_current(session: Session, user: User, version_seen) -> None:
+    """Refuse to save a user form opened at another version than the user's now, naming who
+    changed the user since (as catalog.ensure_current does for products). The version is read
+    under the row's lock: a save committed meanwhile is seen, not written over."""
+    try:
+        seen = int(version_seen)
+    except (TypeError, ValueError):
+        raise StaleVersion(gettext("This user form is missing its version; reopen the user and try again."))
+    with session.no_autoflush:
+        current = session.scalar(select(User.version).where(User.id == user.id).with_for_update(key_share=True))
+    if seen == current:
+        return
+    change = _last_edit(session, user)
+    if change is None:
+        raise StaleVersion(gettext("This user was changed by someone else after you opened it. Your changes were "
+                                   "not saved: reopen the user to see the current data, then apply them again."))
+    raise StaleVersion(gettext("This user was changed by someone else (%(user)s, at %(at)s) after you opened it. "
+                               "Your changes were not saved: reopen the user to see the current data, "
+                               "then apply them again.",
+                               user=change.username or gettext("unknown"), at=format_utc(change.at)))
+
+
+# The audit actions that change what the users form shows (not sign-ins, sign-outs...).
+FORM_CHANGES = ("create", "update", "password_change")
+
+
+def _last_edit(session: Session, user: User) -> AuditEntry | None:
+    with session.no_autoflush:
+        return session.scalar(
+            select(AuditEntry)
+            .where(AuditEntry.object_type == "user", AuditEntry.object_id == str(user.id),
+                   AuditEntry.action.in_(FORM_CHANGES))
+            .order_by(AuditEntry.id.desc())
+            .limit(1)
+        )
 
 
 def ensure_an_admin_remains(session: Session, user: User, deleting: bool = False, lock: bool = True) -> None:
@@ -189,24 +257,31 @@ def ensure_an_admin_remains(session: Session, user: User, deleting: bool = False
     stays_admin = not deleting and user.role == "admin" and user.is_active
     if not was_admin or stays_admin:
         return
-    with session.no_autoflush:
-        # Lock the other admins' rows: two admins demoting each other at once cannot both win.
-        others = select(User.id).where(User.role == "admin", User.is_active, User.id != user.id)
-        others = session.scalars(others.with_for_update() if lock else others).all()
-    if not others:
+    if not _other_active_admins(session, {user.id}, lock):
         raise LastAdmin(gettext("%(username)s is the last active admin and must stay one: "
                                 "make another user an active admin first.", username=user.username))
 
 
+def _other_active_admins(session: Session, leaving: set[int], lock: bool) -> list[int]:
+    """The active admins but those ``leaving``. With ``lock``, the rows of all the active admins
+    are locked, in id order, until the commit: of two changes that each leave one admin (a
+    demotion, a delete, a bulk delete), the second waits for the first and sees its result;
+    taken in the same order by all, the locks cannot deadlock. FOR NO KEY UPDATE: rows that
+    refer to a user (an audit entry, a sign-in session) are still added meanwhile."""
+    with session.no_autoflush:
+        admins = select(User.id).where(User.role == "admin", User.is_active).order_by(User.id)
+        admin_ids = session.scalars(admins.with_for_update(key_share=True) if lock else admins).all()
+    return [admin_id for admin_id in admin_ids if admin_id not in leaving]
+
+
 def delete_users(session: Session, ids: list[int]) -> int:
-    """Delete all these users or none; never the last active admin."""
+    """Delete all these users or none; never the last active admin (under the same locks as
+    `ensure_an_admin_remains`, taken before the users are read)."""
+    others = _other_active_admins(session, set(ids), lock=True)
     users = list(session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)))
     if len(users) != len(set(ids)):
         raise InvalidUser(gettext("Some of the selected users do not exist; nothing was deleted."))
-    remaining_admins = session.scalar(
-        select(func.count(User.id)).where(User.role == "admin", User.is_active, User.id.not_in(ids))
-    )
-    if not remaining_admins and any(u.role == "admin" and u.is_active for u in users):
+    if not others and any(u.role == "admin" and u.is_active for u in users):
         raise LastAdmin(gettext("That would delete the last active admin: make another user an active admin first."))
     for user in users:
         ensure_no_record(session, user)
@@ -261,4 +336,52 @@ def set_password(session: Session, username: str, password: str) -> User:
     user.must_change_password = False
     user.failed_login_count = 0
     user.locked_until = None
+    _bump_version(user)
+    end_sessions(session, user, "password reset")
     return user
+
+
+# --- sign-in sessions: rows in user_sessions (the cookie's half is auth/sessions.py) ---
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, user: User, lifetime: timedelta) -> str:
+    """A new session for ``user``, just authenticated: returns its token, for the signed cookie.
+    Sessions older than ``lifetime`` (anyone's: they can never be used again) are deleted."""
+    now = utcnow()
+    session.execute(delete(UserSession).where(UserSession.created_at <= now - lifetime),
+                    execution_options={"synchronize_session": False})
+    token = secrets.token_urlsafe(32)
+    session.add(UserSession(user_id=user.id, token_hash=_token_hash(token), created_at=now))
+    return token
+
+
+def session_user(session: Session, user_id: int, token: str, lifetime: timedelta) -> User | None:
+    """The active user signed in with ``token``, while that session lasts, else None. One
+    statement, as loading the user alone would be: it runs on every request."""
+    return session.scalar(
+        select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(User.id == user_id, User.is_active, UserSession.token_hash == _token_hash(token),
+               UserSession.created_at > utcnow() - lifetime)
+    )
+
+
+def end_sessions(session: Session, user: User, reason: str, keep_token: str | None = None) -> int:
+    """End every session of ``user`` but the one of ``keep_token``, on every worker at once
+    (each checks its session's row at every request); audited when there were any."""
+    sessions = delete(UserSession).where(UserSession.user_id == user.id)
+    if keep_token:
+        sessions = sessions.where(UserSession.token_hash != _token_hash(keep_token))
+    ended = session.execute(sessions, execution_options={"synchronize_session": False}).rowcount
+    if ended:
+        audit.record(session, "sessions_ended", user, changes={"sessions": ended, "reason": reason})
+    return ended
+
+
+def sign_out_everywhere(session: Session, user: User) -> int:
+    """The user's own "sign out everywhere": all their sessions end, this one too."""
+    return end_sessions(session, user, "sign out everywhere")
+

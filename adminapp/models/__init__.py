@@ -2,10 +2,10 @@ from .audit import AuditEntry
 from .catalog import Product
 from .sales import STATUSES, Transaction, TransactionProduct
 from .types import utcnow
-from .users import ROLES, LoginFailures, User
+from .users import ROLES, LoginFailures, User, UserSession
 from . import triggers  # noqa: F401  (PostgreSQL's guards, made with the tables)
 
 __all__ = [
     "AuditEntry", "LoginFailures", "Product", "ROLES", "STATUSES", "Transaction", "TransactionProduct",
-    "User", "utcnow",
+    "User", "UserSession", "utcnow",
 ]

@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -29,6 +29,12 @@ class User(UserMixin, db.Model):
     must_change_password: Mapped[bool] = mapped_column(default=False)
     # The interface language the user chose ("en", "id"); None follows the browser.
     locale: Mapped[str | None] = mapped_column(String(8))
+    # Optimistic locking of the users admin's form. Moved by the changes a form could
+    # overwrite (the form's own saves, password changes), not by sign-in bookkeeping or the
+    # language: a sign-in must not make every open form of that user stale. So it is no
+    # mapper version_id_col (which moves on every UPDATE): accounts bumps it, and checks it
+    # under a row lock.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -50,3 +56,17 @@ class LoginFailures(db.Model):
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     failed_count: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserSession(db.Model):
+    """One sign-in: alive while its row exists and is younger than the absolute lifetime.
+    Ending a session deletes its row; every worker sees that at the user's next request.
+    The signed cookie holds the token, the table only its SHA-256: someone who reads the
+    table cannot sign in with what they read."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
