@@ -1,6 +1,7 @@
 """Users and sign-in. Lockout state lives in the database, so it holds across workers."""
 
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 
 from pathlib import Path
@@ -147,6 +148,8 @@ def password_problems(password: str, username: str | None = None) -> list[str]:
         problems.append(gettext("Do not use your username."))
     if password.casefold() in COMMON_PASSWORDS:
         problems.append(gettext("This password is too common."))
+    if any(unicodedata.category(c) == "Cc" for c in password):
+        problems.append(gettext("Do not use control characters (no keyboard can type them again)."))
     return problems
 
 

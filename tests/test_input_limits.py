@@ -1,0 +1,112 @@
+"""Limits on what a request may hold, through the real app on SQLite and PostgreSQL: no
+control characters in any text of any form, at most ADMINAPP_MAX_TRANSACTION_LINES lines
+in a transaction (refused before any work), and every number a URL carries checked. Each a
+clear message and an answer below 500, with nothing saved."""
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from adminapp.models import Transaction, TransactionProduct, User
+
+from tests.support import PASSWORD, count_statements, flashed, login, make_app, product_form, snapshot
+
+CONTROL = "Remove the control characters from this text."
+TOO_BIG = "99999999999999999999"
+
+
+def txn_form(*lines, note=""):
+    data = {"note": note, "version": ""}
+    for i, (product, qty) in enumerate(lines):
+        data.update({f"lines-{i}-id": "", f"lines-{i}-product": str(product), f"lines-{i}-product_qty": str(qty)})
+    return data
+
+
+def user_form(username="carol", **changes):
+    return {"username": username, "role": "staff", "is_active": "y", "new_password": "plum orchard lantern",
+            "confirm_password": "plum orchard lantern", **changes}
+
+
+@pytest.fixture
+def admin(app, make_user):
+    make_user("root", "admin")
+    client = app.test_client()
+    assert login(client, "root").status_code == 302
+    return client
+
+
+# ------------------------------------------------------------------- control characters
+
+
+@pytest.mark.parametrize("field, value", [
+    ("username", "car\x00ol"), ("username", "carol\x1b[31m"), ("username", "car\tol"), ("username", "car\x85ol"),
+])
+def test_control_characters_in_the_users_form_are_refused(app, admin, field, value):
+    """A NUL in the username was a 500 on PostgreSQL (its uniqueness check sent it)."""
+    before = snapshot(app)
+
+    response = admin.post("/admin/user/new/", data=user_form(**{field: value}))
+
+    assert response.status_code == 200
+    assert CONTROL in flashed(response)
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("changes", [
+    {"name": "tab\there"}, {"sku": "NEW\n1"}, {"name": "next\x85line"}, {"name": "del\x7f"},
+])
+def test_a_single_line_field_refuses_tabs_line_breaks_and_other_controls(app, admin, changes):
+    before = snapshot(app)
+
+    response = admin.post("/admin/product/new/", data=product_form(**changes))
+
+    assert response.status_code == 200
+    assert CONTROL in flashed(response)
+    assert snapshot(app) == before
+
+
+def test_a_text_area_keeps_tabs_and_line_breaks(app, admin, db):
+    response = admin.post("/admin/product/new/", data=product_form(description="one\r\n\ttwo"))
+
+    assert response.status_code == 302
+
+
+def test_control_characters_in_a_new_password_are_refused(app, make_user):
+    make_user("alice")
+    client = app.test_client()
+    assert login(client, "alice").status_code == 302
+    before = snapshot(app)
+
+    response = client.post("/account/password", data={
+        "current_password": PASSWORD, "new_password": "plum\x00orchard", "confirm_password": "plum\x00orchard"})
+
+    assert response.status_code == 200
+    assert "Do not use control characters" in flashed(response)
+    assert snapshot(app) == before
+
+
+def test_control_characters_in_a_transaction_line_are_refused(app, make_product, make_user):
+    make_user("clerk", "staff")
+    client = app.test_client()
+    login(client, "clerk")
+    product = make_product()
+    before = snapshot(app)
+
+    response = client.post("/admin/transaction/new/", data={**txn_form((product, 1)), "lines-0-product": "1\x00"})
+
+    assert response.status_code == 200
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("query", [
+    "/admin/product/?search=%00", "/admin/product/?search=a%00b", "/admin/user/?search=%00",
+    "/admin/audit/?search=%00", "/admin/transaction/?flt0_created_by_is=%00",
+    "/admin/transaction/?flt0_product_contains=%00", "/admin/user/?flt0_role_equals=%00",
+    "/admin/audit/?flt0_action_equals=%00", "/admin/audit/?flt0_object_id_equals=%00",
+    "/admin/product/?sort=%00", "/admin/product/?page=%00", "/admin/product/export/csv/?search=%00",
+    "/admin/transaction/ajax/lookup/?name=transactionproduct-product&query=%00",
+    "/admin/product/details/?id=%00", "/admin/transaction/void/?id=%00", "/admin/product/history/?id=%00",
+])
+def test_nul_in_a_query_string_is_not_an_error(admin, query):
+    assert admin.get(query).status_code < 500
