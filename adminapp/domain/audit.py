@@ -28,7 +28,7 @@ HASHED_FIELDS = ("at", "user_id", "username", "action", "object_type", "object_i
                  "object_repr", "changes", "remote_addr")
 # Columns whose changes are noise (bookkeeping) or secret (hashes) in an entry.
 UNRECORDED = {"version", "updated_at", "created_at", "line_count", "password_hash",
-              "failed_login_count", "locked_until", "last_login_at"}
+              "failed_login_count", "locked_until", "last_login_at", "last_failed_at", "username_key"}
 AUDITED = {Product: "product", Transaction: "transaction", User: "user"}
 STOCK_MOVEMENTS = "audit_stock_movements"  # in Session.info: see stock_moved
 

@@ -2,9 +2,9 @@ from .audit import AuditEntry
 from .catalog import Product
 from .sales import STATUSES, Transaction, TransactionProduct
 from .types import utcnow
-from .users import ROLES, LoginFailures, User
+from .users import ROLES, AddressFailures, LoginFailures, User
 
 __all__ = [
-    "AuditEntry", "LoginFailures", "Product", "ROLES", "STATUSES", "Transaction", "TransactionProduct",
+    "AddressFailures", "AuditEntry", "LoginFailures", "Product", "ROLES", "STATUSES", "Transaction", "TransactionProduct",
     "User", "utcnow",
 ]
