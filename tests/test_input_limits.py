@@ -110,3 +110,88 @@ def test_control_characters_in_a_transaction_line_are_refused(app, make_product,
 ])
 def test_nul_in_a_query_string_is_not_an_error(admin, query):
     assert admin.get(query).status_code < 500
+
+
+# ------------------------------------------------------------ lines in a transaction
+
+
+@pytest.fixture
+def short_app(app, database_url, tmp_path, make_user):
+    """The app on the same database, with transactions of at most 3 lines, and a clerk."""
+    make_user("clerk", "staff")
+    short = make_app(database_url, tmp_path, MAX_TRANSACTION_LINES=3)
+    yield short
+    from adminapp.extensions import db as _db
+    with short.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+def clerk(app):
+    client = app.test_client()
+    assert login(client, "clerk").status_code == 302
+    return client
+
+
+def transactions(db):
+    with db() as session:
+        return (session.scalars(select(Transaction.id)).all(),
+                session.scalars(select(TransactionProduct.id)).all())
+
+
+def test_the_default_is_500_lines(app):
+    assert app.config["MAX_TRANSACTION_LINES"] == 500
+
+
+def test_a_transaction_with_too_many_lines_is_refused_before_any_work(short_app, db, make_product):
+    products = [make_product() for _ in range(4)]
+    client = clerk(short_app)
+    before = snapshot(short_app)
+
+    with count_statements(short_app) as statements:
+        refused = client.post("/admin/transaction/new/", data=txn_form(*((p, 1) for p in products)))
+
+    assert refused.status_code == 302 and refused.headers["Location"].startswith("/admin/transaction/new/")
+    assert statements[0] <= 2  # who is signed in (and SQLite's BEGIN): no product, no line looked at
+    assert "A transaction has at most 3 lines, and this form sent 4. Nothing was saved" in flashed(
+        client.get(refused.headers["Location"]))
+    assert snapshot(short_app) == before
+    assert client.post("/admin/transaction/new/", data=txn_form(*((p, 1) for p in products[:3]))).status_code == 302
+    assert len(transactions(db)[1]) == 3
+
+
+def test_an_edit_with_too_many_lines_is_refused_and_removed_lines_do_not_count(short_app, db, make_product):
+    products = [make_product() for _ in range(4)]
+    client = clerk(short_app)
+    assert client.post("/admin/transaction/new/", data=txn_form(*((p, 1) for p in products[:3]))).status_code == 302
+    (txn_id,), line_ids = transactions(db)
+    edit = f"/admin/transaction/edit/?id={txn_id}"
+    kept = [{"lines-%d-id" % i: str(line), "lines-%d-product" % i: str(p), "lines-%d-product_qty" % i: "1"}
+            for i, (line, p) in enumerate(zip(line_ids, products))]
+    form = {"note": "", "version": "1", **{k: v for entry in kept for k, v in entry.items()},
+            "lines-3-id": "", "lines-3-product": str(products[3]), "lines-3-product_qty": "1"}
+    before = snapshot(short_app)
+
+    refused = client.post(edit, data=form)
+    assert refused.status_code == 302 and "at most 3 lines" in flashed(client.get(refused.headers["Location"]))
+    assert snapshot(short_app) == before
+
+    swapped = client.post(edit, data={**form, "del-lines-0": "y"})  # one removed, one added: 3 lines
+    assert swapped.status_code == 302 and swapped.headers["Location"].startswith("/admin/transaction/")
+    assert len(transactions(db)[1]) == 3
+
+
+def test_ten_thousand_lines_are_refused_at_once(app, make_user, make_product):
+    """The finding: 10,000 lines (458 kB) took 30 s and ended in a 500."""
+    make_user("clerk", "staff")
+    product = make_product()
+    client = clerk(app)
+    data = txn_form(*((product, 1) for _ in range(10_000)))
+    before = snapshot(app)
+
+    with count_statements(app) as statements:
+        response = client.post("/admin/transaction/new/", data=data)
+
+    assert response.status_code == 302
+    assert statements[0] <= 2
+    assert snapshot(app) == before

@@ -1,6 +1,8 @@
 """Transactions: drafts edited inline, posted and voided through the sales operations."""
 
-from flask import flash, jsonify, redirect, request
+import re
+
+from flask import current_app, flash, jsonify, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
@@ -208,14 +210,35 @@ class TransactionView(SecuredModelView):
         self._prefetched = sales.prefetch_products(db.session, _posted_product_ids())
         return super().validate_form(form) and (not hasattr(form, "lines") or _no_repeated_line_ids(form))
 
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        return self._refuse_too_many_lines() or super().create_view()
+
     @expose("/edit/", methods=("GET", "POST"))
     def edit_view(self):
+        refused = self._refuse_too_many_lines()
+        if refused:
+            return refused
         txn = self.get_one(request.args.get("id"))
         if txn is not None and txn.status != "draft":
             flash(gettext("Transaction #%(id)s is %(status)s: it is read-only.",
                           id=txn.id, status=status_label(txn.status)), "warning")
             return redirect(self.get_url(".details_view", id=txn.id))
         return super().edit_view()
+
+    def _refuse_too_many_lines(self):
+        """A POST with more lines than MAX_TRANSACTION_LINES is refused from the fields' names
+        alone, before a form is built for each line (10,000 lines took 30 s and ended in a
+        500): the form is shown again, as stored, with the reason."""
+        if request.method != "POST":
+            return None
+        most = current_app.config["MAX_TRANSACTION_LINES"]
+        kept, sent = _posted_line_counts()
+        if kept <= most and sent <= 2 * most:  # lines removed on the way are sent too
+            return None
+        flash(gettext("A transaction has at most %(max)s lines, and this form sent %(count)s. Nothing was "
+                      "saved: split the sale into several transactions.", max=most, count=kept), "error")
+        return redirect(request.full_path)
 
     # --- post and void ---
     @action("post", lazy_gettext("Post"), lazy_gettext("Post the selected drafts? Their stock is taken."))
@@ -264,7 +287,8 @@ class TransactionView(SecuredModelView):
     @expose("/prices/")
     def product_prices(self):
         """Prices for the editor's running total: `?id=1&id=2` -> {"1": "10.50", ...}."""
-        ids = [i for i in (parse_id(v) for v in request.args.getlist("id")) if i is not None][:500]
+        ids = [i for i in (parse_id(v) for v in request.args.getlist("id")) if i is not None]
+        ids = ids[:current_app.config["MAX_TRANSACTION_LINES"]]
         rows = db.session.execute(select(Product.id, Product.price).where(Product.id.in_(ids))) if ids else []
         return jsonify({str(pid): f"{price:.2f}" for pid, price in rows})
 
@@ -325,6 +349,20 @@ def _show_on_lines(form, line_problems: dict[int, str]) -> None:
         product = entry.form.product.data
         if product is not None and product.id in line_problems and not form.lines.should_delete(entry):
             entry.form.product.errors = [*entry.form.product.errors, line_problems[product.id]]
+
+
+_LINE_FIELD = re.compile(r"(del-)?lines-(\d+)(?:-|$)")
+
+
+def _posted_line_counts() -> tuple[int, int]:
+    """The lines a POST keeps and the line entries it sends (kept ones and removed ones),
+    counted from the fields' names: ``lines-<n>-...`` and ``del-lines-<n>``."""
+    entries, removed = set(), set()
+    for name in request.form.keys():
+        match = _LINE_FIELD.match(name)
+        if match:
+            (removed if match.group(1) else entries).add(match.group(2))
+    return len(entries - removed), len(entries | removed)
 
 
 def _posted_product_ids() -> list[int]:
