@@ -348,3 +348,17 @@ def test_behind_a_proxy_the_forwarded_address_is_the_one_limited(database_url, t
         with proxied.app_context():
             _db.session.remove()
             _db.engine.dispose()
+
+
+def test_the_created_by_filter_finds_the_user_as_sign_in_does(app, db, make_user, make_product):
+    from tests.support import save_draft
+
+    alice = make_user("alice")
+    with db() as session:
+        txn_id = save_draft(session, [(make_product(), 1)], user=session.get(User, alice)).id
+    client = app.test_client()
+    assert login(client, "alice").status_code == 302
+
+    for typed in ("alice", "ALICE", "\uff41\uff4c\uff49\uff43\uff45"):
+        page = client.get(f"/admin/transaction/?flt0_created_by_is={typed}").text
+        assert f'href="/admin/transaction/details/?id={txn_id}' in page, typed

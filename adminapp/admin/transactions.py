@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased, selectinload
 from wtforms import IntegerField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from ..domain import catalog, sales
+from ..domain import accounts, catalog, sales
 from ..domain.errors import DomainError, InvalidTransaction
 from ..extensions import db
 from ..forms import Form, InlineForm
@@ -108,8 +108,10 @@ class CreatedBy(BaseSQLAFilter):
 
     def clean(self, value):
         # The user's id, looked up first: compared with a known id, the list reads that user's
-        # transactions from an index, newest first, however few or many there are.
-        return db.session.scalar(select(User.id).where(User.username == value))
+        # transactions from an index, newest first, however few or many there are. The name
+        # is found as sign-in finds it (in any case or width).
+        user = accounts.find_user(db.session, value)
+        return user.id if user is not None else None
 
     def apply(self, query, value, alias=None):
         return query.filter(Transaction.created_by_id == value if value is not None else false())
