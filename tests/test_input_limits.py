@@ -195,3 +195,102 @@ def test_ten_thousand_lines_are_refused_at_once(app, make_user, make_product):
     assert response.status_code == 302
     assert statements[0] <= 2
     assert snapshot(app) == before
+
+
+# ------------------------------------------------------------------ numbers in the URL
+
+LISTS = ["product", "transaction", "user", "audit"]
+BAD_LIST_ARGS = {
+    "page=abc": "is not a page number", "page=-1": "is not a page number", "page=1.5": "is not a page number",
+    "page_size=7": "are not offered", "page_size=abc": "are not offered", f"page_size={TOO_BIG}": "are not offered",
+    "sort=99": "no column", "sort=-1": "no column", f"sort={TOO_BIG}": "no column", "sort=x": "no column",
+    "desc=yes": "is not an order", "desc=-1": "is not an order",
+}
+BAD_IDS = ["abc", "-1", "0", "1.5", "2147483648", "9223372036854775808", TOO_BIG, "%00", ""]
+
+
+@pytest.mark.parametrize("query", BAD_LIST_ARGS)
+@pytest.mark.parametrize("view", LISTS)
+def test_a_wrong_number_in_a_lists_url_is_said_and_left_out(admin, view, query):
+    response = admin.get(f"/admin/{view}/?{query}")
+
+    assert response.status_code == 200
+    assert BAD_LIST_ARGS[query] in flashed(response)
+    assert admin.get(f"/admin/{view}/export/csv/?{query}").status_code == 200
+
+
+@pytest.mark.parametrize("view", LISTS)
+def test_the_numbers_the_list_links_to_are_accepted_without_a_message(admin, view):
+    response = admin.get(f"/admin/{view}/?page=0&page_size=50&sort=1&desc=1")
+
+    assert response.status_code == 200
+    assert 'alert-danger' not in response.text and "alert-error" not in response.text
+
+
+# Without any id, Flask-Admin's details and edit pages go back to the list: no record was asked for.
+@pytest.mark.parametrize("page, record_id", [(page, record_id) for page in ("details", "edit", "history", "delete")
+                                             for record_id in BAD_IDS if record_id or page in ("history", "delete")])
+@pytest.mark.parametrize("view", ["product", "transaction", "user"])
+def test_a_record_id_that_is_not_one_is_a_clear_message(admin, view, page, record_id):
+    response = admin.get(f"/admin/{view}/{page}/?id={record_id}")
+
+    assert response.status_code == 302
+    assert "Record does not exist." in flashed(admin.get(response.headers["Location"]))
+
+
+@pytest.mark.parametrize("record_id", BAD_IDS)
+def test_voiding_a_transaction_id_that_is_not_one_is_a_clear_message(app, admin, record_id):
+    before = snapshot(app)
+    for method in ("get", "post"):
+        response = getattr(admin, method)(f"/admin/transaction/void/?id={record_id}", data={"reason": "typo"})
+        assert response.status_code == 302
+        assert "That transaction does not exist." in flashed(admin.get(response.headers["Location"]))
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("row_id", BAD_IDS)
+@pytest.mark.parametrize("view, action", [("product", "delete"), ("transaction", "post"),
+                                          ("transaction", "delete"), ("user", "delete")])
+def test_an_action_on_ids_that_are_not_ones_changes_nothing_and_says_so(app, admin, view, action, row_id):
+    before = snapshot(app)
+
+    response = admin.post(f"/admin/{view}/action/", data={"action": action, "rowid": [row_id]},
+                          follow_redirects=True)
+
+    assert response.status_code == 200
+    assert "Invalid selection." in flashed(response)
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("query, shown", [
+    ("/admin/product/?flt0_stock_at_or_below=" + TOO_BIG, True),
+    ("/admin/product/?flt0_stock_at_or_below=-" + TOO_BIG, True),
+    ("/admin/product/?flt0_stock_at_or_below=abc", False),
+    ("/admin/product/?flt0_price_at_least=1e999999", True),
+    ("/admin/product/?flt0_price_at_least=NaN", False),
+    ("/admin/transaction/?flt0_created_from=99999-01-01", False),
+    ("/admin/audit/?flt0_object_id_equals=" + TOO_BIG, True),
+    (f"/admin/product/?flt{TOO_BIG}_stock_at_or_below=1", True),
+])
+def test_a_filter_value_out_of_range_is_clamped_or_said(admin, make_product, query, shown):
+    make_product(sku="FLT-1", stock=3, price="2.00")
+
+    response = admin.get(query)
+
+    assert response.status_code == 200
+    assert ("Invalid Filter Value" in flashed(response)) is not shown
+
+
+@pytest.mark.parametrize("query", [f"id={TOO_BIG}", "id=-1", "id=abc", "id=%00", "&".join(["id=1"] * 2000)])
+def test_the_editors_prices_take_only_ids(admin, make_product, query):
+    make_product(price="3.50")
+
+    response = admin.get(f"/admin/transaction/prices/?{query}")
+
+    assert response.status_code == 200
+    assert response.json in ({}, {"1": "3.50"})
+
+
+@pytest.mark.parametrize("query", ["recent=all", "recent=" + TOO_BIG, "recent=%00", "page=-1"])
+def test_the_dashboard_takes_no_number_it_cannot_read(admin, query):
+    assert admin.get(f"/admin/?{query}").status_code == 200

@@ -247,7 +247,11 @@ class TransactionView(SecuredModelView):
     def action_post(self, ids):
         """Each transaction is posted all-or-nothing in its own database transaction."""
         user = current_user._get_current_object()
-        for txn_id in sorted({parse_id(i) for i in ids} - {None}):
+        txn_ids = {parse_id(i) for i in ids}
+        if None in txn_ids or not txn_ids:
+            flash(gettext("Invalid selection."), "error")
+            return
+        for txn_id in sorted(txn_ids):
             txn = db.session.get(Transaction, txn_id)
             try:
                 if txn is None:
