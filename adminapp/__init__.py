@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask, g, has_request_context, redirect, render_template, request, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import load_config
 from .domain import sqlite_lock
@@ -46,6 +47,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     app.config.update(load_config(app.instance_path))
     app.config.update(overrides or {})
+    if app.config.get("PROXY_COUNT"):
+        # The client's address (audit entries, the sign-in limit per address) from the
+        # X-Forwarded-For the app's own proxies add, never from what a client claims.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"])
     # Errors first: every request gets its ID before anything else can fail.
     for register in (register_errors, register_extensions, register_auth, register_admin,
                      register_security_headers, register_routes, register_cli):

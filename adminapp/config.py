@@ -168,6 +168,13 @@ def load_config(instance_path: str) -> dict:
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=session_max_hours),
         "LOGIN_MAX_ATTEMPTS": _env_int("LOGIN_MAX_ATTEMPTS", 5, minimum=1),
         "LOGIN_LOCKOUT_SECONDS": _env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60),
+        # Failed sign-ins one network address may make in a window, whatever the names tried.
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": _env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 100, minimum=1),
+        "LOGIN_ADDRESS_WINDOW_SECONDS": _env_int("LOGIN_ADDRESS_WINDOW_SECONDS", 15 * 60, minimum=1),
+        # The proxies in front of the app whose X-Forwarded-For is believed: production runs
+        # behind one (README), and without it every client would have the proxy's address.
+        "PROXY_COUNT": _env_int("ADMINAPP_PROXY_COUNT", 1 if production else 0),
+        "MAX_TRANSACTION_LINES": _env_int("ADMINAPP_MAX_TRANSACTION_LINES", 500, minimum=1),
         # Larger bodies are refused (413) from their declared length, before they are read.
         "MAX_CONTENT_LENGTH": _env_int("ADMINAPP_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session

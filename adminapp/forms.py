@@ -1,13 +1,16 @@
 """The base of every form: CSRF from Flask-WTF, validator messages in the user's language,
-one message for a value that could not be read, and (in the admin) help text kept under a
-field that has an error, as in Django's admin."""
+one message for a value that could not be read, no control characters in any text, and (in
+the admin) help text kept under a field that has an error, as in Django's admin."""
 
+import re
 from pathlib import Path
 
 from flask_admin.form import BaseForm
-from flask_babel import Domain
+from flask_babel import Domain, gettext
 from flask_wtf import FlaskForm
 from markupsafe import Markup
+from wtforms import HiddenField, PasswordField, StringField, TextAreaField
+from wtforms.validators import StopValidation
 
 # WTForms ships no Indonesian: its messages ("This field is required.", ...) are in the
 # "admin" catalogue beside Flask-Admin's own (adminapp/translations/<lang>/LC_MESSAGES/admin.po).
@@ -28,12 +31,44 @@ class ValidatorMessages:
 VALIDATOR_MESSAGES = ValidatorMessages()
 
 
+# C0 and C1 control characters and DEL; a text area keeps tabs and line breaks.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_CHARACTERS_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class TextAcceptingControlCharacters:
+    """Mixed into a text field whose value is checked elsewhere (the name typed at sign-in)."""
+
+
+def no_control_characters(form, field):
+    """Refuse NUL and other control characters before any other check of the field, so none
+    reaches a query (PostgreSQL cannot even compare text with NUL) or the database."""
+    pattern = _CONTROL_CHARACTERS_IN_TEXT if isinstance(field, TextAreaField) else _CONTROL_CHARACTERS
+    if isinstance(field.data, str) and pattern.search(field.data):
+        raise StopValidation(gettext("Remove the control characters from this text."))
+
+
+def _checks_control_characters(field) -> bool:
+    # A password is only ever hashed (its rule refuses control characters in a new one); a
+    # hidden field holds what the page set (a version, a line's id), read by its own parser.
+    return isinstance(field, StringField) and not isinstance(
+        field, (PasswordField, HiddenField, TextAcceptingControlCharacters))
+
+
 class AdminFormBehaviour:
     """What every form here shares, whatever its base class."""
 
     class Meta:
         def get_translations(self, form):
             return VALIDATOR_MESSAGES
+
+        def bind_field(self, form, unbound_field, options):
+            # Every text field of every form (Flask-Admin's and the inline lines' included)
+            # checks for control characters first, and nothing else runs when it finds one.
+            field = super().bind_field(form, unbound_field, options)
+            if _checks_control_characters(field):
+                field.validators = [no_control_characters, *field.validators]
+            return field
 
     def validate(self, extra_validators=None):
         valid = super().validate(extra_validators)

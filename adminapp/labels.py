@@ -195,6 +195,7 @@ def change_value(field: str, value) -> str:
             "wrong password": gettext("wrong password"),
             "inactive": gettext("inactive account"),
             "locked": gettext("account locked"),
+            "address limited": gettext("too many failures from the address"),
         }
         return reasons.get(value, value)
     return str(value)

@@ -6,6 +6,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from sqlalchemy import select
 
+from adminapp.domain.accounts import name_hash
 from adminapp.extensions import db as _db
 from adminapp.models import LoginFailures, User, utcnow
 
@@ -250,7 +251,7 @@ def test_an_unknown_username_is_locked_out_like_a_real_one(app, second_app, db, 
     assert answers["alice"][1] == answers["nobody"][1]  # the same page, the same message
     assert "Too many failed sign-in attempts" in answers["nobody"][1]
     with db() as session:
-        failures = session.get(LoginFailures, "nobody")
+        failures = session.get(LoginFailures, name_hash(app.config["SECRET_KEY"], "nobody"))
         assert failures.failed_count == 0 and failures.locked_until > utcnow() + timedelta(minutes=14)
 
 
@@ -259,11 +260,12 @@ def test_the_lock_on_an_unknown_username_expires(app, db):
         login(app.test_client(), "nobody", WRONG)
     assert login(app.test_client(), "nobody").status_code == 429
     with db() as session:
-        session.get(LoginFailures, "nobody").locked_until = utcnow() - timedelta(seconds=1)
+        session.get(LoginFailures, name_hash(app.config["SECRET_KEY"], "nobody")).locked_until = (
+            utcnow() - timedelta(seconds=1))
 
     assert login(app.test_client(), "nobody").status_code == 200
     with db() as session:
-        assert session.get(LoginFailures, "nobody").failed_count == 1
+        assert session.get(LoginFailures, name_hash(app.config["SECRET_KEY"], "nobody")).failed_count == 1
 
 
 def test_lockout_holds_across_workers(app, second_app, db, make_user):

@@ -3,6 +3,7 @@
 import itertools
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -394,9 +395,9 @@ def test_create_user_strips_the_username_and_still_finds_duplicates(app):
 
 
 @pytest.mark.parametrize("username, password, message", [
-    ("", "Kopi-tubruk-42", "A username of 1 to 64 characters is required."),
-    ("   ", "Kopi-tubruk-42", "A username of 1 to 64 characters is required."),
-    ("u" * 65, "Kopi-tubruk-42", "A username of 1 to 64 characters is required."),
+    ("", "Kopi-tubruk-42", "A username is required."),
+    ("   ", "Kopi-tubruk-42", "A username is required."),
+    ("u" * 65, "Kopi-tubruk-42", "Use at most 64 characters."),
     ("henry", "", "A password is required."),
 ])
 def test_create_user_refuses_bad_values(app, username, password, message):
@@ -798,3 +799,52 @@ def _get_when_up(url, seconds=20):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+# ------------------------------------------------------- migration 0010: usernames and their keys
+
+
+def upgrade_to_before_usernames(app):
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    before = ScriptDirectory.from_config(config).get_revision("0010").down_revision
+    flask_migrate.upgrade(revision=before)
+
+
+def add_users_raw(*names):
+    users = sqlalchemy.table("users", *(sqlalchemy.column(c) for c in (
+        "username", "password_hash", "role", "is_active", "created_at", "failed_login_count", "must_change_password")))
+    _db.session.execute(insert(users), [
+        {"username": name, "password_hash": "x", "role": "staff", "is_active": True, "created_at": utcnow(),
+         "failed_login_count": 0, "must_change_password": False} for name in names])
+    _db.session.commit()
+
+
+def test_the_usernames_migration_keys_the_users_there_already(fresh_app):
+    with fresh_app.app_context():
+        upgrade_to_before_usernames(fresh_app)
+        add_users_raw("Carol.Smith", "dora@example.com")
+        flask_migrate.upgrade()
+        keys = dict(_db.session.execute(select(User.username, User.username_key)).all())
+
+    assert keys == {"Carol.Smith": "carol.smith", "dora@example.com": "dora@example.com"}
+    assert run(fresh_app, "set-password", "CAROL.SMITH", "--password", PASSWORD).exit_code == 0
+    assert signs_in(fresh_app, "carol.smith", PASSWORD)
+
+
+def test_the_usernames_migration_stops_at_names_that_differ_only_in_case(fresh_app, capsys):
+    with fresh_app.app_context():
+        upgrade_to_before_usernames(fresh_app)
+        add_users_raw("Bob", "bob", "eve")
+
+    result = run(fresh_app, "init-db")
+
+    assert result.exit_code == 1
+    said = result.output + capsys.readouterr().err  # Flask-Migrate logs the migration's error
+    assert re.search(r"differ only in letter case.*'Bob', 'bob'.*Nothing was changed", said)
+    with fresh_app.app_context():
+        assert sorted(_db.session.scalars(text("SELECT username FROM users"))) == ["Bob", "bob", "eve"]
+        assert "username_key" not in {c["name"] for c in inspect(_db.engine).get_columns("users")}
+        _db.session.execute(text("UPDATE users SET username = 'bob2' WHERE username = 'bob'"))
+        _db.session.commit()
+    assert run(fresh_app, "init-db").exit_code == 0  # renamed, the upgrade goes through

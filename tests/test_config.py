@@ -19,7 +19,9 @@ from tests.support import login
 
 
 ENV_VARS = ("SECRET_KEY", "AUDIT_KEY", "ADMINAPP_ENV", "DATABASE_URL", "LOGIN_MAX_ATTEMPTS", "LOGIN_LOCKOUT_SECONDS",
-            "ADMINAPP_LOW_STOCK", "ADMINAPP_SESSION_IDLE_MINUTES", "ADMINAPP_SESSION_MAX_HOURS")
+            "ADMINAPP_LOW_STOCK", "ADMINAPP_SESSION_IDLE_MINUTES", "ADMINAPP_SESSION_MAX_HOURS",
+            "LOGIN_MAX_FAILURES_PER_ADDRESS", "LOGIN_ADDRESS_WINDOW_SECONDS", "ADMINAPP_PROXY_COUNT",
+            "ADMINAPP_MAX_TRANSACTION_LINES")
 
 
 @pytest.fixture
@@ -476,3 +478,42 @@ def test_production_refuses_a_short_audit_key(env, monkeypatch, where):
         production(monkeypatch, AUDIT_KEY="x" * 31)
     with pytest.raises(ConfigError, match="AUDIT_KEY is too short for production: use at least 32"):
         create_app()
+
+
+# --- limits on sign-in and input ----------------------------------------------------------------
+
+LIMITS = ("LOGIN_MAX_FAILURES_PER_ADDRESS", "LOGIN_ADDRESS_WINDOW_SECONDS", "PROXY_COUNT", "MAX_TRANSACTION_LINES")
+
+
+@pytest.mark.parametrize("environment, proxies", [("development", 0), ("production", 1)])
+def test_limit_defaults(env, monkeypatch, environment, proxies):
+    """Production runs behind a proxy (README): its forwarded address is the client's."""
+    monkeypatch.setenv("ADMINAPP_ENV", environment)
+    monkeypatch.setenv("SECRET_KEY", PRODUCTION_KEY)
+    monkeypatch.setenv("AUDIT_KEY", PRODUCTION_AUDIT_KEY)
+    app = create_app()
+    try:
+        assert tuple(app.config[name] for name in LIMITS) == (100, 900, proxies, 500)
+    finally:
+        dispose(app)
+
+
+def test_limits_are_read_from_the_environment(env, monkeypatch):
+    for variable, value in (("LOGIN_MAX_FAILURES_PER_ADDRESS", "250"), ("LOGIN_ADDRESS_WINDOW_SECONDS", "60"),
+                            ("ADMINAPP_PROXY_COUNT", "2"), ("ADMINAPP_MAX_TRANSACTION_LINES", "50")):
+        monkeypatch.setenv(variable, value)
+    app = create_app()
+    try:
+        assert tuple(app.config[name] for name in LIMITS) == (250, 60, 2, 50)
+    finally:
+        dispose(app)
+
+
+@pytest.mark.parametrize("variable, minimum", [("LOGIN_MAX_FAILURES_PER_ADDRESS", 1),
+                                               ("LOGIN_ADDRESS_WINDOW_SECONDS", 1), ("ADMINAPP_PROXY_COUNT", 0),
+                                               ("ADMINAPP_MAX_TRANSACTION_LINES", 1)])
+def test_a_limit_that_is_not_a_count_refuses_to_start(env, monkeypatch, variable, minimum):
+    for value in ("many", "-1", str(minimum - 1) if minimum else "1.5"):
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(ConfigError, match=f"{variable}='{value}' is not a whole number of {minimum} or more"):
+            create_app()

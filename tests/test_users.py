@@ -257,7 +257,7 @@ def test_a_too_long_username_gets_one_message(app, admin_client):
     response = admin_client.post(NEW, data=user_form(username="u" * 65))
 
     assert response.status_code == 200
-    assert field_errors(response, "username") == ["Field cannot be longer than 64 characters."]
+    assert field_errors(response, "username") == ["Use at most 64 characters."]
     assert snapshot(app) == before
 
 

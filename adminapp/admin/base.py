@@ -82,6 +82,17 @@ def _whole_number_arg(name: str, default: int, minimum: int = 0, maximum: int = 
     return number
 
 
+def _whole_number(value: str) -> int | None:
+    """A whole number of 0 or more, as a URL writes it; None for anything else."""
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _shown(value: str) -> str:
+    """A value from the URL as a message quotes it: short, and without control characters."""
+    printable = "".join(c for c in value[:20] if c.isprintable())
+    return f"\u201c{printable}\u201d" + ("\u2026" if len(value) > 20 else "")
+
+
 class VersionField(HiddenField):
     """The version the form was opened at. Compared on save, never written to the record."""
 
@@ -316,10 +327,33 @@ class SecuredModelView(ModelView):
 
     @expose("/")
     def index_view(self):
+        for message in self.list_arg_problems():
+            flash(message, "error")
         page_size = self.get_safe_page_size(request.args.get("page_size", 0, type=int))
         if request.args.get("page", 0, type=int) > listing.last_page(page_size):
             flash(listing.beyond_cap_message(), "info")
         return super().index_view()
+
+    def list_arg_problems(self) -> list[str]:
+        """What is wrong with the numbers in the list's URL (page, page_size, sort, desc), in
+        words: each such value is then left out (Flask-Admin's default), never an error."""
+        args, problems = request.args, []
+        if "page" in args and _whole_number(args["page"]) is None:
+            problems.append(gettext("%(value)s is not a page number: the first page is shown.",
+                                    value=_shown(args["page"])))
+        if "page_size" in args and _whole_number(args["page_size"]) not in self.page_size_options:
+            problems.append(gettext("Pages of %(value)s rows are not offered: pages of %(size)s rows are shown "
+                                    "(choose %(sizes)s).", value=_shown(args["page_size"]), size=self.page_size,
+                                    sizes=", ".join(map(str, self.page_size_options))))
+        if "sort" in args:
+            column = self._get_column_by_idx(_whole_number(args["sort"]))
+            if column is None or column[0] not in self._sortable_columns:
+                problems.append(gettext("There is no column %(value)s to sort by: the usual order is used.",
+                                        value=_shown(args["sort"])))
+        if args.get("desc", "1") not in ("0", "1"):
+            problems.append(gettext("%(value)s is not an order (1 is descending): the usual order is used.",
+                                    value=_shown(args["desc"])))
+        return problems
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
         """Every word must match one of the searchable columns (see listing.term_condition)."""

@@ -1,6 +1,8 @@
 """Transactions: drafts edited inline, posted and voided through the sales operations."""
 
-from flask import flash, jsonify, redirect, request
+import re
+
+from flask import current_app, flash, jsonify, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
@@ -15,7 +17,7 @@ from sqlalchemy.orm import aliased, selectinload
 from wtforms import IntegerField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from ..domain import catalog, sales
+from ..domain import accounts, catalog, sales
 from ..domain.errors import DomainError, InvalidTransaction
 from ..extensions import db
 from ..forms import Form, InlineForm
@@ -106,8 +108,10 @@ class CreatedBy(BaseSQLAFilter):
 
     def clean(self, value):
         # The user's id, looked up first: compared with a known id, the list reads that user's
-        # transactions from an index, newest first, however few or many there are.
-        return db.session.scalar(select(User.id).where(User.username == value))
+        # transactions from an index, newest first, however few or many there are. The name
+        # is found as sign-in finds it (in any case or width).
+        user = accounts.find_user(db.session, value)
+        return user.id if user is not None else None
 
     def apply(self, query, value, alias=None):
         return query.filter(Transaction.created_by_id == value if value is not None else false())
@@ -208,8 +212,15 @@ class TransactionView(SecuredModelView):
         self._prefetched = sales.prefetch_products(db.session, _posted_product_ids())
         return super().validate_form(form) and (not hasattr(form, "lines") or _no_repeated_line_ids(form))
 
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        return self._refuse_too_many_lines() or super().create_view()
+
     @expose("/edit/", methods=("GET", "POST"))
     def edit_view(self):
+        refused = self._refuse_too_many_lines()
+        if refused:
+            return refused
         txn = self.get_one(request.args.get("id"))
         if txn is not None and txn.status != "draft":
             flash(gettext("Transaction #%(id)s is %(status)s: it is read-only.",
@@ -217,12 +228,30 @@ class TransactionView(SecuredModelView):
             return redirect(self.get_url(".details_view", id=txn.id))
         return super().edit_view()
 
+    def _refuse_too_many_lines(self):
+        """A POST with more lines than MAX_TRANSACTION_LINES is refused from the fields' names
+        alone, before a form is built for each line (10,000 lines took 30 s and ended in a
+        500): the form is shown again, as stored, with the reason."""
+        if request.method != "POST":
+            return None
+        most = current_app.config["MAX_TRANSACTION_LINES"]
+        kept, sent = _posted_line_counts()
+        if kept <= most and sent <= 2 * most:  # lines removed on the way are sent too
+            return None
+        flash(gettext("A transaction has at most %(max)s lines, and this form sent %(count)s. Nothing was "
+                      "saved: split the sale into several transactions.", max=most, count=kept), "error")
+        return redirect(request.full_path)
+
     # --- post and void ---
     @action("post", lazy_gettext("Post"), lazy_gettext("Post the selected drafts? Their stock is taken."))
     def action_post(self, ids):
         """Each transaction is posted all-or-nothing in its own database transaction."""
         user = current_user._get_current_object()
-        for txn_id in sorted({parse_id(i) for i in ids} - {None}):
+        txn_ids = {parse_id(i) for i in ids}
+        if None in txn_ids or not txn_ids:
+            flash(gettext("Invalid selection."), "error")
+            return
+        for txn_id in sorted(txn_ids):
             txn = db.session.get(Transaction, txn_id)
             try:
                 if txn is None:
@@ -264,7 +293,8 @@ class TransactionView(SecuredModelView):
     @expose("/prices/")
     def product_prices(self):
         """Prices for the editor's running total: `?id=1&id=2` -> {"1": "10.50", ...}."""
-        ids = [i for i in (parse_id(v) for v in request.args.getlist("id")) if i is not None][:500]
+        ids = [i for i in (parse_id(v) for v in request.args.getlist("id")) if i is not None]
+        ids = ids[:current_app.config["MAX_TRANSACTION_LINES"]]
         rows = db.session.execute(select(Product.id, Product.price).where(Product.id.in_(ids))) if ids else []
         return jsonify({str(pid): f"{price:.2f}" for pid, price in rows})
 
@@ -325,6 +355,20 @@ def _show_on_lines(form, line_problems: dict[int, str]) -> None:
         product = entry.form.product.data
         if product is not None and product.id in line_problems and not form.lines.should_delete(entry):
             entry.form.product.errors = [*entry.form.product.errors, line_problems[product.id]]
+
+
+_LINE_FIELD = re.compile(r"(del-)?lines-(\d+)(?:-|$)")
+
+
+def _posted_line_counts() -> tuple[int, int]:
+    """The lines a POST keeps and the line entries it sends (kept ones and removed ones),
+    counted from the fields' names: ``lines-<n>-...`` and ``del-lines-<n>``."""
+    entries, removed = set(), set()
+    for name in request.form.keys():
+        match = _LINE_FIELD.match(name)
+        if match:
+            (removed if match.group(1) else entries).add(match.group(2))
+    return len(entries - removed), len(entries | removed)
 
 
 def _posted_product_ids() -> list[int]:

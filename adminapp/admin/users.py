@@ -3,7 +3,7 @@
 from flask_admin.actions import action
 from flask_babel import lazy_gettext, ngettext
 from wtforms import PasswordField, SelectChoice, SelectField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, StopValidation
 
 from ..auth import sessions
 from ..domain import accounts
@@ -13,7 +13,14 @@ from ..labels import USER_FIELDS, lazy, role_label
 from ..models import ROLES
 from ..permissions import DELETE
 from .base import SecuredModelView, VersionField
-from .validators import Regexp
+
+
+def username_rule(form, field):
+    """The username rule (accounts.check_username) for a new name or a rename."""
+    try:
+        accounts.check_username(db.session, field.data, form._obj)
+    except accounts.InvalidUser as exc:
+        raise StopValidation(str(exc)) from None
 
 
 class UserView(SecuredModelView):
@@ -57,9 +64,10 @@ class UserView(SecuredModelView):
     form_overrides = {"role": SelectField}
     form_args = {
         "username": {
-            "filters": [lambda v: v.strip() if isinstance(v, str) else v],
-            "validators": [DataRequired(),  # Length(max=64): Flask-Admin adds the column's
-                           Regexp(r"^[\w.@+-]+$", message=lazy_gettext("Letters, digits and @ . + - _ only."))],
+            "filters": [lambda v: accounts.normalize_username(v) if isinstance(v, str) else v],
+            "validators": [DataRequired(), username_rule],
+            "description": lazy_gettext("Letters, digits and . _ - only, letters of one alphabet. "
+                                        "Letter case does not make another name: Alice is alice."),
         },
         "role": {"choices": [SelectChoice(role, lazy(role_label, role)) for role in ROLES],
                  "validators": [DataRequired()]},

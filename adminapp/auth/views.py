@@ -8,7 +8,7 @@ from wtforms.validators import EqualTo, InputRequired, Length
 
 from ..domain import accounts
 from ..extensions import db
-from ..forms import Form
+from ..forms import Form, TextAcceptingControlCharacters
 from ..redirects import local_path
 from . import sessions
 
@@ -16,8 +16,13 @@ bp = Blueprint("auth", __name__)
 LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}  # each name in its own language
 
 
+class SignInNameField(TextAcceptingControlCharacters, StringField):
+    """Whatever is typed as a name is tried: one no user can have (control characters, too
+    long, not a name at all) is an unknown user, counted and audited like any other."""
+
+
 class LoginForm(Form):
-    username = StringField(lazy_gettext("Username"), validators=[InputRequired(), Length(max=64)])
+    username = SignInNameField(lazy_gettext("Username"), validators=[InputRequired()])
     password = PasswordField(lazy_gettext("Password"), validators=[InputRequired(), Length(max=1024)])
 
 
@@ -36,10 +41,10 @@ def login():
         try:
             user = accounts.authenticate(
                 db.session,
-                form.username.data.strip(),
+                form.username.data,
                 form.password.data,
-                current_app.config["LOGIN_MAX_ATTEMPTS"],
-                current_app.config["LOGIN_LOCKOUT_SECONDS"],
+                accounts.SignInLimits.from_config(current_app.config),
+                request.remote_addr,
             )
         except accounts.LoginLocked as exc:
             db.session.commit()  # keep the audit entry of the refused attempt

@@ -1,25 +1,32 @@
 """Users and sign-in. Lockout state lives in the database, so it holds across workers."""
 
 import hashlib
+import hmac
 import secrets
+import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pathlib import Path
 
 from flask_babel import gettext, ngettext
-from sqlalchemy import delete, func, inspect, or_, select, update
+from sqlalchemy import case, delete, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from ..models import ROLES, AuditEntry, LoginFailures, Transaction, User, UserSession, utcnow
+from ..models import ROLES, AddressFailures, AuditEntry, LoginFailures, Transaction, User, UserSession, utcnow
 from . import audit, guards
 from .catalog import format_utc
 from .deletion import DeletionPreview, refusal_of
 from .errors import DomainError, StaleVersion
+from .usernames import could_be_a_username, normalize_username, username_key, username_problems
 
 # Checked against when the username is unknown, so both cases take as long.
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
+# Expired rows of the failure tables deleted by one failed sign-in, at most: the DELETE stays
+# short, and as each failure adds one row at most, the tables cannot grow without bound.
+PURGE_BATCH = 500
 
 
 class LoginRefused(DomainError):
@@ -31,28 +38,78 @@ class LoginLocked(DomainError):
 
     def __init__(self, until: datetime):
         self.until = until
-        minutes = max(1, round((until - utcnow()).total_seconds() / 60))
         super().__init__(ngettext("Too many failed sign-in attempts. Try again in %(num)s minute.",
-                                  "Too many failed sign-in attempts. Try again in %(num)s minutes.", minutes))
+                                  "Too many failed sign-in attempts. Try again in %(num)s minutes.",
+                                  _minutes_until(until)))
+
+
+class AddressLimited(LoginLocked):
+    """Too many failed sign-ins from this network address, whatever the usernames tried."""
+
+    def __init__(self, until: datetime):
+        self.until = until
+        DomainError.__init__(self, ngettext(
+            "Too many failed sign-in attempts from your network address. Try again in %(num)s minute.",
+            "Too many failed sign-in attempts from your network address. Try again in %(num)s minutes.",
+            _minutes_until(until)))
+
+
+def _minutes_until(until: datetime) -> int:
+    return max(1, round((until - utcnow()).total_seconds() / 60))
+
+
+@dataclass(frozen=True)
+class SignInLimits:
+    """The sign-in settings (config LOGIN_*), and the secret that keys the hashes of names
+    typed at sign-in."""
+
+    max_attempts: int = 5
+    lockout_seconds: int = 15 * 60
+    max_failures_per_address: int = 100
+    address_window_seconds: int = 15 * 60
+    secret_key: str = ""
+
+    @classmethod
+    def from_config(cls, config) -> "SignInLimits":
+        return cls(config["LOGIN_MAX_ATTEMPTS"], config["LOGIN_LOCKOUT_SECONDS"],
+                   config["LOGIN_MAX_FAILURES_PER_ADDRESS"], config["LOGIN_ADDRESS_WINDOW_SECONDS"],
+                   config["SECRET_KEY"])
+
+
+def name_hash(secret_key: str, name: str) -> str:
+    """A keyed hash of a name typed at sign-in: the same name (in any case or width) gives the
+    same hash, so repeats can be told, while the text (perhaps a password typed in the wrong
+    box) is kept nowhere. Without the SECRET_KEY nobody can test guesses against it."""
+    message = "login-name:" + username_key(name)
+    return hmac.new(secret_key.encode(), message.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
 
 
 def find_user(session: Session, username: str) -> User | None:
-    return session.scalar(select(User).where(User.username == username))
+    """The user of a name however it is typed: ``ADMIN`` or ``ａｄｍｉｎ`` finds ``admin``.
+    A name no user could have (control characters, too long) is not even looked for: PostgreSQL
+    refuses NUL in a query."""
+    if not could_be_a_username(username):
+        return None
+    return session.scalar(select(User).where(User.username_key == username_key(username)))
 
 
-def authenticate(session: Session, username: str, password: str, max_attempts: int, lockout_seconds: int) -> User:
-    """Return the user for a correct sign-in, else raise; records failures (no commit)."""
-    user = find_user(session, username)
+def authenticate(session: Session, username: str, password: str, limits: SignInLimits,
+                 address: str | None = None) -> User:
+    """Return the user for a correct sign-in, else raise; records failures (no commit).
+
+    Every refusal is counted against the name and the network address, and audited; a name
+    that is not a user's (whatever it holds) is refused exactly as a wrong password is."""
     now = utcnow()
+    _refuse_a_busy_address(session, username, now, limits, address)
+    user = find_user(session, username)
     if user is None:
-        _refuse_unknown_user(session, username, password, now, max_attempts, lockout_seconds)
+        _refuse_unknown_user(session, username, password, now, limits, address)
     if user.locked_until and user.locked_until > now:
-        _audit_failure(session, user, username, "locked")
-        raise LoginLocked(user.locked_until)
+        _refuse(session, user, None, "locked", now, limits, address, LoginLocked(user.locked_until))
     if not user.check_password(password) or not user.is_active:
-        _record_failure(session, user, now, max_attempts, lockout_seconds)
-        _audit_failure(session, user, username, "wrong password" if user.is_active else "inactive")
-        raise LoginRefused(gettext("Invalid username or password."))
+        _record_failure(session, user, now, limits.max_attempts, limits.lockout_seconds)
+        _refuse(session, user, None, "wrong password" if user.is_active else "inactive", now, limits, address,
+                LoginRefused(gettext("Invalid username or password.")))
     user.failed_login_count = 0
     user.locked_until = None
     user.last_login_at = now
@@ -60,32 +117,76 @@ def authenticate(session: Session, username: str, password: str, max_attempts: i
     return user
 
 
-def _refuse_unknown_user(session, username, password, now, max_attempts, lockout_seconds) -> None:
+def _refuse_unknown_user(session, username, password, now, limits, address) -> None:
     """A username without an account is refused as a wrong password is: the same time spent
-    checking, the same message, and the same lockout after as many attempts."""
-    key = username[:64]
-    locked_until = session.scalar(select(LoginFailures.locked_until).where(LoginFailures.username == key))
+    checking, the same message, and the same lockout after as many attempts. Its failures are
+    kept under a keyed hash of the name, and forgotten after the lockout window, as a user's are."""
+    key = name_hash(limits.secret_key, username)
+    _delete_expired(session, LoginFailures, LoginFailures.name_hash, LoginFailures.last_failed_at,
+                    now - timedelta(seconds=limits.lockout_seconds))
+    locked_until = session.scalar(select(LoginFailures.locked_until).where(LoginFailures.name_hash == key))
     if locked_until and locked_until > now:
-        _audit_failure(session, None, username, "locked")
-        raise LoginLocked(locked_until)
+        _refuse(session, None, key, "locked", now, limits, address, LoginLocked(locked_until))
     User(password_hash=_DUMMY_HASH).check_password(password)
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)
     failures = session.execute(
-        insert(LoginFailures).values(username=key, failed_count=1)
-        .on_conflict_do_update(index_elements=[LoginFailures.username],
-                               set_={"failed_count": LoginFailures.failed_count + 1})
+        _insert(session, LoginFailures).values(name_hash=key, failed_count=1, last_failed_at=now)
+        .on_conflict_do_update(index_elements=[LoginFailures.name_hash],
+                               set_={"failed_count": LoginFailures.failed_count + 1, "last_failed_at": now})
         .returning(LoginFailures.failed_count)
     ).scalar_one()
-    if failures >= max_attempts:
-        session.execute(update(LoginFailures).where(LoginFailures.username == key)
-                        .values(failed_count=0, locked_until=now + timedelta(seconds=lockout_seconds)))
-    _audit_failure(session, None, username, "unknown user")
-    raise LoginRefused(gettext("Invalid username or password."))
+    if failures >= limits.max_attempts:
+        session.execute(update(LoginFailures).where(LoginFailures.name_hash == key)
+                        .values(failed_count=0, locked_until=now + timedelta(seconds=limits.lockout_seconds)))
+    _refuse(session, None, key, "unknown user", now, limits, address,
+            LoginRefused(gettext("Invalid username or password.")))
 
 
-def _audit_failure(session, user, username, reason) -> None:
-    actor = audit.acting_as(session, user) if user else audit.acting_as(session, None, username[:64])
-    audit.record(session, "login_failed", user, object_type="user", object_repr=username,
+def _refuse_a_busy_address(session, username, now, limits, address) -> None:
+    """Refuse every sign-in from an address that failed too often in its window: one place
+    trying many usernames is slowed down, though each name is tried less than its lockout."""
+    if not address:
+        return
+    row = session.execute(select(AddressFailures.failed_count, AddressFailures.window_started_at)
+                          .where(AddressFailures.address == address[:64])).first()
+    window = timedelta(seconds=limits.address_window_seconds)
+    if row and row.window_started_at > now - window and row.failed_count >= limits.max_failures_per_address:
+        _audit_failure(session, None, name_hash(limits.secret_key, username), "address limited")
+        raise AddressLimited(row.window_started_at + window)
+
+
+def _refuse(session, user, key, reason, now, limits, address, refusal: DomainError):
+    """Count the failure against the address, audit it, and raise the refusal."""
+    _count_address_failure(session, address, now, limits)
+    _audit_failure(session, user, key, reason)
+    raise refusal
+
+
+def _count_address_failure(session, address, now, limits) -> None:
+    if not address:
+        return
+    _delete_expired(session, AddressFailures, AddressFailures.address, AddressFailures.window_started_at,
+                    now - timedelta(seconds=limits.address_window_seconds))
+    session.execute(
+        _insert(session, AddressFailures).values(address=address[:64], failed_count=1, window_started_at=now)
+        .on_conflict_do_update(index_elements=[AddressFailures.address],
+                               set_={"failed_count": AddressFailures.failed_count + 1})
+    )
+
+
+def _delete_expired(session, model, key_column, time_column, cutoff) -> None:
+    """One bounded DELETE of the rows last touched before ``cutoff``."""
+    expired = select(key_column).where(time_column < cutoff).limit(PURGE_BATCH)
+    session.execute(delete(model).where(key_column.in_(expired)), execution_options={"synchronize_session": False})
+
+
+def _insert(session, model):
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model)
+
+
+def _audit_failure(session, user, key, reason) -> None:
+    """A user's failure names the user; any other names only the keyed hash of what was typed."""
+    actor = audit.acting_as(session, user) if user else audit.acting_as(session, None, None)
+    audit.record(session, "login_failed", user, object_type="user", object_repr=user.username if user else key,
                  changes={"reason": reason}, actor=actor)
 
 
@@ -99,10 +200,12 @@ def logout(session: Session, user: User, token: str | None) -> None:
 
 def _record_failure(session, user, now, max_attempts, lockout_seconds) -> None:
     # Increment in SQL: concurrent workers must not lose a failed attempt.
+    # Failures older than the lockout window are forgotten, as a name without an account's are.
+    stale = User.last_failed_at < now - timedelta(seconds=lockout_seconds)
     failures = session.execute(
         update(User)
         .where(User.id == user.id)
-        .values(failed_login_count=User.failed_login_count + 1)
+        .values(failed_login_count=case((stale, 1), else_=User.failed_login_count + 1), last_failed_at=now)
         .returning(User.failed_login_count),
         # Recorded by the caller's "login_failed" entry.
         execution_options={"synchronize_session": False, **guards.RECORDS_ITS_OWN_ENTRY},
@@ -154,6 +257,8 @@ def password_problems(password: str, username: str | None = None) -> list[str]:
         problems.append(gettext("Do not use your username."))
     if password.casefold() in COMMON_PASSWORDS:
         problems.append(gettext("This password is too common."))
+    if any(unicodedata.category(c) == "Cc" for c in password):
+        problems.append(gettext("Do not use control characters (no keyboard can type them again)."))
     return problems
 
 
@@ -312,15 +417,27 @@ def _committed(state, key):
     return history.deleted[0] if history.deleted else getattr(state.obj(), key)
 
 
+def check_username(session: Session, name: str, user: User | None = None) -> None:
+    """Refuse ``name`` (normalised) as a new user's name, or as ``user``'s new name: the username
+    rule, and no other user with the same name in any case or width. A name kept as it is
+    passes, so names from before the rule (with @ or +) need not change."""
+    if user is not None and name == user.username:
+        return
+    problems = username_problems(name)
+    if problems:
+        raise InvalidUser(" ".join(problems))
+    other = find_user(session, name)
+    if other is not None and other is not user:
+        raise InvalidUser(gettext("User %(username)r already exists. Names that differ only in letter case "
+                                  "or width are the same name.", username=other.username))
+
+
 def create_user(session: Session, username: str, password: str, role: str, must_change_password=False) -> User:
-    username = (username or "").strip()
-    if not username or len(username) > 64:
-        raise InvalidUser(gettext("A username of 1 to 64 characters is required."))
+    username = normalize_username(username)
     if role not in ROLES:
         raise InvalidUser(gettext("Unknown role %(role)r; choose one of %(roles)s.", role=role, roles=", ".join(ROLES)))
+    check_username(session, username)
     check_password_rule(password, username)
-    if find_user(session, username):
-        raise InvalidUser(gettext("User %(username)r already exists.", username=username))
     user = User(username=username, role=role, must_change_password=must_change_password)
     user.set_password(password)
     session.add(user)

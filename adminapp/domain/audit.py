@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 
 from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
 from . import bulk, sqlite_lock
-from .audit_chain import HASHED_FIELDS, canonical, chain_hash, legacy_hash  # noqa: F401 (canonical)
+from .audit_chain import HASHED_FIELDS, chain_hash, legacy_hash
 
 CHAIN_LOCK_KEY = 0x41554454  # "AUDT": the advisory lock that serialises appends
 # Columns whose changes are noise (bookkeeping) or secret (hashes) in an entry.
 UNRECORDED = {"version", "updated_at", "created_at", "line_count", "password_hash",
-              "failed_login_count", "locked_until", "last_login_at"}
+              "failed_login_count", "locked_until", "last_login_at", "last_failed_at", "username_key"}
 AUDITED = {Product: "product", Transaction: "transaction", User: "user"}
 
 

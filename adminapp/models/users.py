@@ -2,9 +2,10 @@ from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..domain.usernames import username_key
 from ..extensions import db
 from .types import UTCDateTime, utcnow
 
@@ -19,6 +20,9 @@ class User(UserMixin, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
+    # The username NFKC-normalised and case folded (domain.usernames.username_key), set with it:
+    # unique, so "ADMIN1" or "ａｄｍｉｎ1" cannot exist beside "admin1"; sign-in looks users up by it.
+    username_key: Mapped[str] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="staff")
     is_active: Mapped[bool] = mapped_column(default=True)
@@ -26,6 +30,9 @@ class User(UserMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_login_count: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last failed sign-in: failures older than the lockout window are forgotten, as the
+    # rows of login_failures for names without an account are.
+    last_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     must_change_password: Mapped[bool] = mapped_column(default=False)
     # The interface language the user chose ("en", "id"); None follows the browser.
     locale: Mapped[str | None] = mapped_column(String(8))
@@ -35,6 +42,11 @@ class User(UserMixin, db.Model):
     # mapper version_id_col (which moves on every UPDATE): accounts bumps it, and checks it
     # under a row lock.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    @validates("username")
+    def _key_with_username(self, _, username):
+        self.username_key = username_key(username) if username is not None else None
+        return username
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -49,13 +61,27 @@ class User(UserMixin, db.Model):
 class LoginFailures(db.Model):
     """Failed sign-ins for a username that has no account, counted and locked exactly like
     a user's own (users.failed_login_count, users.locked_until): a lockout then tells nobody
-    which usernames exist."""
+    which usernames exist. A row is keyed by a keyed hash of the name typed (accounts.name_hash),
+    never the text, which may be a password typed in the wrong box; rows whose last failure is
+    older than the lockout window are deleted at the next failed sign-in."""
 
     __tablename__ = "login_failures"
 
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     failed_count: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class AddressFailures(db.Model):
+    """Failed sign-ins from one network address in the current window (whatever the names
+    tried), so that trying many usernames from one place is slowed down."""
+
+    __tablename__ = "login_failures_by_address"
+
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_count: Mapped[int] = mapped_column(default=0)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class UserSession(db.Model):
