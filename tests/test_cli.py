@@ -238,7 +238,7 @@ def test_migrations_install_the_guard_triggers_as_create_all_does(fresh_app):
         model_triggers.FUNCTIONS)
 
     with fresh_app.app_context():
-        flask_migrate.downgrade(revision="-1")
+        flask_migrate.downgrade(revision="0007")
     assert guard_schema(fresh_app) == []
 
     with fresh_app.app_context():

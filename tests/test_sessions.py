@@ -17,7 +17,7 @@ from adminapp.auth import sessions
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, User, UserSession, utcnow
 
-from tests.support import PASSWORD, flashed, login, make_app, statements
+from tests.support import PASSWORD, as_dba, flashed, login, make_app, statements
 
 GOOD_PASSWORD = "plum orchard lantern"
 OTHER_AGENT = "Mozilla/5.0 (somebody else's machine)"
@@ -261,7 +261,7 @@ def test_a_user_deactivated_outside_the_app_and_reactivated_is_not_signed_in_aga
     bobs = sign_in(app, "bob")
     with db() as session:
         session.execute(update(User).where(User.id == bob).values(is_active=False),
-                        execution_options={"synchronize_session": False})
+                        execution_options={"synchronize_session": False, **as_dba(session)})
     assert not signed_in(stolen_copy(app, bobs))
     admin = sign_in(app, "root")
 

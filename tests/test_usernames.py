@@ -14,7 +14,7 @@ from adminapp.domain.accounts import name_hash
 from adminapp.extensions import db as _db
 from adminapp.models import AddressFailures, AuditEntry, LoginFailures, User, utcnow
 
-from tests.support import flashed, login, make_app, snapshot
+from tests.support import as_dba, flashed, login, make_app, snapshot
 
 NEW = "/admin/user/new/"
 GOOD_PASSWORD = "plum orchard lantern"
@@ -32,7 +32,8 @@ def user_form(username, **changes):
 
 
 def edit_form(username, **changes):
-    return user_form(username, new_password="", confirm_password="", **changes)
+    """The users form as opened on a user no one has changed since it was made (version 1)."""
+    return user_form(username, new_password="", confirm_password="", version="1", **changes)
 
 
 def usernames(db) -> list[str]:
@@ -278,7 +279,8 @@ def test_a_users_failures_expire_after_the_window_as_an_unknown_names_do(app, db
             login(app.test_client(), name, WRONG)
     with db() as session:
         long_ago = utcnow() - timedelta(minutes=16)
-        session.execute(update(User).values(last_failed_at=long_ago), execution_options={"synchronize_session": False})
+        session.execute(update(User).values(last_failed_at=long_ago),
+                        execution_options={"synchronize_session": False, **as_dba(session)})
         session.execute(update(LoginFailures).values(last_failed_at=long_ago))
 
     statuses = {name: login(app.test_client(), name, WRONG).status_code for name in ("alice", "nobody")}
