@@ -1,4 +1,5 @@
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from flask import current_app
@@ -78,6 +79,31 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
+@contextmanager
+def foreign_keys_off_on_sqlite(connection):
+    """SQLite alters a table by copying it, dropping the old one and renaming the copy. The app
+    turns foreign keys on for every connection, and with them on, dropping `users` would delete
+    its sessions (cascade) or stop at its audit entries. So they are off while the migrations
+    run (set outside a transaction: SQLite ignores the pragma inside one)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    sqlite = connection.connection.dbapi_connection
+    sqlite.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        sqlite.execute("PRAGMA foreign_keys=ON")
+
+
+def check_foreign_keys_on_sqlite(connection):
+    """What the pragma would have refused, refused once at the end, before the commit."""
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"The migration left rows whose foreign keys point nowhere: {broken[:10]}")
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -110,9 +136,10 @@ def run_migrations_online():
             target_metadata=get_metadata(),
             **conf_args
         )
-
-        with context.begin_transaction():
-            context.run_migrations()
+        with foreign_keys_off_on_sqlite(connection):
+            with context.begin_transaction():
+                context.run_migrations()
+                check_foreign_keys_on_sqlite(connection)
 
 
 if context.is_offline_mode():

@@ -848,3 +848,26 @@ def test_the_usernames_migration_stops_at_names_that_differ_only_in_case(fresh_a
         _db.session.execute(text("UPDATE users SET username = 'bob2' WHERE username = 'bob'"))
         _db.session.commit()
     assert run(fresh_app, "init-db").exit_code == 0  # renamed, the upgrade goes through
+
+
+def test_the_usernames_migration_keeps_what_points_at_users(fresh_app):
+    """SQLite rebuilds `users` for the new columns: with foreign keys enforced the drop of the
+    old table would delete the users' sessions (cascade) or stop at their audit entries."""
+    with fresh_app.app_context():
+        upgrade_to_before_usernames(fresh_app)
+        add_users_raw("carol")
+        _db.session.execute(text(
+            "INSERT INTO user_sessions (user_id, token_hash, created_at) "
+            "SELECT id, 'abc', created_at FROM users"))
+        _db.session.execute(text(
+            "INSERT INTO audit_entries (at, user_id, username, action, object_type, object_id, "
+            "object_repr, changes, prev_hash, hash) SELECT created_at, id, username, 'login', 'user', id, "
+            "username, '{}', NULL, 'x' FROM users"))
+        _db.session.commit()
+
+        flask_migrate.upgrade()
+
+        assert _db.session.execute(text("SELECT count(*) FROM user_sessions")).scalar() == 1
+        assert _db.session.execute(text("SELECT count(*) FROM audit_entries")).scalar() == 1
+        if _db.engine.dialect.name == "sqlite":
+            assert _db.session.execute(text("PRAGMA foreign_key_check")).all() == []
