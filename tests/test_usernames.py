@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from adminapp.domain import accounts
 from adminapp.domain.accounts import name_hash
 from adminapp.extensions import db as _db
 from adminapp.models import AddressFailures, AuditEntry, LoginFailures, User, utcnow
@@ -335,6 +336,24 @@ def test_rows_of_addresses_whose_window_ended_are_deleted(strict_app, db):
 
     with db() as session:
         assert session.scalars(select(AddressFailures.address)).all() == ["203.0.113.2"]
+
+
+def test_an_address_whose_window_ended_starts_a_new_count(strict_app, db, make_user, monkeypatch):
+    """Even when the purge, bounded per request, has not reached the address's old row."""
+    make_user("amy")
+    monkeypatch.setattr(accounts, "PURGE_BATCH", 0)
+    sprayer = from_address(strict_app.test_client(), "203.0.113.9")
+    for _ in range(3):
+        login(sprayer, "amy", WRONG)
+    with db() as session:
+        session.execute(update(AddressFailures).values(window_started_at=utcnow() - timedelta(minutes=16)))
+
+    login(sprayer, "amy", WRONG)
+
+    with db() as session:
+        row = session.scalars(select(AddressFailures)).one()
+        assert row.failed_count == 1 and row.window_started_at > utcnow() - timedelta(minutes=1)
+    assert login(sprayer, "amy").status_code == 302
 
 
 def test_behind_a_proxy_the_forwarded_address_is_the_one_limited(database_url, tmp_path, app, db):

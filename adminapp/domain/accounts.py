@@ -164,12 +164,17 @@ def _refuse(session, user, key, reason, now, limits, address, refusal: DomainErr
 def _count_address_failure(session, address, now, limits) -> None:
     if not address:
         return
+    window_start = now - timedelta(seconds=limits.address_window_seconds)
     _delete_expired(session, AddressFailures, AddressFailures.address, AddressFailures.window_started_at,
-                    now - timedelta(seconds=limits.address_window_seconds))
+                    window_start)
+    # The purge is bounded, so this address's ended window may still be there: it starts anew.
+    ended = AddressFailures.window_started_at < window_start
     session.execute(
         _insert(session, AddressFailures).values(address=address[:64], failed_count=1, window_started_at=now)
-        .on_conflict_do_update(index_elements=[AddressFailures.address],
-                               set_={"failed_count": AddressFailures.failed_count + 1})
+        .on_conflict_do_update(index_elements=[AddressFailures.address], set_={
+            "failed_count": case((ended, 1), else_=AddressFailures.failed_count + 1),
+            "window_started_at": case((ended, now), else_=AddressFailures.window_started_at),
+        })
     )
 
 
