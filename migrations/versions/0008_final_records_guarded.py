@@ -2,7 +2,7 @@
 the void (PostgreSQL triggers; SQLite is left as it is)
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 from alembic import op
 

@@ -1,7 +1,7 @@
 """user_sessions: one row per sign-in, deleted to end it; users.version for the users form
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 """
 from alembic import op
 import sqlalchemy as sa

@@ -2,7 +2,7 @@
 names without an account kept under a keyed hash, and forgotten; failures per network address
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 """
 import unicodedata
 
