@@ -89,6 +89,18 @@ def fresh_schema(app):
             _db.engine.dispose()
 
 
+@contextmanager
+def another_app(database_url, tmp_path, **config):
+    """A second app on a database another fixture made: a second worker with its own settings."""
+    app = make_app(database_url, tmp_path, **config)
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            _db.session.remove()
+            _db.engine.dispose()
+
+
 def snapshot(app) -> dict:
     """Every row of every table (the audit chain included), to prove that nothing changed."""
     with app.app_context():
@@ -108,6 +120,15 @@ def as_dba(session) -> dict:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL session_replication_role = replica"))
     return dict(guards.RECORDS_ITS_OWN_ENTRY)
+
+
+def tamper(app, sql, **params):
+    """Change the data behind the app's back, as someone with the database's superuser could."""
+    with app.app_context():
+        as_dba(_db.session)
+        _db.session.execute(text(sql), params)
+        _db.session.commit()
+        _db.session.remove()
 
 
 def login(client, username, password=PASSWORD):

@@ -38,7 +38,7 @@ from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, User
 
 from tests.support import (PASSWORD, as_dba, count_statements, flashed, fresh_schema, login, make_app, save_draft, snapshot,
-                           statements)
+                           statements, tamper)
 
 
 AUDIT = "/admin/audit/"
@@ -93,15 +93,6 @@ def run_sql(app, sql, **params):
         _db.session.commit()
         _db.session.remove()
     return rows
-
-
-def tamper(app, sql, **params):
-    """Change the chain behind the app's back, as someone with the database's superuser could."""
-    with app.app_context():
-        as_dba(_db.session)
-        _db.session.execute(text(sql), params)
-        _db.session.commit()
-        _db.session.remove()
 
 
 def verify(app):

@@ -23,7 +23,7 @@ from adminapp.domain import audit, audit_chain
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product
 
-from tests.support import as_dba, make_app, statements
+from tests.support import another_app, as_dba, make_app, statements, tamper
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT = "/admin/audit/"
@@ -63,15 +63,6 @@ def rows(app) -> list[dict]:
         found = [dict(row._mapping) for row in _db.session.execute(select(table).order_by(table.c.id))]
         _db.session.remove()
     return found
-
-
-def run_sql(app, sql, **params):
-    """Change the chain behind the app's back, as the database's superuser could."""
-    with app.app_context():
-        as_dba(_db.session)
-        _db.session.execute(text(sql), params)
-        _db.session.commit()
-        _db.session.remove()
 
 
 def backend(app) -> str:
@@ -157,7 +148,7 @@ def test_an_entry_changed_and_the_chain_recomputed_without_the_key_is_detected(a
     """The issue: altering an entry and recomputing every later hash with the app's own (unkeyed)
     hash function used to pass audit-verify."""
     victim = chain[4]
-    run_sql(app, "UPDATE audit_entries SET username = 'mallory' WHERE id = :id", id=victim)
+    tamper(app, "UPDATE audit_entries SET username = 'mallory' WHERE id = :id", id=victim)
     rehash_from(app, victim, audit_chain.legacy_hash if recompute == "sha256"
                 else audit_chain.chain_hash_for("a guessed key"))
 
@@ -178,13 +169,9 @@ def test_a_whole_chain_recomputed_without_the_key_is_detected_at_its_first_entry
 
 
 def test_the_chain_verifies_only_with_its_own_key(app, chain, tmp_path):
-    other = make_app(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "other", AUDIT_KEY="not the chain's key")
-    try:
+    with another_app(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "other", AUDIT_KEY="not the chain's key") as other:
         assert_refused(verify(other), f"BROKEN at entry #{chain[0]}")
         assert verify(app).exit_code == 0
-    finally:
-        with other.app_context():
-            _db.engine.dispose()
 
 
 # ============================================================================ audit-checkpoint
@@ -251,7 +238,7 @@ def test_a_chain_that_grew_extends_its_checkpoint(app, db, chain):
 
 def test_entries_removed_at_the_end_pass_verify_but_not_the_checkpoint(app, chain):
     line = checkpoint_line(app)
-    run_sql(app, "DELETE FROM audit_entries WHERE id > :id", id=chain[6])
+    tamper(app, "DELETE FROM audit_entries WHERE id > :id", id=chain[6])
 
     assert verify(app).exit_code == 0, "a shorter chain is still a valid chain: what checkpoints are for"
     result = verify(app, line)
@@ -262,7 +249,7 @@ def test_entries_removed_at_the_end_pass_verify_but_not_the_checkpoint(app, chai
 
 def test_a_chain_emptied_does_not_extend_the_checkpoint(app, chain):
     line = checkpoint_line(app)
-    run_sql(app, "DELETE FROM audit_entries")
+    tamper(app, "DELETE FROM audit_entries")
     assert_refused(verify(app, line),
                    f"entry #{chain[-1]} named by the checkpoint is missing (the chain has no entries)")
 
@@ -271,9 +258,9 @@ def test_entries_removed_at_the_end_and_new_ones_written_in_their_place(app, db,
     """The ids of the removed entries are used again (SQLite does it; on PostgreSQL the sequence
     is set back): the chain is valid and as long as before, but it is another chain."""
     line = checkpoint_line(app)
-    run_sql(app, "DELETE FROM audit_entries WHERE id > :id", id=chain[6])
+    tamper(app, "DELETE FROM audit_entries WHERE id > :id", id=chain[6])
     if backend(app) == "postgresql":
-        run_sql(app, "SELECT setval(pg_get_serial_sequence('audit_entries', 'id'), :id)", id=chain[6])
+        tamper(app, "SELECT setval(pg_get_serial_sequence('audit_entries', 'id'), :id)", id=chain[6])
     make_changes(db, 5, start=200)
     assert verify(app).exit_code == 0
 
@@ -283,13 +270,13 @@ def test_entries_removed_at_the_end_and_new_ones_written_in_their_place(app, db,
 
 def test_a_changed_entry_before_the_checkpoint_is_a_broken_chain(app, chain):
     line = checkpoint_line(app)
-    run_sql(app, "UPDATE audit_entries SET action = 'logout' WHERE id = :id", id=chain[2])
+    tamper(app, "UPDATE audit_entries SET action = 'logout' WHERE id = :id", id=chain[2])
     assert_refused(verify(app, line), f"Audit trail BROKEN at entry #{chain[2]}:")
 
 
 def test_a_chain_recomputed_without_the_key_fails_against_the_checkpoint(app, chain):
     line = checkpoint_line(app)
-    run_sql(app, "DELETE FROM audit_entries WHERE id = :id", id=chain[3])
+    tamper(app, "DELETE FROM audit_entries WHERE id = :id", id=chain[3])
     rehash_from(app, chain[4], audit_chain.legacy_hash)  # the gap re-linked, as an attacker would try
     assert_refused(verify(app, line), f"Audit trail BROKEN at entry #{chain[4]}:")
 
@@ -302,12 +289,8 @@ def test_fewer_entries_up_to_the_checkpoint_than_it_counted(app, chain):
 
 
 def test_a_checkpoint_made_with_another_key_is_refused(app, chain, tmp_path):
-    other = make_app(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "other", AUDIT_KEY="another installation")
-    try:
+    with another_app(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "other", AUDIT_KEY="another installation") as other:
         foreign = checkpoint_line(other)
-    finally:
-        with other.app_context():
-            _db.engine.dispose()
     assert_refused(verify(app, foreign), "its MAC is not valid (not made with this key)")
 
 
@@ -329,7 +312,7 @@ def test_a_checkpoint_file_is_checked_line_by_line(app, db, chain, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.count("the chain extends it") == 2
 
-    run_sql(app, "DELETE FROM audit_entries WHERE id > :id", id=chain[-1])  # the first still holds, the second not
+    tamper(app, "DELETE FROM audit_entries WHERE id > :id", id=chain[-1])  # the first still holds, the second not
     result = verify(app, str(records))
     assert_refused(result, "named by the checkpoint is missing")
     assert result.stderr.count("The checkpoint of entry") == 1
@@ -393,7 +376,7 @@ def test_the_audit_page_shows_the_head_and_a_checkpoint_to_record(app, chain, au
 
 
 def test_the_audit_page_of_an_empty_chain(app, admin_client):
-    run_sql(app, "DELETE FROM audit_entries")  # the sign-in's entry
+    tamper(app, "DELETE FROM audit_entries")  # the sign-in's entry
     assert "The audit trail has no entries yet." in admin_client.get(AUDIT).text
     assert " last_id=0 hash=none count=0 " in admin_client.get(CHECKPOINT_PAGE).text
 
@@ -485,7 +468,7 @@ def test_migration_0007_rekeys_a_legacy_chain_and_records_its_old_head(at_0006):
 def test_migration_0007_refuses_a_legacy_chain_that_does_not_verify(at_0006, capfd):
     app = at_0006
     write_legacy_chain(app, 8)
-    run_sql(app, "UPDATE audit_entries SET object_repr = 'forged' WHERE id = 5")
+    tamper(app, "UPDATE audit_entries SET object_repr = 'forged' WHERE id = 5")
     before = rows(app)
 
     with pytest.raises(SystemExit):  # Flask-Migrate logs the error and exits 1

@@ -10,7 +10,7 @@ from adminapp.domain.accounts import name_hash
 from adminapp.extensions import db as _db
 from adminapp.models import LoginFailures, User, utcnow
 
-from tests.support import OFFSITE_TARGETS, PASSWORD, flashed, login, make_app
+from tests.support import OFFSITE_TARGETS, PASSWORD, another_app, flashed, login, make_app
 
 
 
@@ -50,11 +50,8 @@ def signed_in(client) -> bool:
 @pytest.fixture
 def second_app(app, database_url, tmp_path):
     """Another app instance on the same database: a second worker process, as far as state goes."""
-    other = make_app(database_url, tmp_path)
-    yield other
-    with other.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
+    with another_app(database_url, tmp_path) as other:
+        yield other
 
 
 # --- sign-in ----------------------------------------------------------------------------------

@@ -6,10 +6,9 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import func, select
 
-from adminapp.extensions import db as _db
 from adminapp.models import Product, User
 
-from tests.support import PASSWORD, make_app
+from tests.support import PASSWORD, another_app
 
 
 
@@ -21,12 +20,9 @@ PRODUCT_FORM = {"description": "", "price": "12.50", "stock": "7", "initial_stoc
 @pytest.fixture
 def csrf_app(app, database_url, tmp_path):
     """The app with CSRF on, on the database the `app` fixture created (and drops afterwards)."""
-    protected = make_app(database_url, tmp_path, WTF_CSRF_ENABLED=True)
-    assert protected.config["WTF_CSRF_ENABLED"] is True
-    yield protected
-    with protected.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
+    with another_app(database_url, tmp_path, WTF_CSRF_ENABLED=True) as protected:
+        assert protected.config["WTF_CSRF_ENABLED"] is True
+        yield protected
 
 
 class FormParser(HTMLParser):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from adminapp.models import Transaction, TransactionProduct
 
-from tests.support import PASSWORD, count_statements, flashed, login, make_app, product_form, snapshot
+from tests.support import PASSWORD, another_app, count_statements, flashed, login, product_form, snapshot
 
 CONTROL = "Remove the control characters from this text."
 TOO_BIG = "99999999999999999999"
@@ -28,11 +28,8 @@ def user_form(username="carol", **changes):
 
 
 @pytest.fixture
-def admin(app, make_user):
-    make_user("root", "admin")
-    client = app.test_client()
-    assert login(client, "root").status_code == 302
-    return client
+def admin(admin_client):
+    return admin_client
 
 
 # ------------------------------------------------------------------- control characters
@@ -118,12 +115,8 @@ def test_nul_in_a_query_string_is_not_an_error(admin, query):
 def short_app(app, database_url, tmp_path, make_user):
     """The app on the same database, with transactions of at most 3 lines, and a clerk."""
     make_user("clerk", "staff")
-    short = make_app(database_url, tmp_path, MAX_TRANSACTION_LINES=3)
-    yield short
-    from adminapp.extensions import db as _db
-    with short.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
+    with another_app(database_url, tmp_path, MAX_TRANSACTION_LINES=3) as short:
+        yield short
 
 
 def clerk(app):
