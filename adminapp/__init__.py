@@ -1,14 +1,17 @@
 """adminapp: a back office for the product catalog and sales transactions."""
 
 import os
+import sys
 import uuid
 from pathlib import Path
 
 from flask import Flask, g, has_request_context, redirect, render_template, request, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import database_errors
 from .config import load_config
 from .domain import sqlite_lock
 from .extensions import babel, csrf, db, login_manager, migrate
@@ -62,8 +65,11 @@ def register_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         # The JIT compiler spends 100s of ms on the plans of big tables that then run in a few:
         # a loss for every page of a back office.
+        # A lock not granted within LOCK_TIMEOUT_MS fails the statement (then retried, see
+        # database_errors) instead of holding the request until the worker is killed.
         options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
-        options.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
+        options.setdefault("connect_args", {}).setdefault(
+            "options", f"-c jit=off -c lock_timeout={app.config['LOCK_TIMEOUT_MS']}")
     db.init_app(app)
     # Imported for its listener on every Session: bulk writes to audited tables must be marked.
     from .domain import guards  # noqa: F401
@@ -229,6 +235,7 @@ def register_errors(app: Flask) -> None:
         500: (lambda: _("Server error"), lambda: _(
             "Something went wrong on our side and nothing was saved. "
             "If it happens again, tell the administrator the request ID below.")),
+        503: (lambda: _("Try again in a moment"), None),  # the message says what failed
     }
 
     @app.before_request
@@ -240,21 +247,23 @@ def register_errors(app: Flask) -> None:
         response.headers.setdefault("X-Request-ID", g.get("request_id", ""))
         return response
 
-    def render_error(code):
+    def render_error(code, message=None, framed=True):
         try:
+            if not framed:
+                return render_error_page(code, render_template, "errors/plain.html", message)
             frame = ErrorPageFrame(app.extensions["admin"][0])
-            return render_error_page(code, frame.render, "errors/error.html")
+            return render_error_page(code, frame.render, "errors/error.html", message)
         except Exception:
             # The frame and the user's language need the signed-in user, so the database.
             # Without it: a plain page for an anonymous visitor, in the browser's language.
             app.logger.exception("The error page could not be framed, request ID %s", g.get("request_id"))
             db.session.rollback()
             g._login_user = login_manager.anonymous_user()  # where Flask-Login 0.6 keeps the user
-            return render_error_page(code, render_template, "errors/plain.html")
+            return render_error_page(code, render_template, "errors/plain.html", message)
 
-    def render_error_page(code, render, template):
-        title, message = pages[code]
-        return render(template, code=code, title=title(), message=message(),
+    def render_error_page(code, render, template, message=None):
+        title, default_message = pages[code]
+        return render(template, code=code, title=title(), message=message or default_message(),
                       request_id=g.get("request_id") if code == 500 else None), code
 
     for code in (403, 404, 413):
@@ -267,6 +276,24 @@ def register_errors(app: Flask) -> None:
     def server_error(error):
         db.session.rollback()
         return render_error(500)
+
+    @app.errorhandler(DBAPIError)
+    def database_error(error):
+        """A page or a sign-in that failed because the database was busy, away, or could not
+        record the audit entry: 503, to be tried again. Any other database error is a 500."""
+        failure = database_errors.failure_of(error)
+        if failure is None:
+            app.log_exception(sys.exc_info())
+            return server_error(error)
+        app.logger.warning("Database %s on %s, request ID %s: %s", failure.value, request.path,
+                           g.get("request_id"), error.orig)
+        db.session.rollback()
+        if failure is database_errors.Failure.UNAVAILABLE:
+            # Without the database there is no user to draw the frame for: the plain one.
+            g._login_user = login_manager.anonymous_user()
+        body, code = render_error(503, database_errors.message(failure),
+                                  framed=failure is not database_errors.Failure.UNAVAILABLE)
+        return body, code, {"Retry-After": str(database_errors.RETRY_AFTER_SECONDS)}
 
 
 def register_cli(app: Flask) -> None:

@@ -174,6 +174,9 @@ def load_config(instance_path: str) -> dict:
         # The proxies in front of the app whose X-Forwarded-For is believed: production runs
         # behind one (README), and without it every client would have the proxy's address.
         "PROXY_COUNT": _env_int("ADMINAPP_PROXY_COUNT", 1 if production else 0),
+        # How long a statement waits for a row lock (PostgreSQL) before the request gives up and
+        # retries: well below the worker's timeout, so a stuck lock costs a "busy" message, not a worker.
+        "LOCK_TIMEOUT_MS": _env_int("ADMINAPP_LOCK_TIMEOUT_MS", 3000, minimum=1),
         "MAX_TRANSACTION_LINES": _env_int("ADMINAPP_MAX_TRANSACTION_LINES", 500, minimum=1),
         # Larger bodies are refused (413) from their declared length, before they are read.
         "MAX_CONTENT_LENGTH": _env_int("ADMINAPP_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024),

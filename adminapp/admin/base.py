@@ -21,11 +21,13 @@ from flask_babel import gettext
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import inspect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField
 from wtforms.utils import unset_value
 
+from .. import database_errors
+from ..database_errors import Failure, failure_of, retrying
 from ..domain import audit
 from ..domain.deletion import DeletionPreview
 from ..domain.errors import DomainError, StaleVersion
@@ -411,13 +413,36 @@ class SecuredModelView(ModelView):
 
     # --- errors the user can act on become messages; the view then rolls back ---
     def handle_view_exception(self, exc):
+        if failure_of(exc) is Failure.BUSY:
+            raise exc  # to `saving`, which runs the whole save again
         flash(self.failure_message(exc, gettext("Nothing was saved")), "error")
         return True
+
+    def create_model(self, form):
+        return self.saving(super().create_model, form)
+
+    def update_model(self, form, model):
+        return self.saving(super().update_model, form, model)
+
+    def delete_model(self, model):
+        return self.saving(super().delete_model, model)
+
+    def saving(self, save, *args):
+        """Flask-Admin's save or delete (its commit included), run again when the database
+        was busy; still busy after the retries, the form is shown again with the message."""
+        try:
+            return retrying(lambda: save(*args), db.session.rollback)
+        except DBAPIError as exc:
+            db.session.rollback()
+            flash(self.failure_message(exc, gettext("Nothing was saved")), "error")
+            return False
 
     def failure_message(self, exc, what_failed: str) -> str:
         """What the user is told about a failed change; the view rolls back."""
         if isinstance(exc, DomainError):
             return str(exc)
+        if failure_of(exc) is not None:
+            return database_errors.message(failure_of(exc))
         if isinstance(exc, StaleDataError):
             return gettext("This record was changed by someone else while you were saving. "
                            "Your changes were not saved: reopen it to see the current data.")
@@ -452,9 +477,13 @@ class SecuredModelView(ModelView):
         if not row_ids:
             flash(gettext("No rows selected."), "error")
             return
-        try:
+        def unit_of_work():
             count = operation(db.session, row_ids)
             db.session.commit()
+            return count
+
+        try:
+            count = retrying(unit_of_work, db.session.rollback)
         except Exception as exc:
             db.session.rollback()
             flash(self.failure_message(exc, gettext("Nothing was changed")), "error")

@@ -4,8 +4,11 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext, lazy_gettext
 from flask_login import current_user, login_required
 from wtforms import PasswordField, StringField
+from sqlalchemy.exc import DBAPIError
 from wtforms.validators import EqualTo, InputRequired, Length
 
+from .. import database_errors
+from ..database_errors import failure_of, retrying
 from ..domain import accounts
 from ..extensions import db
 from ..forms import Form, TextAcceptingControlCharacters
@@ -39,26 +42,35 @@ def login():
     status = 200
     if form.validate_on_submit():
         try:
-            user = accounts.authenticate(
-                db.session,
-                form.username.data,
-                form.password.data,
-                accounts.SignInLimits.from_config(current_app.config),
-                request.remote_addr,
-            )
-        except accounts.LoginLocked as exc:
-            db.session.commit()  # keep the audit entry of the refused attempt
+            user, token = retrying(lambda: _sign_in(form), db.session.rollback)
+        except (accounts.LoginLocked, accounts.LoginRefused) as exc:
             flash(str(exc), "error")
-            status = 429
-        except accounts.LoginRefused as exc:
-            db.session.commit()  # keep the failed-attempt count and its audit entry
-            flash(str(exc), "error")
+            status = 429 if isinstance(exc, accounts.LoginLocked) else 200
+        except DBAPIError as exc:
+            if failure_of(exc) is None:
+                raise
+            db.session.rollback()
+            flash(database_errors.message(failure_of(exc)), "error")
+            status = 503
         else:
-            token = accounts.start_session(db.session, user, sessions.lifetime())
-            db.session.commit()
             sessions.begin(user, token)
             return redirect(safe_next(request.args.get("next")))
-    return render_template("auth/login.html", form=form), status
+    retry = {"Retry-After": str(database_errors.RETRY_AFTER_SECONDS)} if status == 503 else {}
+    return render_template("auth/login.html", form=form), status, retry
+
+
+def _sign_in(form) -> tuple:
+    """One attempt, one unit of work: the user and their new session's token, committed; or the
+    refusal raised once its count and audit entry are committed."""
+    try:
+        user = accounts.authenticate(db.session, form.username.data, form.password.data,
+                                     accounts.SignInLimits.from_config(current_app.config), request.remote_addr)
+    except (accounts.LoginLocked, accounts.LoginRefused):
+        db.session.commit()  # keep the failed-attempt count and its audit entry
+        raise
+    token = accounts.start_session(db.session, user, sessions.lifetime())
+    db.session.commit()
+    return user, token
 
 
 class ChangePasswordForm(Form):

@@ -1,0 +1,214 @@
+"""When the database is busy, away, or cannot record the audit entry: retried, then said plainly
+(503 where no form can show it), never a 500, and nothing half saved."""
+
+import threading
+from contextlib import contextmanager
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from adminapp.domain import sales
+from adminapp.extensions import db as _db
+from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct
+
+from tests.support import another_app, flashed, login, make_app, product_form, signed_in, snapshot
+
+BUSY = "The database was busy; nothing was changed. Try again."
+AWAY = "The database cannot be reached just now; nothing was changed. Try again in a moment."
+UNRECORDED = "The change could not be recorded in the audit trail, so it was not saved."
+LOCK_TIMEOUT_MS = 200
+
+
+@pytest.fixture
+def impatient(app, database_url, tmp_path, make_user):
+    """The app on the same database waiting only 200 ms for a lock, a staff client, and the URL
+    for another connection to hold locks with. PostgreSQL only: SQLite has no row locks."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("lock timeouts are PostgreSQL's")
+    make_user("clerk", "staff")
+    with another_app(database_url, tmp_path, LOCK_TIMEOUT_MS=LOCK_TIMEOUT_MS) as patient:
+        yield patient, signed_in(patient, "clerk"), database_url
+
+
+@pytest.fixture
+def draft(db, make_product):
+    def make(qty=2):
+        product = make_product(stock=10)
+        with db() as session:
+            txn = Transaction(lines=[TransactionProduct(product=session.get(Product, product), product_qty=qty)])
+            session.add(txn)
+            sales.save_draft(session, txn, None, is_new=True)
+            session.flush()
+            return txn.id, product
+
+    return make
+
+
+def holding_row(url, table, row_id, seconds):
+    """Lock one row from another connection, released after ``seconds`` (None: until the returned
+    function is called)."""
+    engine = create_engine(url)
+    connection = engine.connect()
+    connection.execute(text(f"SELECT 1 FROM {table} WHERE id = :id FOR UPDATE"), {"id": row_id})
+    released = threading.Event()
+
+    def release():
+        if not released.is_set():
+            released.set()
+            connection.rollback()
+            connection.close()
+            engine.dispose()
+
+    if seconds is not None:
+        threading.Timer(seconds, release).start()
+    return release
+
+
+def post(client, txn_id):
+    return client.post("/admin/transaction/action/", data={"action": "post", "rowid": str(txn_id)},
+                       follow_redirects=True)
+
+
+def test_a_lock_held_briefly_is_waited_out_by_a_retry(app, impatient, draft):
+    patient_app, clerk, postgres_url = impatient
+    txn_id, product = draft()
+    holding_row(postgres_url, "transactions", txn_id, seconds=LOCK_TIMEOUT_MS * 1.5 / 1000)
+
+    page = flashed(post(clerk, txn_id))
+
+    assert f"Transaction #{txn_id} posted." in page and BUSY not in page
+    with patient_app.app_context():
+        assert _db.session.get(Product, product).stock == 8
+        assert _db.session.scalar(select(func.count()).where(AuditEntry.action == "post")) == 1
+
+
+def test_a_lock_held_past_the_retries_is_said_busy_and_nothing_changes(app, impatient, draft):
+    patient_app, clerk, postgres_url = impatient
+    txn_id, _ = draft()
+    before = snapshot(app)
+    release = holding_row(postgres_url, "transactions", txn_id, seconds=None)
+    try:
+        page = flashed(post(clerk, txn_id))
+    finally:
+        release()
+
+    assert f"Transaction #{txn_id} was not posted: {BUSY}" in page or BUSY in page
+    assert snapshot(app) == before
+
+
+def test_a_busy_save_keeps_the_form_and_its_input(app, impatient, make_product):
+    patient_app, clerk, postgres_url = impatient
+    product = make_product(sku="BUSY-1", stock=5)
+    release = holding_row(postgres_url, "products", product, seconds=None)
+    try:
+        response = clerk.post(f"/admin/product/edit/?id={product}",
+                              data=product_form(sku="BUSY-1", name="Typed in", price="9.99", stock="5", version="1"))
+    finally:
+        release()
+
+    assert response.status_code == 200
+    assert BUSY in flashed(response) and 'value="Typed in"' in response.text
+    with patient_app.app_context():
+        assert _db.session.get(Product, product).price != Decimal("9.99")
+
+
+def test_a_page_whose_table_is_locked_answers_503_with_retry_after(app, impatient):
+    patient_app, clerk, postgres_url = impatient
+    engine = create_engine(postgres_url)
+    with engine.connect() as locker:
+        locker.execute(text("LOCK TABLE products IN ACCESS EXCLUSIVE MODE"))
+        response = clerk.get("/admin/product/")
+        locker.rollback()
+    engine.dispose()
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"].isdigit()
+    assert BUSY in flashed(response)
+
+
+# ------------------------------------------------------------------- the database away
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def unreachable_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'no such folder' / 'adminapp.db'}"
+    request.getfixturevalue("postgres_url")  # skipped, with its reason, without PostgreSQL
+    return "postgresql+psycopg://postgres@127.0.0.1:1/test"  # nothing listens on port 1
+
+
+def test_sign_in_answers_503_while_the_database_is_away(unreachable_url, tmp_path):
+    app = make_app(unreachable_url, tmp_path)
+
+    response = app.test_client().post("/login", data={"username": "ann", "password": "whatever it is"})
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"].isdigit()
+    assert AWAY in flashed(response) and "adminapp" in response.text  # the app's frame
+
+
+def test_a_signed_in_page_answers_503_while_the_database_is_away(app, make_user, unreachable_url, tmp_path):
+    make_user("ann", "staff")
+    live = signed_in(app, "ann")
+    away = make_app(unreachable_url, tmp_path / "away").test_client()
+    away.set_cookie("session", live.get_cookie("session").value)
+
+    response = away.get("/admin/product/")
+
+    assert response.status_code == 503
+    assert AWAY in flashed(response)
+
+
+# -------------------------------------------------------- an audit trail that refuses entries
+
+
+@contextmanager
+def refusing_entries(app):
+    """audit_entries refuses every INSERT, as a full disk or a revoked grant would."""
+    sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    statements = (
+        ["CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'refused'); END"]
+        if sqlite else
+        ["CREATE FUNCTION refuse_entries() RETURNS trigger LANGUAGE plpgsql AS "
+         "$$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+         "CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION refuse_entries()"])
+    with app.app_context():
+        for statement in statements:
+            _db.session.execute(text(statement))
+        _db.session.commit()
+    try:
+        yield
+    finally:
+        with app.app_context():
+            _db.session.execute(text("DROP TRIGGER refuse_entries" if sqlite else
+                                     "DROP TRIGGER refuse_entries ON audit_entries"))
+            if not sqlite:
+                _db.session.execute(text("DROP FUNCTION refuse_entries()"))
+            _db.session.commit()
+
+
+def test_a_save_whose_entry_cannot_be_written_says_so_and_saves_nothing(app, make_user, make_product):
+    make_user("clerk", "staff")
+    clerk = signed_in(app, "clerk")
+    product = make_product(sku="REC-1", stock=5)
+    before = snapshot(app)
+    with refusing_entries(app):
+        response = clerk.post(f"/admin/product/edit/?id={product}",
+                              data=product_form(sku="REC-1", name="Renamed", stock="5", version="1"))
+
+    assert response.status_code == 200
+    assert UNRECORDED in flashed(response) and 'value="Renamed"' in response.text
+    assert "conflicts with existing data" not in flashed(response)
+    assert snapshot(app) == before
+
+
+def test_a_sign_in_whose_entry_cannot_be_written_answers_503_not_500(app, make_user):
+    make_user("clerk", "staff")
+    client = app.test_client()
+    with refusing_entries(app):
+        response = login(client, "clerk")
+
+    assert response.status_code == 503
+    assert UNRECORDED in flashed(response)
+    assert client.get("/admin/").status_code == 302  # not signed in: to the sign-in page
