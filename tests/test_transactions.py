@@ -22,7 +22,7 @@ from adminapp.domain.errors import Immutable
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
 
-from tests.support import PASSWORD, count_statements, flashed, login, make_app, save_draft
+from tests.support import PASSWORD, count_statements, flashed, login, make_app, save_draft, signed_in
 
 
 
@@ -248,6 +248,15 @@ def test_create_draft_with_lines_prices_it_exactly(staff_client, make_product, t
     assert stock(coffee) == 10 and stock(tea) == 10  # a draft takes no stock
     page = text(staff_client.get(details_url(newest_id())))
     assert "COF-1" in page and "TEA-1" in page and "60.67" in page
+
+
+def test_lines_are_inserted_in_product_order_whatever_the_forms(staff_client, make_product, txn, newest_id):
+    """Each line's foreign key locks its product: in id order, as every other product lock."""
+    first, second, third = make_product(sku="P-1"), make_product(sku="P-2"), make_product(sku="P-3")
+
+    assert staff_client.post(NEW, data=txn_form((third, 1), (first, 2), (second, 3))).status_code == 302
+
+    assert [sku for sku, _, _ in txn(newest_id())["lines"]] == ["P-1", "P-2", "P-3"]  # by line id
 
 
 def test_total_is_exact_decimal(staff_client, make_product, txn, newest_id):
@@ -740,15 +749,31 @@ def test_bulk_post_where_a_later_one_runs_out(staff_client, make_product, draft,
     assert stock(product) == 1
 
 
-@pytest.mark.parametrize("status", ["posted", "void"])
-def test_posting_a_non_draft_is_refused(staff_client, make_product, posted, voided, state, status):
+def test_posting_a_void_transaction_is_refused(staff_client, make_product, voided, state):
     product = make_product(stock=10)
-    txn_id = (posted if status == "posted" else voided)((product, 2))
+    txn_id = voided((product, 2))
     before = state()
 
     page = text(post_action(staff_client, "post", txn_id))
 
-    assert f"Transaction #{txn_id} is {status}; only drafts can be posted." in page
+    assert f"Transaction #{txn_id} is void; only drafts can be posted." in page
+    assert state() == before
+
+
+def test_posting_a_posted_transaction_again_says_it_is_done(app, make_user, make_product, draft, state):
+    """The post of a lost response, or a second click: done already, by whom and when."""
+    make_user("dora", "staff")
+    dora = signed_in(app, "dora")
+    txn_id = draft((make_product(stock=10), 2))
+    post_action(dora, "post", txn_id)
+    before = state()
+
+    post_action(dora, "post", txn_id, follow=False)
+
+    with dora.session_transaction() as session:
+        [(category, message)] = session["_flashes"]
+    assert category == "info"
+    assert re.fullmatch(rf"Transaction #{txn_id} is already posted: by dora, \w+ \d+, \d{{4}}, .+\.", message)
     assert state() == before
 
 

@@ -18,7 +18,8 @@ from wtforms import IntegerField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from ..domain import accounts, catalog, sales
-from ..domain.errors import DomainError, InvalidTransaction
+from ..database_errors import retrying
+from ..domain.errors import AlreadyPosted, DomainError, InvalidTransaction
 from ..extensions import db
 from ..forms import Form, InlineForm
 from ..formatting import local_time, money
@@ -252,12 +253,18 @@ class TransactionView(SecuredModelView):
             flash(gettext("Invalid selection."), "error")
             return
         for txn_id in sorted(txn_ids):
-            txn = db.session.get(Transaction, txn_id)
-            try:
+            def post_it(txn_id=txn_id):
+                txn = db.session.get(Transaction, txn_id)
                 if txn is None:
                     raise DomainError(gettext("Transaction #%(id)s does not exist.", id=txn_id))
                 sales.post(db.session, txn, user)
                 db.session.commit()
+
+            try:
+                retrying(post_it, db.session.rollback)
+            except AlreadyPosted as done:  # a repeated click, or a reload after a lost response
+                db.session.rollback()
+                flash(str(done), "info")
             except Exception as exc:
                 db.session.rollback()
                 flash(self.failure_message(exc, gettext("Transaction #%(id)s was not posted", id=txn_id)), "error")
@@ -278,9 +285,13 @@ class TransactionView(SecuredModelView):
             return redirect(self.get_url(".index_view"))
         form = VoidForm()
         if form.validate_on_submit():
-            try:
-                sales.void(db.session, txn, current_user._get_current_object(), form.reason.data)
+            def void_it():
+                sales.void(db.session, db.session.get(Transaction, txn_id), current_user._get_current_object(),
+                           form.reason.data)
                 db.session.commit()
+
+            try:
+                retrying(void_it, db.session.rollback)
             except Exception as exc:
                 db.session.rollback()
                 flash(self.failure_message(exc, gettext("Transaction #%(id)s was not voided", id=txn_id)), "error")

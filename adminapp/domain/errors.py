@@ -32,3 +32,8 @@ class InsufficientStock(DomainError):
 
 class Immutable(DomainError):
     """Posted and void transactions, and their lines, cannot be changed or deleted."""
+
+
+class AlreadyPosted(Immutable):
+    """Posting a transaction that is posted: what was asked is done (a repeated click, or a
+    reload after the response was lost). Said as news, not as a failure."""

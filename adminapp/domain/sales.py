@@ -12,12 +12,12 @@ from sqlalchemy import Integer, column, event, func, inspect, select, update, va
 from sqlalchemy.orm import Session, contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..formatting import number
+from ..formatting import local_time, number
 from ..labels import status_label
 from ..models import Product, Transaction, TransactionProduct, User, utcnow
 from . import audit, guards, sqlite_lock
 from .deletion import DeletionPreview, Related, refusal_of
-from .errors import Immutable, InsufficientStock, InvalidTransaction, NotFound
+from .errors import AlreadyPosted, Immutable, InsufficientStock, InvalidTransaction, NotFound
 
 FINAL_STATUSES = ("posted", "void")
 
@@ -57,7 +57,8 @@ def save_draft(session: Session, txn: Transaction, user: User | None, is_new: bo
         # (same note and total): a form opened before is then refused as stale. The
         # UPDATE still checks the version the row was loaded at.
         txn.version = txn.version + 1
-    _number_new_lines_on_sqlite(session, [line for line in lines if line in session.new])
+    new_lines = _in_product_order(session, [line for line in lines if line in session.new])
+    _number_new_lines_on_sqlite(session, new_lines)
 
 
 def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
@@ -66,6 +67,10 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
 
     A handful of statements however many lines it has: stock and prices change set-based."""
     txn = _lock_transaction(session, txn.id)
+    if txn.status == "posted":
+        raise AlreadyPosted(gettext("Transaction #%(id)s is already posted: by %(user)s, %(when)s.",
+                                    id=txn.id, user=txn.posted_by.username if txn.posted_by else gettext("the system"),
+                                    when=local_time(txn.posted_at)))
     if txn.status != "draft":
         raise Immutable(gettext("Transaction #%(id)s is %(status)s; only drafts can be posted.",
                                 id=txn.id, status=status_label(txn.status)))
@@ -222,6 +227,22 @@ def _draft_changed(session: Session, txn: Transaction) -> bool:
     return session.is_modified(txn) or any(
         line in session.new or line in session.deleted or session.is_modified(line) for line in txn.lines
     )
+
+
+def _in_product_order(session: Session, new_lines: list[TransactionProduct]) -> list[TransactionProduct]:
+    """Have the flush insert the new lines by product id, whatever the form's order.
+
+    Each inserted line's foreign-key check locks its product (KEY SHARE) until the commit; taken
+    in id order, like every other lock on products, these locks cannot form a cycle with another
+    save's. The flush inserts a table's new rows in the order they joined the session, so the
+    lines join it again in that order."""
+    ordered = sorted(new_lines, key=lambda line: line.product.id)
+    if ordered != new_lines:
+        for line in new_lines:
+            session.expunge(line)
+        for line in ordered:
+            session.add(line)
+    return ordered
 
 
 def _number_new_lines_on_sqlite(session: Session, new_lines: list[TransactionProduct]) -> None:
