@@ -477,18 +477,25 @@ class SecuredModelView(ModelView):
         if not row_ids:
             flash(gettext("No rows selected."), "error")
             return
-        def unit_of_work():
-            count = operation(db.session, row_ids)
+        done, count = self.unit_of_work(lambda: operation(db.session, row_ids), gettext("Nothing was changed"))
+        if done:
+            flash(done_message(count), "success")
+
+    def unit_of_work(self, work, what_failed: str) -> tuple[bool, object]:
+        """``work()`` and one commit, as the request's database transaction, run again when the
+        database was busy: (True, what work returned); or, on any error, rolled back with the
+        failure flashed: (False, None)."""
+        def attempt():
+            result = work()
             db.session.commit()
-            return count
+            return result
 
         try:
-            count = retrying(unit_of_work, db.session.rollback)
+            return True, retrying(attempt, db.session.rollback)
         except Exception as exc:
             db.session.rollback()
-            flash(self.failure_message(exc, gettext("Nothing was changed")), "error")
-            return
-        flash(done_message(count), "success")
+            flash(self.failure_message(exc, what_failed), getattr(exc, "flash_category", "error"))
+            return False, None
 
 
 class DashboardView(AdminIndexView):

@@ -18,8 +18,7 @@ from wtforms import IntegerField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from ..domain import accounts, catalog, sales
-from ..database_errors import retrying
-from ..domain.errors import AlreadyPosted, DomainError, InvalidTransaction
+from ..domain.errors import DomainError, InvalidTransaction
 from ..extensions import db
 from ..forms import Form, InlineForm
 from ..formatting import local_time, money
@@ -258,17 +257,9 @@ class TransactionView(SecuredModelView):
                 if txn is None:
                     raise DomainError(gettext("Transaction #%(id)s does not exist.", id=txn_id))
                 sales.post(db.session, txn, user)
-                db.session.commit()
 
-            try:
-                retrying(post_it, db.session.rollback)
-            except AlreadyPosted as done:  # a repeated click, or a reload after a lost response
-                db.session.rollback()
-                flash(str(done), "info")
-            except Exception as exc:
-                db.session.rollback()
-                flash(self.failure_message(exc, gettext("Transaction #%(id)s was not posted", id=txn_id)), "error")
-            else:
+            done, _ = self.unit_of_work(post_it, gettext("Transaction #%(id)s was not posted", id=txn_id))
+            if done:
                 flash(gettext("Transaction #%(id)s posted.", id=txn_id), "success")
 
     @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected drafts?"))
@@ -285,17 +276,11 @@ class TransactionView(SecuredModelView):
             return redirect(self.get_url(".index_view"))
         form = VoidForm()
         if form.validate_on_submit():
-            def void_it():
-                sales.void(db.session, db.session.get(Transaction, txn_id), current_user._get_current_object(),
-                           form.reason.data)
-                db.session.commit()
-
-            try:
-                retrying(void_it, db.session.rollback)
-            except Exception as exc:
-                db.session.rollback()
-                flash(self.failure_message(exc, gettext("Transaction #%(id)s was not voided", id=txn_id)), "error")
-            else:  # txn_id: reading txn.id now would reload the committed transaction
+            done, _ = self.unit_of_work(
+                lambda: sales.void(db.session, db.session.get(Transaction, txn_id), current_user._get_current_object(),
+                                   form.reason.data),
+                gettext("Transaction #%(id)s was not voided", id=txn_id))
+            if done:  # txn_id: reading txn.id now would reload the committed transaction
                 flash(gettext("Transaction #%(id)s voided; its stock was put back.", id=txn_id), "success")
                 return redirect(self.get_url(".details_view", id=txn_id))
         return self.render("admin/transaction/void.html", form=form, txn=txn)

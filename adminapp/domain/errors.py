@@ -37,3 +37,5 @@ class Immutable(DomainError):
 class AlreadyPosted(Immutable):
     """Posting a transaction that is posted: what was asked is done (a repeated click, or a
     reload after the response was lost). Said as news, not as a failure."""
+
+    flash_category = "info"
