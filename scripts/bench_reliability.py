@@ -505,11 +505,15 @@ def split_by_fault(events: list[Event], window: list) -> tuple[list[Event], list
     return ([e for e, hit in zip(events, overlaps) if hit], [e for e, hit in zip(events, overlaps) if not hit])
 
 
-def recovery_seconds(events: list[Event], window: list) -> float | None:
-    """From the database's return to the end of the first write that then succeeded."""
+def recovery(events: list[Event], window: list) -> str:
+    """When, after the database came back, the last error was answered and the first write
+    begun after its return succeeded (that one's own time included)."""
     end = window[1]
+    failed = [e.ended for e in events if e.outcome in SERVER_ERRORS]
     done = [e.ended for e in events if e.started >= end and e.outcome == "ok" and e.operation in WRITES]
-    return min(done) - end if done else None
+    last = f"the last error was answered {max(failed) - end:+.2f} s" if failed else "no error"
+    first = f"the first write begun after it succeeded at {min(done) - end:+.2f} s" if done else "no write then succeeded"
+    return f"After the database came back: {last}, {first}."
 
 
 # ------------------------------------------------------------------------ invariants
@@ -720,9 +724,7 @@ def main() -> int:
         if window:
             print(f"\nDuring the {args.outage:g} s outage and {RECOVERY_GRACE} s after it:")
             print_outcomes(during)
-            recovered = recovery_seconds(shared.events, window)
-            print("First successful write after the database came back: "
-                  + (f"{recovered:.2f} s" if recovered is not None else "none"))
+            print(recovery(shared.events, window))
         logged = server_log_counts(log_path)
         if logged:
             print("\nServer log (the whole run): " + ", ".join(f"{phrase}: {n}" for phrase, n in logged.items()))
