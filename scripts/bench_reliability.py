@@ -219,9 +219,9 @@ class FormFields(HTMLParser):
     """The fields of the form that has a field named `marker`, as a browser would submit them
     (without the submit buttons)."""
 
-    def __init__(self, marker: str):
+    def __init__(self):
         super().__init__()
-        self.marker, self.forms, self.current, self.textarea, self.select = marker, [], None, None, None
+        self.forms, self.current, self.textarea, self.select = [], None, None, None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -258,7 +258,7 @@ class FormFields(HTMLParser):
 
     @classmethod
     def of(cls, page_text: str, marker: str) -> dict | None:
-        parser = cls(marker)
+        parser = cls()
         parser.feed(page_text)
         for fields in parser.forms:
             if any(name == marker for name, _ in fields):
