@@ -6,6 +6,7 @@ worker. Through the test client on real SQLite and PostgreSQL databases."""
 import hashlib
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from flask_login.utils import encode_cookie
 from sqlalchemy import func, select, update
 
 from adminapp.auth import sessions
+from adminapp.domain import accounts
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, User, UserSession, utcnow
 
@@ -222,6 +224,26 @@ def test_set_password_on_the_command_line_ends_every_session_of_the_user(app, db
     assert not signed_in(bobs)
     assert not signed_in(copy)
     assert entries(db, "sessions_ended") == [("cli", "bob", {"sessions": 1, "reason": "password reset"})]
+
+
+def test_a_sign_in_racing_a_password_reset_gets_no_session(app, database_url, bob):
+    """The sign-in reads the password under the user's row lock: one that read the old password
+    while a reset was being saved would otherwise open a session the reset never ended.
+    PostgreSQL only: on SQLite every sign-in takes the write lock before reading."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks are PostgreSQL's")
+    with app.app_context():
+        accounts.set_password(_db.session, "bob", GOOD_PASSWORD)
+        _db.session.flush()  # the reset holds bob's row until it commits
+        with ThreadPoolExecutor(1) as pool:
+            signing_in = pool.submit(login, app.test_client(), "bob", PASSWORD)
+            time.sleep(0.5)
+            _db.session.commit()
+            response = signing_in.result(timeout=30)
+
+    assert response.status_code == 200 and "Invalid username or password." in flashed(response)
+    with app.app_context():
+        assert _db.session.scalar(select(func.count(UserSession.id)).where(UserSession.user_id == bob)) == 0
 
 
 # --------------------------------------------------- deactivation, role change

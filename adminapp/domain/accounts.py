@@ -84,13 +84,14 @@ def name_hash(secret_key: str, name: str) -> str:
     return hmac.new(secret_key.encode(), message.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
 
 
-def find_user(session: Session, username: str) -> User | None:
+def find_user(session: Session, username: str, lock: bool = False) -> User | None:
     """The user of a name however it is typed: ``ADMIN`` or ``ａｄｍｉｎ`` finds ``admin``.
     A name no user could have (control characters, too long) is not even looked for: PostgreSQL
-    refuses NUL in a query."""
+    refuses NUL in a query. ``lock``: the row is locked until the commit (FOR NO KEY UPDATE)."""
     if not could_be_a_username(username):
         return None
-    return session.scalar(select(User).where(User.username_key == username_key(username)))
+    query = select(User).where(User.username_key == username_key(username))
+    return session.scalar(query.with_for_update(key_share=True) if lock else query)
 
 
 def authenticate(session: Session, username: str, password: str, limits: SignInLimits,
@@ -101,7 +102,9 @@ def authenticate(session: Session, username: str, password: str, limits: SignInL
     that is not a user's (whatever it holds) is refused exactly as a wrong password is."""
     now = utcnow()
     _refuse_a_busy_address(session, username, now, limits, address)
-    user = find_user(session, username)
+    # Locked: a password reset or deactivation being saved is waited for, then its outcome read,
+    # so no sign-in that checked the old password opens a session the reset did not end.
+    user = find_user(session, username, lock=True)
     if user is None:
         _refuse_unknown_user(session, username, password, now, limits, address)
     if user.locked_until and user.locked_until > now:
