@@ -97,6 +97,41 @@ def test_a_lock_held_past_the_retries_is_said_busy_and_nothing_changes(app, impa
     assert snapshot(app) == before
 
 
+def test_a_save_that_waited_out_a_brief_lock_is_saved_once(app, impatient, make_product):
+    patient_app, clerk, postgres_url = impatient
+    product = make_product(sku="WAIT-1", stock=5)
+    holding_row(postgres_url, "products", product, seconds=LOCK_TIMEOUT_MS * 1.5 / 1000)
+
+    response = clerk.post(f"/admin/product/edit/?id={product}",
+                          data=product_form(sku="WAIT-1", name="Renamed", price="9.99", stock="5", version="1"))
+
+    assert response.status_code == 302, flashed(response)
+    with patient_app.app_context():
+        saved = _db.session.get(Product, product)
+        assert (saved.name, saved.price, saved.version) == ("Renamed", Decimal("9.99"), 2)
+        assert _db.session.scalar(select(func.count()).where(AuditEntry.action == "update")) == 1
+
+
+def test_a_draft_edit_that_waited_out_a_brief_lock_keeps_one_set_of_lines(app, impatient, draft, make_product):
+    """The whole form is applied again on the retry: its new line is added once, not twice."""
+    patient_app, clerk, postgres_url = impatient
+    txn_id, product = draft(qty=2)
+    added = make_product(sku="ADD-1", stock=5)
+    with patient_app.app_context():
+        line_id = _db.session.get(Transaction, txn_id).lines[0].id
+    form = {"note": "edited", "version": "1", "lines-0-id": str(line_id), "lines-0-product": str(product),
+            "lines-0-product_qty": "3", "lines-1-id": "", "lines-1-product": str(added), "lines-1-product_qty": "1"}
+    holding_row(postgres_url, "transactions", txn_id, seconds=LOCK_TIMEOUT_MS * 1.5 / 1000)
+
+    response = clerk.post(f"/admin/transaction/edit/?id={txn_id}", data=form)
+
+    assert response.status_code == 302, flashed(response)
+    with patient_app.app_context():
+        txn = _db.session.get(Transaction, txn_id)
+        assert [(line.product_id, line.product_qty) for line in txn.lines] == [(product, 3), (added, 1)]
+        assert (txn.note, txn.version, txn.line_count) == ("edited", 2, 2)
+
+
 def test_a_busy_save_keeps_the_form_and_its_input(app, impatient, make_product):
     patient_app, clerk, postgres_url = impatient
     product = make_product(sku="BUSY-1", stock=5)

@@ -7,6 +7,7 @@ messages, and the single commit of a bulk action.
 
 import json
 import logging
+from contextlib import suppress
 from functools import cached_property
 
 from flask import Response, abort, current_app, flash, g, redirect, request, url_for
@@ -21,7 +22,7 @@ from flask_babel import gettext
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import inspect
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField
 from wtforms.utils import unset_value
@@ -430,8 +431,18 @@ class SecuredModelView(ModelView):
     def saving(self, save, *args):
         """Flask-Admin's save or delete (its commit included), run again when the database
         was busy; still busy after the retries, the form is shown again with the message."""
+        records = [arg for arg in args if isinstance(arg, self.model)]
+
+        def roll_back():
+            db.session.rollback()
+            # Read the record afresh before the form is applied to it again: loaded only once the
+            # form has set its fields, it would be flushed first, and its version read back bumped.
+            for record in records:
+                with suppress(InvalidRequestError):  # deleted meanwhile: the next attempt says so
+                    db.session.refresh(record)
+
         try:
-            return retrying(lambda: save(*args), db.session.rollback)
+            return retrying(lambda: save(*args), roll_back)
         except DBAPIError as exc:
             db.session.rollback()
             flash(self.failure_message(exc, gettext("Nothing was saved")), "error")

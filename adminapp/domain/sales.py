@@ -32,7 +32,15 @@ def line_total(line: TransactionProduct) -> Decimal:
 
 
 def save_draft(session: Session, txn: Transaction, user: User | None, is_new: bool) -> None:
-    """Check a draft's lines and price it at today's prices (they are fixed when it is posted)."""
+    """Check a draft's lines and price it at today's prices (they are fixed when it is posted).
+
+    Nothing is flushed meanwhile, even when a product must be loaded (after a retry's rollback
+    expired them all): the draft is written once, as a whole, by the caller's flush."""
+    with session.no_autoflush:
+        _check_and_price_draft(session, txn, user, is_new)
+
+
+def _check_and_price_draft(session: Session, txn: Transaction, user: User | None, is_new: bool) -> None:
     if is_new:
         txn.status = "draft"
         txn.created_by = user
