@@ -74,7 +74,7 @@ MEANT_REFUSALS = [
     ("database busy", re.compile(r"busy", re.I)),
     ("out of stock", re.compile(r"in stock, \d+ asked")),
     ("conflict", re.compile(r"changed by someone else|changed from \d+ to \d+ after you opened it")),
-    ("already posted/voided", re.compile(r"only drafts can be posted|only posted transactions can be voided"
+    ("already posted/voided", re.compile(r"is already posted|only drafts can be posted|only posted transactions can be voided"
                                          r"|read-only|can no longer be changed")),
 ]
 SERVER_ERRORS = ("5xx", "unexpected error", "database is locked", "connection error")
@@ -275,7 +275,8 @@ def classify(page: Page | None, error: Exception | None, success: re.Pattern | N
         return "connection error", type(error).__name__
     if page.status >= 500:
         return ("database is locked" if "database is locked" in page.text else "5xx"), str(page.status)
-    problems = [text for category, text in page.alerts() if category in ("danger", "warning")]
+    # "info": posting a posted transaction is news, not an error, and not a success either.
+    problems = [text for category, text in page.alerts() if category in ("danger", "warning", "info")]
     for text in problems:
         lowered = text.lower()
         if "database is locked" in lowered:
