@@ -17,7 +17,8 @@ does an ordinary page take meanwhile?
    next request. A slow client POSTs to /login with a Content-Length and sends the body one
    byte a second, never finishing within the phase.
 4. For each phase and page: requests, how many failed (no answer within --request-timeout,
-   or a status other than 200), and the median, p95 and maximum time to the whole answer.
+   a status other than 200, a connection refused or reset; each kind counted after the
+   figures), and the median, p95 and maximum time to the whole answers.
 A benchmark, not a test: it prints figures and asserts nothing about time.
 """
 
@@ -37,6 +38,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -130,22 +132,24 @@ class SlowClients:
 # ------------------------------------------------------------------------ ordinary pages
 
 
-def probe(port: int, path: str, cookie: str, timeout: float) -> float | None:
-    """Seconds to the whole answer, or None when it failed or did not come in time."""
+def probe(port: int, path: str, cookie: str, timeout: float) -> float | str:
+    """Seconds to the whole answer, or why there was none: a status, or the error."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     started = time.perf_counter()
     try:
         connection.request("GET", path, headers={"Connection": "close", "Cookie": cookie})
         response = connection.getresponse()
         response.read()
-        return time.perf_counter() - started if response.status == 200 else None
-    except OSError:  # refused, reset or timed out
-        return None
+        return time.perf_counter() - started if response.status == 200 else f"status {response.status}"
+    except TimeoutError:
+        return "no answer"
+    except OSError as error:  # refused, reset
+        return type(error).__name__
     finally:
         connection.close()
 
 
-def measure(port: int, cookie: str, duration: float, timeout: float) -> dict[str, list[float | None]]:
+def measure(port: int, cookie: str, duration: float, timeout: float) -> dict[str, list[float | str]]:
     """Every page every half second for `duration` seconds; waits for the last answers."""
     results = {label: [] for label, _, _ in PAGES}
     with ThreadPoolExecutor(max_workers=len(PAGES) * int(timeout / PROBE_INTERVAL + 2)) as pool:
@@ -162,16 +166,18 @@ def measure(port: int, cookie: str, duration: float, timeout: float) -> dict[str
     return results
 
 
-def report(slow: int, results: dict[str, list[float | None]]) -> None:
+def report(slow: int, results: dict[str, list[float | str]]) -> None:
     for label, times in results.items():
-        answered = sorted(t * 1000 for t in times if t is not None)
+        answered = sorted(t * 1000 for t in times if isinstance(t, float))
+        failures = Counter(t for t in times if isinstance(t, str))
         failed = len(times) - len(answered)
         if answered:
             p95 = answered[min(len(answered) - 1, round(0.95 * (len(answered) - 1)))]
             figures = f"{statistics.median(answered):>10.1f} {p95:>9.1f} {answered[-1]:>9.1f}"
         else:
             figures = f"{'-':>10} {'-':>9} {'-':>9}"
-        print(f"{slow:>12} {label:<26} {len(times):>8} {failed:>7} {figures}", flush=True)
+        why = ", ".join(f"{count} {reason}" for reason, count in failures.most_common())
+        print(f"{slow:>12} {label:<26} {len(times):>8} {failed:>7} {figures}  {why}".rstrip(), flush=True)
 
 
 def main() -> None:
