@@ -15,14 +15,37 @@ bind = f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1
 # while it streams a response, so a long CSV export would arrive cut off. A gthread worker
 # keeps signalling from its main thread while other threads serve requests.
 worker_class = "gthread"
-threads = 4
-# About two processes a core, capped: every thread may hold a database connection, and
-# PostgreSQL allows 100 by default.
+# About two processes a core, capped: each keeps its own pool of database connections
+# (adminapp/config.py), and PostgreSQL allows 100 in all by default.
 workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * (os.cpu_count() or 1) + 1, 8))
+# A request holds its thread from its first byte to its last, and gunicorn sets no limit on
+# how slowly a client may send: a body trickled at a byte a second holds a thread for as many
+# seconds as it has bytes. So there are many threads: a thread that waits for a client is
+# nearly free, and it holds no database connection while it waits (CSRF protection reads the
+# whole form in the first hook that touches anything, before the user is loaded; threads
+# beyond the app's pool of connections queue for one, see adminapp/config.py). With 20
+# clients trickling bodies, an ordinary page still answers in tens of milliseconds (README,
+# "Production"). Against many more, a buffering proxy in front is the answer.
+threads = 32
+# A worker takes no more connections than it has threads. Left to itself it would take up to
+# 1,000, and a page that landed on a worker whose threads were all held by slow clients would
+# wait behind them while other workers sat idle; now it waits in the listening socket's queue
+# for the first thread free in any worker.
+worker_connections = threads
 
 timeout = 30  # a worker silent this long is stuck: it is killed and replaced
 graceful_timeout = 120  # on restart or shutdown, running requests (an export) may finish
-keepalive = 5  # seconds an idle connection from the proxy is kept open
+# No idle connection is kept open: each would count against `worker_connections`, and the
+# proxy in front opens one a request anyway (nginx talks HTTP/1.0 to the app unless told).
+keepalive = 0
+
+# A worker is replaced after this many requests, so memory that Python's allocator keeps
+# (fragmentation after large exports, any slow leak) is given back. The jitter adds a
+# random 0 to 100 to each worker's count, so workers started together do not retire together:
+# a retiring worker takes no new connections until its running requests end, and its
+# replacement starts only then.
+max_requests = 1000
+max_requests_jitter = 100
 
 # Request limits: list pages with several filters have long query strings, hence a request
 # line of up to 8 KiB (gunicorn's maximum); headers stay at gunicorn's defaults.

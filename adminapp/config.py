@@ -132,6 +132,14 @@ def _private_sqlite_file(url: str) -> None:
             file.chmod(0o600)
 
 
+# Connections a worker process may hold: 5 kept open and 5 more under load (SQLAlchemy's
+# default is 10 more). Every server thread that runs a view holds one, and gunicorn.conf.py
+# runs up to 8 processes of 32 threads: 8 x 10 stays under PostgreSQL's 100 connections,
+# with room left for migrations, psql and backups. A thread that finds them all in use
+# waits for one (up to SQLAlchemy's 30 seconds). SQLite has no such limit.
+POSTGRESQL_POOL = {"pool_size": 5, "max_overflow": 5}
+
+
 def load_config(instance_path: str) -> dict:
     production = _environment() == "production"
     if production and get_debug_flag():
@@ -153,7 +161,8 @@ def load_config(instance_path: str) -> dict:
         "SECRET_KEY": secret_key,
         "AUDIT_KEY": audit_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True,
+                                      **(POSTGRESQL_POOL if database_url.startswith("postgresql") else {})},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

@@ -12,6 +12,7 @@ import importlib.util
 import io
 import os
 import re
+import runpy
 import signal
 import socket
 import subprocess
@@ -268,3 +269,51 @@ def test_two_workers_serve_readers_and_writers_at_once(sqlite_app, serve):
             select(func.count(AuditEntry.id)).where(AuditEntry.action == "login", AuditEntry.username == "admin"))
     assert skus == {f"W{w}-{n:03d}" for w in range(writers) for n in range(creates_each)}
     assert admin_sign_ins == sign_ins
+
+
+# --- slow clients ------------------------------------------------------------------------------
+
+def shipped_settings() -> dict:
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_the_shipped_settings_use_threads_and_replace_workers_at_different_times():
+    settings = shipped_settings()
+    assert settings["worker_class"] == "gthread"
+    # More threads a worker than the 20 slow clients the README's figures are measured with.
+    assert settings["threads"] > 20
+    # A worker whose threads are all busy leaves new connections to the others.
+    assert settings["worker_connections"] == settings["threads"]
+    assert 0 < settings["max_requests_jitter"] < settings["max_requests"]
+
+
+def hold_request_body(server, browser, path) -> socket.socket:
+    """A signed-in POST that announces a form of 1,000 bytes and sends the first few: the
+    thread that reads it waits for the rest until the socket is closed."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    cookies = "; ".join(f"{name}={morsel.value}" for name, morsel in browser.cookies.items())
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookies}\r\n"
+                 "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n"
+                 "csrf_token=".encode())
+    return sock
+
+
+def test_pages_and_saves_go_through_while_nearly_every_thread_waits_for_a_body(sqlite_app, serve):
+    server = serve()  # two workers
+    admin = sign_in(server, "admin")
+    # Far more than one worker has threads, a few less than both have: the page and the save
+    # below get a free thread only if the held requests are spread over the two workers.
+    held = [hold_request_body(server, admin, "/admin/product/new/")
+            for _ in range(2 * shipped_settings()["threads"] - 4)]
+    try:
+        time.sleep(1)  # the server has read their headers: each holds a thread, waiting for its body
+        status, page = admin.get("/admin/product/")
+        assert status == 200, page
+        # The waiting requests hold no database connection, nor SQLite's write lock: CSRF
+        # protection reads the whole form before anything asks the database.
+        assert admin.submit("/admin/product/new/", product_form(sku="WHILE-HELD")) == 302, server.log()
+    finally:
+        for sock in held:
+            sock.close()
+    with sqlite_app.app_context():
+        assert _db.session.scalar(select(Product.id).where(Product.sku == "WHILE-HELD")) is not None
