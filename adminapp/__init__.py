@@ -2,13 +2,13 @@
 
 import os
 import sys
+from contextlib import suppress
 import uuid
 from pathlib import Path
 
 from flask import Flask, g, has_request_context, redirect, render_template, request, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import database_errors
@@ -71,6 +71,19 @@ def register_extensions(app: Flask) -> None:
         options.setdefault("connect_args", {}).setdefault(
             "options", f"-c jit=off -c lock_timeout={app.config['LOCK_TIMEOUT_MS']}")
     db.init_app(app)
+
+    @app.teardown_appcontext
+    def close_session(error):
+        """Flask-SQLAlchemy's own closing, run first here, with one difference: when the connection
+        died after the request's last query (the database restarted), its closing rollback fails,
+        and that must not turn a page already made into an error. The connection is dropped and
+        the pool opens a new one for the next request."""
+        try:
+            db.session.remove()
+        except database_errors.DATABASE_ERRORS as exc:
+            app.logger.warning("The database connection was lost at the end of a request: %s", exc)
+            with suppress(*database_errors.DATABASE_ERRORS):
+                db.session.remove()
     # Imported for its listener on every Session: bulk writes to audited tables must be marked.
     from .domain import guards  # noqa: F401
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
@@ -257,7 +270,7 @@ def register_errors(app: Flask) -> None:
             # The frame and the user's language need the signed-in user, so the database.
             # Without it: a plain page for an anonymous visitor, in the browser's language.
             app.logger.exception("The error page could not be framed, request ID %s", g.get("request_id"))
-            db.session.rollback()
+            rollback_quietly()
             g._login_user = login_manager.anonymous_user()  # where Flask-Login 0.6 keeps the user
             return render_error_page(code, render_template, "errors/plain.html", message)
 
@@ -274,10 +287,11 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(500)
     def server_error(error):
-        db.session.rollback()
+        rollback_quietly()
         return render_error(500)
 
-    @app.errorhandler(DBAPIError)
+    @app.errorhandler(database_errors.DBAPIError)
+    @app.errorhandler(database_errors.PoolTimeout)
     def database_error(error):
         """A page or a sign-in that failed because the database was busy, away, or could not
         record the audit entry: 503, to be tried again. Any other database error is a 500."""
@@ -286,14 +300,21 @@ def register_errors(app: Flask) -> None:
             app.log_exception(sys.exc_info())
             return server_error(error)
         app.logger.warning("Database %s on %s, request ID %s: %s", failure.value, request.path,
-                           g.get("request_id"), error.orig)
-        db.session.rollback()
-        if failure is database_errors.Failure.UNAVAILABLE:
-            # Without the database there is no user to draw the frame for: the plain one.
+                           g.get("request_id"), getattr(error, "orig", error))
+        rollback_quietly()
+        no_connection = failure is database_errors.Failure.UNAVAILABLE or isinstance(error, database_errors.PoolTimeout)
+        if no_connection:
+            # No user can be loaded to draw the frame for (nor to choose the language by): the plain one.
             g._login_user = login_manager.anonymous_user()
-        body, code = render_error(503, database_errors.message(failure),
-                                  framed=failure is not database_errors.Failure.UNAVAILABLE)
+        body, code = render_error(503, database_errors.message(failure), framed=not no_connection)
         return body, code, {"Retry-After": str(database_errors.RETRY_AFTER_SECONDS)}
+
+
+def rollback_quietly() -> None:
+    """Roll back before an error page: on a connection the database has cut, the rollback
+    itself fails, and the page must still be shown."""
+    with suppress(*database_errors.DATABASE_ERRORS):
+        db.session.rollback()
 
 
 def register_cli(app: Flask) -> None:

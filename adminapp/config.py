@@ -136,8 +136,9 @@ def _private_sqlite_file(url: str) -> None:
 # default is 10 more). Every server thread that runs a view holds one, and gunicorn.conf.py
 # runs up to 8 processes of 32 threads: 8 x 10 stays under PostgreSQL's 100 connections,
 # with room left for migrations, psql and backups. A thread that finds them all in use
-# waits for one (up to SQLAlchemy's 30 seconds). SQLite has no such limit.
-POSTGRESQL_POOL = {"pool_size": 5, "max_overflow": 5}
+# waits for one up to 10 seconds, then answers that the database was busy (503). SQLite has
+# no such limit.
+POSTGRESQL_POOL = {"pool_size": 5, "max_overflow": 5, "pool_timeout": 10}
 
 
 def load_config(instance_path: str) -> dict:

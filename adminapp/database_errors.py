@@ -3,7 +3,8 @@
 Three kinds are told apart from any other error:
 
 - busy: a deadlock, a serialization failure, a lock not granted within ``lock_timeout``, a
-  statement cancelled (PostgreSQL), or SQLite's "database is locked". Nothing is wrong with
+  statement cancelled (PostgreSQL), SQLite's "database is locked", or no pooled connection
+  free within the pool's timeout. Nothing is wrong with
   the change: the whole unit of work is run again (``retrying``), then the user is told to
   try again (HTTP 503).
 - unavailable: no connection to the database (it is restarting, or down). 503 with
@@ -19,7 +20,10 @@ from enum import Enum
 import psycopg.errors
 from flask_babel import gettext
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+# What a failed statement, or no connection to run it on, raises.
+DATABASE_ERRORS = (DBAPIError, PoolTimeout)
 RETRIES = 2  # after the first attempt
 RETRY_AFTER_SECONDS = 5  # what a 503 asks the client to wait
 
@@ -36,6 +40,8 @@ class Failure(Enum):
 
 def failure_of(exc: BaseException) -> Failure | None:
     """Which of the kinds above ``exc`` is, or None for any other error."""
+    if isinstance(exc, PoolTimeout):
+        return Failure.BUSY
     if not isinstance(exc, DBAPIError):
         return None
     orig = exc.orig
@@ -67,7 +73,7 @@ def retrying(work, rollback):
     for attempt in range(RETRIES + 1):
         try:
             return work()
-        except DBAPIError as exc:
+        except DBAPIError as exc:  # not a pool timeout: waiting for the pool again would not help
             if attempt == RETRIES or failure_of(exc) is not Failure.BUSY:
                 raise
             rollback()

@@ -77,7 +77,7 @@ MEANT_REFUSALS = [
     ("already posted/voided", re.compile(r"is already posted|only drafts can be posted|only posted transactions can be voided"
                                          r"|read-only|can no longer be changed")),
 ]
-SERVER_ERRORS = ("5xx", "unexpected error", "database is locked", "connection error")
+SERVER_ERRORS = ("5xx", "503", "unexpected error", "database is locked", "connection error")
 WRITES = ("draft", "post", "void", "price")
 # Errors while the database is down, and this long after it came back, are the fault's; any
 # later one counts against the app (the issue's claim: recovery within 0.5 s).
@@ -273,6 +273,9 @@ def classify(page: Page | None, error: Exception | None, success: re.Pattern | N
     """(outcome, the message behind it) of one operation."""
     if error is not None:
         return "connection error", type(error).__name__
+    if page.status == 503:  # the app's own answer: the database busy or away, try again
+        said = re.search(r'class="lead">(.*?)</p>', page.text, re.S)
+        return "503", html.unescape(said[1]).strip() if said else page.text[:200]
     if page.status >= 500:
         return ("database is locked" if "database is locked" in page.text else "5xx"), str(page.status)
     # "info": posting a posted transaction is news, not an error, and not a success either.
@@ -671,6 +674,18 @@ def server_log_counts(log_path: Path | None) -> dict:
             ("Traceback", "database is locked", "deadlock detected", "could not serialize", "WORKER TIMEOUT")}
 
 
+def logged_errors(log_path: Path) -> Counter:
+    """The last line of each traceback in the log (the exception and its message), counted."""
+    errors, lines = Counter(), log_path.read_text(errors="replace").splitlines()
+    for n, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            rest = lines[n + 1:]
+            end = next((i for i, later in enumerate(rest) if not later.startswith((" ", "\t"))), None)
+            if end is not None:
+                errors[rest[end]] += 1
+    return errors
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="default: SQLite in a temporary folder")
@@ -682,6 +697,7 @@ def main() -> int:
     parser.add_argument("--stock", type=int, default=200, help="each shared product's stock to start with")
     parser.add_argument("--outage", type=float, default=0, metavar="SECONDS",
                         help="halfway through, make the database unavailable this long (see database_unavailable)")
+    parser.add_argument("--log", help="keep the server's log in this file (default: thrown away with the run)")
     args = parser.parse_args()
     if args.url and not args.database_url:
         parser.error("--url needs the --database-url that server uses")
@@ -698,7 +714,7 @@ def main() -> int:
         product_ids, usernames = prepare(env, args.products, args.stock, max(args.threads, EDITORS))
         start, stock_before = run_start(url), initial_stock(url, product_ids)
         shared = Shared(product_ids)
-        log_path = None if args.url else Path(folder) / "gunicorn.log"
+        log_path = None if args.url else Path(args.log or Path(folder) / "gunicorn.log")
         with contextlib.ExitStack() as stack:
             base = args.url.rstrip("/") if args.url else stack.enter_context(gunicorn(env, args.workers, log_path))
             browsers = [Browser(base) for _ in usernames]
@@ -729,6 +745,8 @@ def main() -> int:
         logged = server_log_counts(log_path)
         if logged:
             print("\nServer log (the whole run): " + ", ".join(f"{phrase}: {n}" for phrase, n in logged.items()))
+            for error, count in logged_errors(log_path).most_common():
+                print(f"  {count} x {error[:200]}")
 
         results = check_invariants(url, env, product_ids, stock_before, start, probe)
         errors = {kind: totals[kind] for kind in SERVER_ERRORS}

@@ -247,3 +247,35 @@ def test_a_sign_in_whose_entry_cannot_be_written_answers_503_not_500(app, make_u
     assert response.status_code == 503
     assert UNRECORDED in flashed(response)
     assert client.get("/admin/").status_code == 302  # not signed in: to the sign-in page
+
+
+def test_no_free_connection_in_the_pool_is_busy_not_an_error(app, database_url, tmp_path, make_user):
+    make_user("ann", "staff")
+    pool = {"pool_pre_ping": True, "pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2}
+    with another_app(database_url, tmp_path, SQLALCHEMY_ENGINE_OPTIONS=pool) as small:
+        ann = signed_in(small, "ann")
+        with small.app_context():
+            held = _db.engine.connect()  # the pool's one connection
+        try:
+            response = ann.get("/admin/product/")
+        finally:
+            held.close()
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"].isdigit() and BUSY in flashed(response)
+
+
+def test_a_connection_cut_after_the_last_query_does_not_fail_the_request(app, database_url):
+    """The database restarts between a page's last query and the end of its request: the
+    session's closing rollback fails, and the page already made must still be sent."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("cutting a connection from outside is PostgreSQL's")
+    with app.app_context():
+        backend = _db.session.scalar(text("SELECT pg_backend_pid()"))  # the request's connection
+        engine = create_engine(database_url)
+        with engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        engine.dispose()
+    # Leaving the context closed the session without raising; the pool has a working connection.
+    with app.app_context():
+        assert _db.session.scalar(text("SELECT 1")) == 1

@@ -22,7 +22,7 @@ from flask_babel import gettext
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import inspect
-from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField
 from wtforms.utils import unset_value
@@ -443,7 +443,7 @@ class SecuredModelView(ModelView):
 
         try:
             return retrying(lambda: save(*args), roll_back)
-        except DBAPIError as exc:
+        except database_errors.DATABASE_ERRORS as exc:
             db.session.rollback()
             flash(self.failure_message(exc, gettext("Nothing was saved")), "error")
             return False

@@ -4,7 +4,6 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext, lazy_gettext
 from flask_login import current_user, login_required
 from wtforms import PasswordField, StringField
-from sqlalchemy.exc import DBAPIError
 from wtforms.validators import EqualTo, InputRequired, Length
 
 from .. import database_errors
@@ -46,7 +45,7 @@ def login():
         except (accounts.LoginLocked, accounts.LoginRefused) as exc:
             flash(str(exc), "error")
             status = 429 if isinstance(exc, accounts.LoginLocked) else 200
-        except DBAPIError as exc:
+        except database_errors.DATABASE_ERRORS as exc:
             if failure_of(exc) is None:
                 raise
             db.session.rollback()
