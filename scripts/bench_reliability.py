@@ -72,6 +72,7 @@ MIX = {"draft": 30, "post": 25, "void": 10, "price": 10, "list": 25}
 # What a refusal the app meant says, in English (the users are created with the default language).
 MEANT_REFUSALS = [
     ("database busy", re.compile(r"busy", re.I)),
+    ("database away", re.compile(r"database cannot be reached")),
     ("out of stock", re.compile(r"in stock, \d+ asked")),
     ("conflict", re.compile(r"changed by someone else|changed from \d+ to \d+ after you opened it")),
     ("already posted/voided", re.compile(r"is already posted|only drafts can be posted|only posted transactions can be voided"
