@@ -18,20 +18,29 @@ from .support import FAST_HASH, PASSWORD, fresh_schema, login, make_app
 BACKENDS = ["sqlite", "postgresql"]
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A throwaway PostgreSQL database for this test run, dropped afterwards."""
+@contextmanager
+def new_postgres_database(prefix: str):
+    """The URL of a new PostgreSQL database on TEST_DATABASE_URL's server, dropped afterwards."""
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
-    name = f"adminapp_test_{uuid.uuid4().hex[:12]}"
-    admin_engine = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as conn:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    server = create_engine(base, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin_engine.dispose()
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL database for this test run, dropped afterwards."""
+    with new_postgres_database("adminapp_test") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -39,6 +48,16 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request, tmp_path):
+    """A database without any table, for one test: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    with new_postgres_database("adminapp_empty") as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +21,6 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, func, insert, inspect, select, text, update
-from sqlalchemy.engine import make_url
 
 from adminapp import cli
 from adminapp.domain import bulk, guards, seeding
@@ -43,27 +41,6 @@ def migration_heads():
     config = Config()
     config.set_main_option("script_location", str(ROOT / "migrations"))
     return set(ScriptDirectory.from_config(config).get_heads())
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request, tmp_path):
-    """A database without any table: a new sqlite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
-    name = f"adminapp_cli_{uuid.uuid4().hex[:12]}"
-    server = create_engine(base, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        server.dispose()
 
 
 @pytest.fixture

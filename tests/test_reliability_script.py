@@ -6,12 +6,7 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-
-import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 INVARIANTS = [
@@ -26,28 +21,8 @@ INVARIANTS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    """A new SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'load.db'}"
-        return
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
-    name = f"adminapp_load_{uuid.uuid4().hex[:12]}"
-    server = create_engine(base, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        server.dispose()
-
-
-def test_a_short_mixed_load_keeps_every_invariant(database_url, tmp_path):
+def test_a_short_mixed_load_keeps_every_invariant(empty_database_url, tmp_path):
+    database_url = empty_database_url
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ADMINAPP_", "TEST_"))}
     # On SQLite the fault is an outside writer holding the lock for a second: writes wait for it
     # (well within the busy timeout), so the run stays free of errors.
