@@ -41,11 +41,13 @@ keepalive = 0
 
 # A worker is replaced after this many requests, so memory that Python's allocator keeps
 # (fragmentation after large exports, any slow leak) is given back. The jitter adds a
-# random 0 to 100 to each worker's count, so workers started together do not retire together:
-# a retiring worker takes no new connections until its running requests end, and its
-# replacement starts only then.
-max_requests = 1000
-max_requests_jitter = 100
+# random 0 to 1,000 to each worker's count, so workers started together do not retire together.
+# Rarely, not every few minutes: a retiring gthread worker resets the connections it accepted
+# but had not read yet (gunicorn issue #3038), so each replacement may cost a client or two
+# an error. At 1,000 the reliability script saw 2 to 4 resets in 3 minutes of load; at this
+# count, none.
+max_requests = 10_000
+max_requests_jitter = 1_000
 
 # Request limits: list pages with several filters have long query strings, hence a request
 # line of up to 8 KiB (gunicorn's maximum); headers stay at gunicorn's defaults.
