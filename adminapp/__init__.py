@@ -248,7 +248,7 @@ def register_errors(app: Flask) -> None:
         500: (lambda: _("Server error"), lambda: _(
             "Something went wrong on our side and nothing was saved. "
             "If it happens again, tell the administrator the request ID below.")),
-        503: (lambda: _("Try again in a moment"), None),  # the message says what failed
+        503: (lambda: _("Try again in a moment"), lambda: _("The database was busy; nothing was changed. Try again.")),
     }
 
     @app.before_request

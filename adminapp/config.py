@@ -136,9 +136,18 @@ def _private_sqlite_file(url: str) -> None:
 # default is 10 more). Every server thread that runs a view holds one, and gunicorn.conf.py
 # runs up to 8 processes of 32 threads: 8 x 10 stays under PostgreSQL's 100 connections,
 # with room left for migrations, psql and backups. A thread that finds them all in use
-# waits for one up to 10 seconds, then answers that the database was busy (503). SQLite has
-# no such limit.
+# waits for one up to 10 seconds, then answers that the database was busy (503). A SQLite
+# file has no server to spare: a connection per thread (gunicorn.conf.py's 32), the same wait.
 POSTGRESQL_POOL = {"pool_size": 5, "max_overflow": 5, "pool_timeout": 10}
+SQLITE_FILE_POOL = {"pool_size": 32, "max_overflow": 0, "pool_timeout": 10}
+
+
+def _pool(database_url: str) -> dict:
+    if database_url.startswith("postgresql"):
+        return POSTGRESQL_POOL
+    if database_url.startswith("sqlite") and ":memory:" not in database_url and database_url != "sqlite://":
+        return SQLITE_FILE_POOL
+    return {}
 
 
 def load_config(instance_path: str) -> dict:
@@ -162,8 +171,7 @@ def load_config(instance_path: str) -> dict:
         "SECRET_KEY": secret_key,
         "AUDIT_KEY": audit_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True,
-                                      **(POSTGRESQL_POOL if database_url.startswith("postgresql") else {})},
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, **_pool(database_url)},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

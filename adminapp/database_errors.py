@@ -12,6 +12,7 @@ Three kinds are told apart from any other error:
 - unrecorded: the change's audit entry could not be written, so the change was not saved.
 """
 
+import logging
 import random
 import sqlite3
 import time
@@ -25,6 +26,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 # What a failed statement, or no connection to run it on, raises.
 DATABASE_ERRORS = (DBAPIError, PoolTimeout)
 RETRIES = 2  # after the first attempt
+log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5  # what a 503 asks the client to wait
 
 _BUSY = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
@@ -61,7 +63,9 @@ def message(failure: Failure) -> str:
     if failure is Failure.BUSY:
         return gettext("The database was busy; nothing was changed. Try again.")
     if failure is Failure.UNAVAILABLE:
-        return gettext("The database cannot be reached just now; nothing was changed. Try again in a moment.")
+        # Not "nothing was changed": the connection may have been lost during the commit itself.
+        return gettext("The database cannot be reached just now. Reload the page in a moment to see "
+                       "whether your change was saved before you try again.")
     return gettext("The change could not be recorded in the audit trail, so it was not saved. "
                    "Tell the administrator.")
 
@@ -76,5 +80,6 @@ def retrying(work, rollback):
         except DBAPIError as exc:  # not a pool timeout: waiting for the pool again would not help
             if attempt == RETRIES or failure_of(exc) is not Failure.BUSY:
                 raise
+            log.warning("Database busy (%s), running the unit of work again", type(exc.orig).__name__)
             rollback()
             time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))

@@ -136,6 +136,9 @@ def run_migrations_online():
             target_metadata=get_metadata(),
             **conf_args
         )
+        if connection.dialect.name == "postgresql":
+            # The app's lock timeout is for requests: a migration waits for its locks, however long.
+            connection.exec_driver_sql("SET lock_timeout = 0")
         with foreign_keys_off_on_sqlite(connection):
             with context.begin_transaction():
                 context.run_migrations()

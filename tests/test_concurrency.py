@@ -449,6 +449,7 @@ def test_drafts_edits_posts_voids_and_price_edits_over_shared_products_never_dea
 
     items = [product(f"LOAD-{n}", stock=400, price="2.00") for n in range(3)]
     signed_in = clients(LOAD_THREADS)
+    deadlocks_before = deadlocks(pg)
     outcomes, deadline = [], time.monotonic() + LOAD_SECONDS
 
     def work(client, seed):
@@ -478,7 +479,20 @@ def test_drafts_edits_posts_voids_and_price_edits_over_shared_products_never_dea
                 if status >= 500 or "unexpected error" in page or "busy" in page or "deadlock" in page.lower()]
     assert not failures, failures
     assert {kind for kind, *_ in outcomes} >= {"save", "post", "void", "price"}
+    # Not one deadlock, even one a retry would have hidden from the pages.
+    assert deadlocks(pg) == deadlocks_before
     assert_books_agree(pg, items, initial=400)
+
+
+def deadlocks(pg) -> int:
+    """PostgreSQL's count of deadlocks detected in the test database (its statistics reach the
+    view within a second of each transaction's end)."""
+    time.sleep(1.5)
+    with pg.app_context():
+        _db.session.execute(text("SELECT pg_stat_clear_snapshot()"))
+        found = _db.session.scalar(text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"))
+        _db.session.rollback()
+    return found
 
 
 def assert_books_agree(pg, items, initial):

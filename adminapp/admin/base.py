@@ -452,8 +452,10 @@ class SecuredModelView(ModelView):
         """What the user is told about a failed change; the view rolls back."""
         if isinstance(exc, DomainError):
             return str(exc)
-        if failure_of(exc) is not None:
-            return database_errors.message(failure_of(exc))
+        if failure_of(exc) is Failure.UNAVAILABLE:  # perhaps committed after all: not "not saved"
+            return database_errors.message(Failure.UNAVAILABLE)
+        if failure_of(exc) is not None:  # which record, when a bulk post fails for one of several
+            return gettext("%(what)s: %(message)s", what=what_failed, message=database_errors.message(failure_of(exc)))
         if isinstance(exc, StaleDataError):
             return gettext("This record was changed by someone else while you were saving. "
                            "Your changes were not saved: reopen it to see the current data.")

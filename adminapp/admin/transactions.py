@@ -2,7 +2,7 @@
 
 import re
 
-from flask import current_app, flash, jsonify, redirect, request
+from flask import current_app, flash, g, jsonify, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
@@ -203,13 +203,13 @@ class TransactionView(SecuredModelView):
     def _reload_products_after_refusal(self):
         # The rollback expired the products the form shows: reload them in one query, or
         # showing the form again would cost a SELECT per line.
-        self._prefetched = sales.prefetch_products(db.session, _posted_product_ids())
+        g.prefetched_products = sales.prefetch_products(db.session, _posted_product_ids())
         return False
 
     def validate_form(self, form):
         # Load every product the form names in one query, so the lines' lookups hit the
         # session's identity map instead of costing one SELECT per line.
-        self._prefetched = sales.prefetch_products(db.session, _posted_product_ids())
+        g.prefetched_products = sales.prefetch_products(db.session, _posted_product_ids())
         return super().validate_form(form) and (not hasattr(form, "lines") or _no_repeated_line_ids(form))
 
     @expose("/new/", methods=("GET", "POST"))

@@ -84,14 +84,13 @@ def name_hash(secret_key: str, name: str) -> str:
     return hmac.new(secret_key.encode(), message.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
 
 
-def find_user(session: Session, username: str, lock: bool = False) -> User | None:
+def find_user(session: Session, username: str) -> User | None:
     """The user of a name however it is typed: ``ADMIN`` or ``ａｄｍｉｎ`` finds ``admin``.
     A name no user could have (control characters, too long) is not even looked for: PostgreSQL
-    refuses NUL in a query. ``lock``: the row is locked until the commit (FOR NO KEY UPDATE)."""
+    refuses NUL in a query."""
     if not could_be_a_username(username):
         return None
-    query = select(User).where(User.username_key == username_key(username))
-    return session.scalar(query.with_for_update(key_share=True) if lock else query)
+    return session.scalar(select(User).where(User.username_key == username_key(username)))
 
 
 def authenticate(session: Session, username: str, password: str, limits: SignInLimits,
@@ -102,14 +101,12 @@ def authenticate(session: Session, username: str, password: str, limits: SignInL
     that is not a user's (whatever it holds) is refused exactly as a wrong password is."""
     now = utcnow()
     _refuse_a_busy_address(session, username, now, limits, address)
-    # Locked: a password reset or deactivation being saved is waited for, then its outcome read,
-    # so no sign-in that checked the old password opens a session the reset did not end.
-    user = find_user(session, username, lock=True)
+    user = find_user(session, username)
     if user is None:
         _refuse_unknown_user(session, username, password, now, limits, address)
     if user.locked_until and user.locked_until > now:
         _refuse(session, user, None, "locked", now, limits, address, LoginLocked(user.locked_until))
-    if not user.check_password(password) or not user.is_active:
+    if not user.check_password(password) or not user.is_active or not _still_as_checked(session, user):
         _record_failure(session, user, now, limits.max_attempts, limits.lockout_seconds)
         _refuse(session, user, None, "wrong password" if user.is_active else "inactive", now, limits, address,
                 LoginRefused(gettext("Invalid username or password.")))
@@ -118,6 +115,16 @@ def authenticate(session: Session, username: str, password: str, limits: SignInL
     user.last_login_at = now
     audit.record(session, "login", user, actor=audit.acting_as(session, user))
     return user
+
+
+def _still_as_checked(session: Session, user: User) -> bool:
+    """Whether the password just checked is still the user's, and the user still active, read
+    again under the row lock: a password reset or a deactivation being saved is waited for, so
+    no sign-in that checked the old password opens a session the reset did not end. (The slow
+    hash is checked before, without the lock, so sign-ins of one user do not queue behind it.)"""
+    checked = user.password_hash
+    session.refresh(user, with_for_update={"key_share": True})
+    return user.password_hash == checked and user.is_active
 
 
 def _refuse_unknown_user(session, username, password, now, limits, address) -> None:

@@ -240,10 +240,11 @@ def _draft_changed(session: Session, txn: Transaction) -> bool:
 def _in_product_order(session: Session, new_lines: list[TransactionProduct]) -> list[TransactionProduct]:
     """Have the flush insert the new lines by product id, whatever the form's order.
 
-    Each inserted line's foreign-key check locks its product (KEY SHARE) until the commit; taken
-    in id order, like every other lock on products, these locks cannot form a cycle with another
-    save's. The flush inserts a table's new rows in the order they joined the session, so the
-    lines join it again in that order."""
+    Each inserted line's foreign-key check locks its product (KEY SHARE) until the commit. Such
+    locks do not conflict with each other nor with a post's FOR NO KEY UPDATE, only with a lock
+    on the whole row (deleting a product): taken in id order, they cannot wait in a cycle with
+    one. The flush inserts a table's new rows in the order they joined the session, so the lines
+    join it again in that order."""
     ordered = sorted(new_lines, key=lambda line: line.product.id)
     if ordered != new_lines:
         for line in new_lines:
