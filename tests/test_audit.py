@@ -625,10 +625,11 @@ def test_no_change_commits_when_its_entry_cannot_be_written(app, client_as, make
         assert response.status_code < 500, what
         assert snapshot(app) == before, f"{what} was saved although its audit entry could not be written"
 
-    # A sign-in that cannot be recorded does not sign anyone in.
-    app.config["PROPAGATE_EXCEPTIONS"] = False
+    # A sign-in that cannot be recorded does not sign anyone in, and says why (503, not 500).
     anonymous = app.test_client()
-    assert login(anonymous, "clerk").status_code == 500
+    refused = login(anonymous, "clerk")
+    assert refused.status_code == 503
+    assert "The change could not be recorded in the audit trail, so it was not saved." in flashed(refused)
     assert anonymous.get("/admin/").status_code == 302
     assert snapshot(app) == before
 
