@@ -199,7 +199,6 @@ def load_config(instance_path: str) -> dict:
         # Larger bodies are refused (413) from their declared length, before they are read.
         "MAX_CONTENT_LENGTH": _env_int("ADMINAPP_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
-        "FLASK_ADMIN_FLUID_LAYOUT": True,
         "BABEL_DEFAULT_TIMEZONE": os.environ.get("ADMINAPP_TIMEZONE", "UTC"),
         "CURRENCY": os.environ.get("ADMINAPP_CURRENCY", "IDR"),
         "LOW_STOCK_THRESHOLD": _env_int("ADMINAPP_LOW_STOCK", 5),
