@@ -13,11 +13,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import database_errors
 from .config import load_config
+from .labels import LANGUAGES
 from .domain import sqlite_lock
 from .extensions import babel, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCALES = ("en", "id")  # the keys of auth.views.LANGUAGES
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -99,9 +99,9 @@ def select_locale() -> str:
 
     if not has_request_context():
         return "en"
-    if current_user and current_user.is_authenticated and current_user.locale in LOCALES:
+    if current_user and current_user.is_authenticated and current_user.locale in LANGUAGES:
         return current_user.locale
-    return request.accept_languages.best_match(LOCALES) or "en"
+    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -185,8 +185,6 @@ def register_admin(app: Flask) -> None:
     from .formatting import local_date, local_time, money, number
 
     init_admin(app)
-    from .auth.views import LANGUAGES
-
     app.context_processor(lambda: {"current_locale": str(get_locale() or "en"), "languages": LANGUAGES})
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["number"] = number

@@ -14,6 +14,10 @@ from flask_babel.speaklater import LazyString
 
 from .formatting import local_time
 
+# The interface languages: code -> the language's name in itself (a user who cannot read the
+# current language still finds their own). English first: the source language and the fallback.
+LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}
+
 
 def status_label(status: str | None) -> str:
     labels = {
@@ -184,8 +188,6 @@ def change_value(field: str, value) -> str:
     if field == "role":
         return role_label(value)
     if field == "locale":
-        from .auth.views import LANGUAGES  # each language named in its own language
-
         return LANGUAGES.get(value, value)
     if field == "password" and value == "changed":
         return gettext("changed")

@@ -11,11 +11,11 @@ from ..database_errors import failure_of, retrying
 from ..domain import accounts
 from ..extensions import db
 from ..forms import Form, TextAcceptingControlCharacters
+from ..labels import LANGUAGES
 from ..redirects import local_path
 from . import sessions
 
 bp = Blueprint("auth", __name__)
-LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}  # each name in its own language
 
 
 class SignInNameField(TextAcceptingControlCharacters, StringField):
