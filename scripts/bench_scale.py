@@ -295,6 +295,19 @@ def time_export(browser: Browser, url: str) -> tuple[float, float, int]:
     return first_byte, time.perf_counter() - started, rows - 1  # less the header
 
 
+def production_env(database_url: str | None, folder: str) -> dict:
+    """The environment of a benchmark's server and commands: production mode on ``database_url``
+    (default: SQLite in ``folder``). One audit key for every run: a database seeded by an earlier
+    run is topped up and verified again."""
+    url = database_url or f"sqlite:///{folder}/bench.db"
+    url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)  # as the app reads it
+    env = {**os.environ, "DATABASE_URL": url, "ADMINAPP_ENV": "production",
+           "SECRET_KEY": secrets.token_hex(32), "AUDIT_KEY": "bench_scale's audit key, the same in every run",
+           "ADMINAPP_INSTANCE_PATH": str(Path(folder) / "instance")}
+    env.pop("TEST_DATABASE_URL", None)
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="default: SQLite in a temporary folder")
@@ -309,13 +322,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite:///{folder}/bench.db"
-        url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)  # as the app reads it
-        # One audit key for every run: a database seeded by an earlier run is topped up and verified again.
-        env = {**os.environ, "DATABASE_URL": url, "ADMINAPP_ENV": "production",
-               "SECRET_KEY": secrets.token_hex(32), "AUDIT_KEY": "bench_scale's audit key, the same in every run",
-               "ADMINAPP_INSTANCE_PATH": str(Path(folder) / "instance")}
-        env.pop("TEST_DATABASE_URL", None)
+        env = production_env(args.database_url, folder)
         prepare(env, args)
         listed = [] if args.skip_pages else pages(*sample_ids(env))
         statements = statements_per_page(env, [page_url for _, page_url in listed])

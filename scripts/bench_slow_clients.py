@@ -26,9 +26,7 @@ import argparse
 import contextlib
 import http.client
 import os
-import re
 import runpy
-import secrets
 import shlex
 import socket
 import statistics
@@ -46,7 +44,7 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import Browser, free_port, prepare  # noqa: E402  (the same set-up as the page benchmark)
+from bench_scale import Browser, free_port, prepare, production_env  # noqa: E402  (the same set-up as the page benchmark)
 
 PROBE_INTERVAL = 0.5  # seconds between two requests for each ordinary page
 PAGES = [("sign-in page", "/login", False), ("product list, signed in", "/admin/product/", True)]
@@ -191,12 +189,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite:///{folder}/bench.db"
-        url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)  # as the app reads it
-        env = {**os.environ, "DATABASE_URL": url, "ADMINAPP_ENV": "production",
-               "SECRET_KEY": secrets.token_hex(32), "AUDIT_KEY": "bench_scale's audit key, the same in every run",
-               "ADMINAPP_INSTANCE_PATH": str(Path(folder) / "instance")}
-        env.pop("TEST_DATABASE_URL", None)
+        env = production_env(args.database_url, folder)
         prepare(env, SimpleNamespace(products=1000, transactions=1000, lines=3, seed=1))
         options = shlex.split(args.gunicorn_options)
 
