@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import database_errors
-from .config import load_config
+from .config import load_config, settle
 from .labels import LANGUAGES
 from .domain import sqlite_lock
 from .extensions import babel, csrf, db, login_manager, migrate
@@ -41,15 +41,19 @@ class AdminApp(Flask):
                           g.get("request_id"), exc_info=exc_info)
 
 
-def create_app(overrides: dict | None = None) -> Flask:
+def create_app(test_config: dict | None = None) -> Flask:
+    """The app, configured from the environment, or only from ``test_config`` when one is given
+    (then nothing is read from the environment): either way completed with the defaults and
+    checked (config.settle)."""
+    given = load_config(os.environ) if test_config is None else {"DEBUG": False, **test_config}
     app = AdminApp(
         __name__,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
-        instance_path=os.environ.get("ADMINAPP_INSTANCE_PATH", str(ROOT / "instance")),
+        instance_path=str(given.get("INSTANCE_PATH") or ROOT / "instance"),
     )
-    app.config.update(load_config(app.instance_path))
-    app.config.update(overrides or {})
+    settle(given, app.instance_path)
+    app.config.update(given)
     if app.config.get("PROXY_COUNT"):
         # The client's address (audit entries, the sign-in limit per address) from the
         # X-Forwarded-For the app's own proxies add, never from what a client claims.

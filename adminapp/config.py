@@ -1,26 +1,70 @@
-"""Settings from the environment, with development defaults that just work."""
+"""Settings: read from the environment (`load_config`), or given by a test, then completed with
+development defaults that just work and checked (`settle`)."""
 
 import os
 import secrets
 import stat
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
-from flask.helpers import get_debug_flag
 from sqlalchemy.engine import make_url
 
 
 class ConfigError(RuntimeError):
-    """The environment cannot run the app; the message says what to set."""
+    """The settings cannot run the app; the message says what to set."""
 
 
 ENVIRONMENTS = ("development", "production")
 
+# Whole-number settings: (environment variable, setting, default, minimum).
+WHOLE_NUMBERS = [
+    # A sign-in ends after this long without a request, and this long after it began
+    # whatever happens (see auth/sessions.py).
+    ("ADMINAPP_SESSION_IDLE_MINUTES", "SESSION_IDLE_MINUTES", 120, 1),
+    ("ADMINAPP_SESSION_MAX_HOURS", "SESSION_MAX_HOURS", 12, 1),
+    ("LOGIN_MAX_ATTEMPTS", "LOGIN_MAX_ATTEMPTS", 5, 1),
+    ("LOGIN_LOCKOUT_SECONDS", "LOGIN_LOCKOUT_SECONDS", 15 * 60, 0),
+    # Failed sign-ins one network address may make in a window, whatever the names tried.
+    ("LOGIN_MAX_FAILURES_PER_ADDRESS", "LOGIN_MAX_FAILURES_PER_ADDRESS", 100, 1),
+    ("LOGIN_ADDRESS_WINDOW_SECONDS", "LOGIN_ADDRESS_WINDOW_SECONDS", 15 * 60, 1),
+    # The proxies in front of the app whose X-Forwarded-For is believed: production runs
+    # behind one (README), and without it every client would have the proxy's address.
+    ("ADMINAPP_PROXY_COUNT", "PROXY_COUNT", None, 0),
+    # How long a statement waits for a row lock (PostgreSQL) before the request gives up and
+    # retries: well below the worker's timeout, so a stuck lock costs a "busy" message, not a worker.
+    ("ADMINAPP_LOCK_TIMEOUT_MS", "LOCK_TIMEOUT_MS", 3000, 1),
+    ("ADMINAPP_MAX_TRANSACTION_LINES", "MAX_TRANSACTION_LINES", 500, 1),
+    # Larger bodies are refused (413) from their declared length, before they are read.
+    ("ADMINAPP_MAX_REQUEST_BYTES", "MAX_CONTENT_LENGTH", 1024 * 1024, 1024),
+    ("ADMINAPP_LOW_STOCK", "LOW_STOCK_THRESHOLD", 5, 0),
+]
 
-def _env_int(name: str, default: int, minimum: int = 0) -> int:
-    value = os.environ.get(name)
-    if not value:
-        return default
+# Text settings: (environment variable, setting).
+TEXTS = [
+    ("ADMINAPP_ENV", "ADMINAPP_ENV"),
+    ("ADMINAPP_INSTANCE_PATH", "INSTANCE_PATH"),
+    ("SECRET_KEY", "SECRET_KEY"),
+    ("AUDIT_KEY", "AUDIT_KEY"),
+    ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"),
+    ("ADMINAPP_TIMEZONE", "BABEL_DEFAULT_TIMEZONE"),
+    ("ADMINAPP_CURRENCY", "CURRENCY"),
+]
+
+
+def load_config(environ: Mapping[str, str]) -> dict:
+    """The settings the environment variables in ``environ`` give (those set and not empty),
+    as the values the app uses. Reads nothing but ``environ``; `settle` fills in the rest."""
+    config = {setting: environ[name] for name, setting in TEXTS if environ.get(name)}
+    for name, setting, _default, minimum in WHOLE_NUMBERS:
+        if environ.get(name):
+            config[setting] = _whole_number(name, environ[name], minimum)
+    if environ.get("FLASK_DEBUG"):
+        config["DEBUG"] = environ["FLASK_DEBUG"].lower() not in ("0", "false", "no")
+    return config
+
+
+def _whole_number(name: str, value: str, minimum: int) -> int:
     problem = ConfigError(f"{name}={value!r} is not a whole number of {minimum} or more.")
     try:
         number = int(value)
@@ -31,37 +75,81 @@ def _env_int(name: str, default: int, minimum: int = 0) -> int:
     return number
 
 
-def _environment() -> str:
+def settle(config: dict, instance_path: str) -> None:
+    """Complete ``config`` (what the environment or a test gave) with the defaults of its
+    environment, then check it: a setting that cannot run the app raises ConfigError, before
+    any key file or database file is made."""
+    name = config.setdefault("ADMINAPP_ENV", "development")
     # A mistyped name must not quietly mean development (no Secure cookies, a generated key).
-    name = os.environ.get("ADMINAPP_ENV") or "development"
     if name not in ENVIRONMENTS:
         raise ConfigError(f"ADMINAPP_ENV={name!r} is not known: use one of {', '.join(ENVIRONMENTS)}.")
-    return name
+    production = name == "production"
+    for variable, setting, default, minimum in WHOLE_NUMBERS:
+        value = config.setdefault(setting, (1 if production else 0) if default is None else default)
+        if type(value) is not int or value < minimum:
+            raise ConfigError(f"{variable}={value!r} is not a whole number of {minimum} or more.")
+    if production and config.get("DEBUG"):
+        raise ConfigError("FLASK_DEBUG is on: the debugger runs any code sent to it, so production refuses "
+                          "to start with it. Unset FLASK_DEBUG.")
+    instance = Path(instance_path)
+    _check_secret_key(config.get("SECRET_KEY"), production)
+    _check_audit_key(config.get("AUDIT_KEY"), instance, production)
+    _private_folder(instance)
+    config["SECRET_KEY"] = config.get("SECRET_KEY") or _generated_key(
+        instance / "secret_key", "delete it to have a new key generated, or set SECRET_KEY")
+    config["AUDIT_KEY"] = _audit_key(config.get("AUDIT_KEY"), instance, production)
+    database_url = _database_url(config.get("SQLALCHEMY_DATABASE_URI") or f"sqlite:///{instance / 'adminapp.db'}")
+    _private_sqlite_file(database_url)
+    config["SQLALCHEMY_DATABASE_URI"] = database_url
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, **_pool(database_url)})
+    for setting, value in _defaults(production).items():
+        config.setdefault(setting, value)
+    # How long the signed cookie itself is accepted (Flask's default is 31 days).
+    config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=config["SESSION_MAX_HOURS"]))
+
+
+def _defaults(production: bool) -> dict:
+    return {
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "CURRENCY": "IDR",
+    }
+
+
+def _database_url(url: str) -> str:
+    if url.startswith("postgres://"):  # the form Heroku-style hosts hand out
+        return "postgresql+psycopg://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
 
 
 MIN_SECRET_KEY_LENGTH = 32
 
 
-def _secret_key(instance_path: Path, production: bool) -> str:
-    key = os.environ.get("SECRET_KEY")
+def _check_secret_key(key: str | None, production: bool) -> None:
     if key and production and len(key) < MIN_SECRET_KEY_LENGTH:
         raise ConfigError(f"SECRET_KEY is too short for production: use at least {MIN_SECRET_KEY_LENGTH} random "
                           "characters, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`.")
-    if key:
-        return key
-    if production:
+    if not key and production:
         raise ConfigError(
             "SECRET_KEY is not set. In production (ADMINAPP_ENV=production) set SECRET_KEY "
             "to a long random value, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`."
         )
-    # Development: generate one key once and keep it, so sessions survive restarts.
-    return _generated_key(instance_path / "secret_key", "delete it to have a new key generated, or set SECRET_KEY")
+    # Development without one: a key generated once into the instance folder and kept, so
+    # sessions survive restarts.
 
 
 AUDIT_KEY_FILE = "audit_key"
 
 
-def _audit_key(instance_path: Path, production: bool) -> str:
+def _check_audit_key(key: str | None, instance_path: Path, production: bool) -> None:
     """The key of the audit chain's HMACs: kept apart from the database, so that whoever can
     write to the database still cannot make entries (or checkpoints) that verify.
 
@@ -69,7 +157,6 @@ def _audit_key(instance_path: Path, production: bool) -> str:
     leaves the chain unverifiable, so an instance that has one keeps using it. Production never
     generates one: a container's fresh instance folder would key new entries with a key that
     nobody kept, and every restart with another."""
-    key = os.environ.get("AUDIT_KEY")
     key_file = instance_path / AUDIT_KEY_FILE
     if not key and production and not key_file.exists():
         raise ConfigError(
@@ -77,12 +164,23 @@ def _audit_key(instance_path: Path, production: bool) -> str:
             "AUDIT_KEY to a long random value kept apart from the database and its backups, e.g. "
             "`python -c 'import secrets; print(secrets.token_hex(32))'`; if this database's audit trail was "
             "written with a generated key file, set AUDIT_KEY to that file's content instead.")
-    if not key:
-        key = _generated_key(key_file, "put back the key the audit trail was written with (deleting the file "
-                                       "would make a new key, and the trail would no longer verify), or set AUDIT_KEY")
+    if key:
+        _check_audit_key_length(key, production)
+
+
+def _check_audit_key_length(key: str, production: bool) -> None:
     if production and len(key) < MIN_SECRET_KEY_LENGTH:
         raise ConfigError(f"AUDIT_KEY is too short for production: use at least {MIN_SECRET_KEY_LENGTH} random "
                           "characters, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`.")
+
+
+def _audit_key(key: str | None, instance_path: Path, production: bool) -> str:
+    if key:
+        return key
+    key = _generated_key(instance_path / AUDIT_KEY_FILE, "put back the key the audit trail was written with "
+                         "(deleting the file would make a new key, and the trail would no longer verify), "
+                         "or set AUDIT_KEY")
+    _check_audit_key_length(key, production)
     return key
 
 
@@ -148,58 +246,3 @@ def _pool(database_url: str) -> dict:
     if database_url.startswith("sqlite") and ":memory:" not in database_url and database_url != "sqlite://":
         return SQLITE_FILE_POOL
     return {}
-
-
-def load_config(instance_path: str) -> dict:
-    production = _environment() == "production"
-    if production and get_debug_flag():
-        raise ConfigError("FLASK_DEBUG is on: the debugger runs any code sent to it, so production refuses "
-                          "to start with it. Unset FLASK_DEBUG.")
-    instance = Path(instance_path)
-    _private_folder(instance)
-    secret_key = _secret_key(instance, production)  # refused before any file is made
-    audit_key = _audit_key(instance, production)
-    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'adminapp.db'}"
-    _private_sqlite_file(database_url)
-    if database_url.startswith("postgres://"):  # the form Heroku-style hosts hand out
-        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
-    elif database_url.startswith("postgresql://"):
-        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
-    session_max_hours = _env_int("ADMINAPP_SESSION_MAX_HOURS", 12, minimum=1)
-    return {
-        "ADMINAPP_ENV": "production" if production else "development",
-        "SECRET_KEY": secret_key,
-        "AUDIT_KEY": audit_key,
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, **_pool(database_url)},
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": production,
-        "REMEMBER_COOKIE_HTTPONLY": True,
-        "REMEMBER_COOKIE_SAMESITE": "Lax",
-        "REMEMBER_COOKIE_SECURE": production,
-        # A sign-in ends after this long without a request, and this long after it began
-        # whatever happens (see auth/sessions.py).
-        "SESSION_IDLE_MINUTES": _env_int("ADMINAPP_SESSION_IDLE_MINUTES", 120, minimum=1),
-        "SESSION_MAX_HOURS": session_max_hours,
-        # How long the signed cookie itself is accepted (Flask's default is 31 days).
-        "PERMANENT_SESSION_LIFETIME": timedelta(hours=session_max_hours),
-        "LOGIN_MAX_ATTEMPTS": _env_int("LOGIN_MAX_ATTEMPTS", 5, minimum=1),
-        "LOGIN_LOCKOUT_SECONDS": _env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60),
-        # Failed sign-ins one network address may make in a window, whatever the names tried.
-        "LOGIN_MAX_FAILURES_PER_ADDRESS": _env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 100, minimum=1),
-        "LOGIN_ADDRESS_WINDOW_SECONDS": _env_int("LOGIN_ADDRESS_WINDOW_SECONDS", 15 * 60, minimum=1),
-        # The proxies in front of the app whose X-Forwarded-For is believed: production runs
-        # behind one (README), and without it every client would have the proxy's address.
-        "PROXY_COUNT": _env_int("ADMINAPP_PROXY_COUNT", 1 if production else 0),
-        # How long a statement waits for a row lock (PostgreSQL) before the request gives up and
-        # retries: well below the worker's timeout, so a stuck lock costs a "busy" message, not a worker.
-        "LOCK_TIMEOUT_MS": _env_int("ADMINAPP_LOCK_TIMEOUT_MS", 3000, minimum=1),
-        "MAX_TRANSACTION_LINES": _env_int("ADMINAPP_MAX_TRANSACTION_LINES", 500, minimum=1),
-        # Larger bodies are refused (413) from their declared length, before they are read.
-        "MAX_CONTENT_LENGTH": _env_int("ADMINAPP_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024),
-        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
-        "BABEL_DEFAULT_TIMEZONE": os.environ.get("ADMINAPP_TIMEZONE", "UTC"),
-        "CURRENCY": os.environ.get("ADMINAPP_CURRENCY", "IDR"),
-        "LOW_STOCK_THRESHOLD": _env_int("ADMINAPP_LOW_STOCK", 5),
-    }

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from adminapp.extensions import db as _db
 from adminapp.models import Product, User
 
-from .support import FAST_HASH, PASSWORD, fresh_schema, login, make_app
+from .support import FAST_HASH, PASSWORD, empty_tables, fresh_schema, login, make_app
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -38,16 +38,46 @@ def new_postgres_database(prefix: str):
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A throwaway PostgreSQL database for this test run, dropped afterwards."""
+    """A throwaway PostgreSQL database for this test run, dropped afterwards: for the tests that
+    make their own schema in it (real commits between several connections)."""
     with new_postgres_database("adminapp_test") as url:
         yield url
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
-    return request.getfixturevalue("postgres_url")
+def pytest_generate_tests(metafunc):
+    # Every test that uses the app runs on each backend; a module may narrow them with its own
+    # BACKENDS (what a page says does not depend on the database).
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", getattr(metafunc.module, "BACKENDS", BACKENDS), indirect=True)
+
+
+@pytest.fixture(scope="session")
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def shared_database_url(backend, tmp_path_factory):
+    """The database the shared app of this backend runs on, for the whole run."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        return
+    with new_postgres_database("adminapp_shared") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def shared_app(shared_database_url, tmp_path_factory):
+    """One app per backend for the whole run, its schema created once: making an app and its
+    schema costs more than most tests. Each test starts with the tables empty (see `app`)."""
+    app = make_app(shared_database_url, tmp_path_factory.mktemp("shared"))
+    with app.app_context():
+        _db.create_all()
+    yield app
+    with app.app_context():
+        _db.session.remove()
+        _db.drop_all()
+        _db.engine.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -61,9 +91,30 @@ def empty_database_url(request, tmp_path):
 
 
 @pytest.fixture
-def app(database_url, tmp_path):
-    with fresh_schema(make_app(database_url, tmp_path)) as app:
-        yield app
+def app(request, backend, tmp_path):
+    """The app on a database with every table empty, its settings as made.
+
+    Tests go through the app's real commits (a test transaction rolled back instead would
+    never run PostgreSQL's deferred constraint triggers, which fire at COMMIT); afterwards
+    every table is emptied, which costs a few milliseconds where a new schema costs a hundred.
+    A test marked `own_schema` (it changes the schema) gets a new app on a schema of its own."""
+    if request.node.get_closest_marker("own_schema"):
+        url = f"sqlite:///{tmp_path / 'own.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+        with fresh_schema(make_app(url, tmp_path)) as own:
+            yield own
+        return
+    shared = request.getfixturevalue("shared_app")
+    settings = shared.config.copy()
+    yield shared
+    shared.config.clear()
+    shared.config.update(settings)
+    empty_tables(shared)
+
+
+@pytest.fixture
+def database_url(app):
+    """The URL of the database `app` runs on: for a second app with other settings beside it."""
+    return app.config["SQLALCHEMY_DATABASE_URI"]
 
 
 @pytest.fixture

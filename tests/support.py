@@ -1,7 +1,10 @@
 """Helpers the tests import: `from tests.support import make_app, login, ...`."""
 
 import os
+import subprocess
+import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import jinja2
 from sqlalchemy import event, select, text
@@ -12,6 +15,7 @@ from adminapp.domain import guards, sales
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct
 
+ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
 # PASSWORD hashed with one PBKDF2 round, for the users tests start with: signing in stays
 # cheap (the app's own scrypt costs ~0.15 s a call). Passwords set through the app are
@@ -43,6 +47,32 @@ OFFSITE_TARGETS = [
 ]
 
 
+# The environment variables that configure the app (see adminapp/config.py): every one whose
+# name starts with a prefix, and these names.
+APP_VARIABLE_PREFIXES = ("ADMINAPP_", "LOGIN_")
+APP_VARIABLES = ("SECRET_KEY", "AUDIT_KEY", "DATABASE_URL", "FLASK_DEBUG")
+
+
+def is_app_variable(name: str) -> bool:
+    return name.startswith(APP_VARIABLE_PREFIXES) or name in APP_VARIABLES
+
+
+def clean_environ(**variables) -> dict:
+    """The environment for a command the tests start (manage.py, gunicorn, a script): this
+    one without the app's own variables, whatever the shell running the tests has set, plus
+    ``variables``."""
+    return {**{name: value for name, value in os.environ.items() if not is_app_variable(name)}, **variables}
+
+
+def manage(tmp_path, *args, **variables):
+    """Run `python manage.py *args` on an SQLite database in ``tmp_path``, the environment clean
+    but for ``variables``."""
+    env = clean_environ(ADMINAPP_INSTANCE_PATH=str(tmp_path / "instance"),
+                        DATABASE_URL=f"sqlite:///{tmp_path / 'manage.db'}", **variables)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
 class _CompiledTemplates(jinja2.BytecodeCache):
     """Templates compiled once for all the apps the tests make (compiling costs ~0.3 s an app)."""
 
@@ -66,9 +96,9 @@ def make_app(database_url, tmp_path, **overrides):
         "SECRET_KEY": "test-secret",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "WTF_CSRF_ENABLED": False,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
         **overrides,
     }
-    os.environ["ADMINAPP_INSTANCE_PATH"] = str(tmp_path / "instance")
     app = create_app(config)
     app.jinja_env.bytecode_cache = COMPILED_TEMPLATES
     return app
@@ -87,6 +117,21 @@ def fresh_schema(app):
             _db.session.remove()
             _db.drop_all()
             _db.engine.dispose()
+
+
+def empty_tables(app) -> None:
+    """Delete every row of every table, the database's guards lifted, and start ids at 1 again."""
+    with app.app_context():
+        _db.session.remove()
+        engine = _db.engine
+    tables = _db.metadata.sorted_tables
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            connection.exec_driver_sql(f"TRUNCATE {', '.join(t.name for t in tables)} RESTART IDENTITY")
+            return
+        for table in reversed(tables):
+            connection.execute(table.delete())
 
 
 @contextmanager

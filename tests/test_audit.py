@@ -37,7 +37,7 @@ from adminapp.domain.errors import InsufficientStock
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, User
 
-from tests.support import (PASSWORD, as_dba, count_statements, flashed, fresh_schema, login, make_app, save_draft, snapshot,
+from tests.support import (PASSWORD, as_dba, clean_environ, count_statements, flashed, fresh_schema, login, make_app, save_draft, snapshot,
                            statements, tamper)
 
 
@@ -1384,8 +1384,7 @@ BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench_audit_verify
 
 
 def bench_command(tmp_path, *args):
-    env = {**os.environ, "ADMINAPP_INSTANCE_PATH": str(tmp_path / "instance"), "PYTHONUNBUFFERED": "1"}
-    env.pop("ADMINAPP_ENV", None)
+    env = clean_environ(ADMINAPP_INSTANCE_PATH=str(tmp_path / "instance"), PYTHONUNBUFFERED="1")
     return [sys.executable, str(BENCH), *args], env
 
 

@@ -7,10 +7,7 @@ Real SQLite and PostgreSQL through the real app, as in test_audit.py.
 
 import hashlib
 import hmac
-import os
 import re
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +20,7 @@ from adminapp.domain import audit, audit_chain
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product
 
-from tests.support import another_app, as_dba, make_app, statements, tamper
+from tests.support import another_app, as_dba, make_app, manage, statements, tamper
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT = "/admin/audit/"
@@ -202,23 +199,14 @@ def test_an_empty_chain_has_a_checkpoint_too_and_every_chain_extends_it(app, db)
 
 
 def test_manage_py_audit_checkpoint_writes_one_line_to_stdout(tmp_path):
-    env = {**os.environ, "ADMINAPP_INSTANCE_PATH": str(tmp_path / "instance"),
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'manage.db'}"}
-    for name in ("ADMINAPP_ENV", "SECRET_KEY", "AUDIT_KEY"):
-        env.pop(name, None)
-
-    def manage(*args):
-        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=120)
-
-    assert manage("init-db").returncode == 0
-    assert manage("create-user", "zoe", "--role", "admin", "--password", "Kopi-tubruk-42").returncode == 0
-    checkpoint = manage("audit-checkpoint")
+    assert manage(tmp_path, "init-db").returncode == 0
+    assert manage(tmp_path, "create-user", "zoe", "--role", "admin", "--password", "Kopi-tubruk-42").returncode == 0
+    checkpoint = manage(tmp_path, "audit-checkpoint")
 
     assert checkpoint.returncode == 0, checkpoint.stderr
     assert len(checkpoint.stdout.splitlines()) == 1 and checkpoint.stdout.endswith("\n")
     assert checkpoint.stdout.startswith("adminapp-audit-checkpoint:v1 last_id=1 ")
-    checked = manage("audit-verify", "--checkpoint", checkpoint.stdout.strip())
+    checked = manage(tmp_path, "audit-verify", "--checkpoint", checkpoint.stdout.strip())
     assert checked.returncode == 0, checked.stderr
 
 
@@ -398,9 +386,9 @@ def test_staff_see_neither_the_head_nor_the_checkpoint(app, chain, staff_client)
 # ============================================================================ migration 0007
 
 @pytest.fixture
-def at_0006(database_url, tmp_path):
+def at_0006(empty_database_url, tmp_path):
     """An app whose database is migrated up to 0006, before the chain was keyed."""
-    app = make_app(database_url, tmp_path)
+    app = make_app(empty_database_url, tmp_path)
     with app.app_context():
         _db.drop_all()
         flask_migrate.upgrade(directory=app.extensions["migrate"].directory, revision="0006")

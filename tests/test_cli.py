@@ -2,7 +2,6 @@
 
 import itertools
 import logging
-import os
 import re
 import socket
 import subprocess
@@ -29,7 +28,7 @@ from adminapp.models import triggers as model_triggers
 from adminapp.models.indexes import exists_on
 from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
 
-from tests.support import login, make_app
+from tests.support import clean_environ, login, make_app, manage
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"products", "users", "transactions", "transaction_products", "audit_entries"}
@@ -684,20 +683,6 @@ def test_seed_transactions_needs_products(app):
 # ---------------------------------------------------------------- manage.py
 
 
-def manage(tmp_path, *args, **variables):
-    env = {
-        **os.environ,
-        "ADMINAPP_INSTANCE_PATH": str(tmp_path / "instance"),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'manage.db'}",
-    }
-    env.pop("ADMINAPP_ENV", None)
-    env.pop("SECRET_KEY", None)
-    env.pop("AUDIT_KEY", None)
-    env.update(variables)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
 def test_manage_py_help_lists_the_commands(tmp_path):
     result = manage(tmp_path, "--help")
 
@@ -742,9 +727,8 @@ def test_manage_py_run_serves_a_fresh_database_with_a_first_admin(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "ADMINAPP_INSTANCE_PATH": str(tmp_path / "instance"),
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "PYTHONUNBUFFERED": "1"}
-    env.pop("ADMINAPP_ENV", None)
+    env = clean_environ(ADMINAPP_INSTANCE_PATH=str(tmp_path / "instance"),
+                        DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}", PYTHONUNBUFFERED="1")
     server = subprocess.Popen([sys.executable, "manage.py", "run", "--port", str(port)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -1,6 +1,9 @@
 """Configuration from the environment, security headers, cookies and local-only assets."""
 
+import os
 import stat
+import subprocess
+import sys
 from datetime import timedelta
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -9,26 +12,18 @@ import pytest
 from sqlalchemy import text
 
 from adminapp import create_app
-from adminapp.config import ConfigError
+from adminapp.config import ConfigError, load_config
 from adminapp.extensions import db as _db
 
-from tests.support import login
-
-
-
-
-
-ENV_VARS = ("SECRET_KEY", "AUDIT_KEY", "ADMINAPP_ENV", "DATABASE_URL", "LOGIN_MAX_ATTEMPTS", "LOGIN_LOCKOUT_SECONDS",
-            "ADMINAPP_LOW_STOCK", "ADMINAPP_SESSION_IDLE_MINUTES", "ADMINAPP_SESSION_MAX_HOURS",
-            "LOGIN_MAX_FAILURES_PER_ADDRESS", "LOGIN_ADDRESS_WINDOW_SECONDS", "ADMINAPP_PROXY_COUNT",
-            "ADMINAPP_MAX_TRANSACTION_LINES")
+from tests.support import ROOT, clean_environ, is_app_variable, login, make_app
 
 
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     """A clean environment for create_app(): none of the app's variables set, a fresh instance folder."""
-    for name in ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if is_app_variable(name):
+            monkeypatch.delenv(name)
     instance = tmp_path / "config-instance"
     monkeypatch.setenv("ADMINAPP_INSTANCE_PATH", str(instance))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'config.db'}")
@@ -149,15 +144,16 @@ def test_empty_key_file_is_refused(env):
         create_app()
 
 
-def test_a_generated_key_keeps_sessions_across_restarts(env, monkeypatch, make_user, database_url):
+def test_a_generated_key_keeps_sessions_across_restarts(env, make_user, database_url):
     """Two app instances reading the same generated key accept each other's session cookie."""
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    first, second = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}), None
+    config = {"TESTING": True, "WTF_CSRF_ENABLED": False, "SQLALCHEMY_DATABASE_URI": database_url,
+              "INSTANCE_PATH": str(env)}
+    first, second = create_app(config), None
     try:
         client = first.test_client()
         make_user("alice", "staff")
         assert login(client, "alice").status_code == 302
-        second = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+        second = create_app(config)
         other = second.test_client()
         other.set_cookie("session", client.get_cookie("session").value)
         assert other.get("/admin/").status_code == 200
@@ -517,3 +513,65 @@ def test_a_limit_that_is_not_a_count_refuses_to_start(env, monkeypatch, variable
         monkeypatch.setenv(variable, value)
         with pytest.raises(ConfigError, match=f"{variable}='{value}' is not a whole number of {minimum} or more"):
             create_app()
+
+
+# --- the tests' own configuration ----------------------------------------------------------------
+
+# Every kind of setting the shell running the tests might have, each one that would change what
+# a test sees or stop the app from starting.
+SHELL_SETTINGS = {
+    "ADMINAPP_ENV": "production", "ADMINAPP_INSTANCE_PATH": "/nonexistent/instance",
+    "DATABASE_URL": "postgresql://nobody@unreachable.invalid/none", "SECRET_KEY": "short", "AUDIT_KEY": "short",
+    "FLASK_DEBUG": "1", "LOGIN_MAX_ATTEMPTS": "3", "LOGIN_LOCKOUT_SECONDS": "not a number",
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": "1", "LOGIN_ADDRESS_WINDOW_SECONDS": "0", "ADMINAPP_PROXY_COUNT": "2",
+    "ADMINAPP_CURRENCY": "EUR", "ADMINAPP_TIMEZONE": "Asia/Jakarta", "ADMINAPP_LOW_STOCK": "-1",
+    "ADMINAPP_SESSION_IDLE_MINUTES": "1", "ADMINAPP_SESSION_MAX_HOURS": "1", "ADMINAPP_LOCK_TIMEOUT_MS": "1",
+    "ADMINAPP_MAX_TRANSACTION_LINES": "1", "ADMINAPP_MAX_REQUEST_BYTES": "1024",
+}
+
+
+def test_load_config_reads_only_the_mapping_it_is_given(monkeypatch, tmp_path):
+    for name, value in SHELL_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+
+    assert load_config({}) == {}
+    assert load_config({"LOGIN_MAX_ATTEMPTS": "3", "ADMINAPP_CURRENCY": "EUR", "UNRELATED": "x"}) == {
+        "LOGIN_MAX_ATTEMPTS": 3, "CURRENCY": "EUR"}
+    assert list(tmp_path.iterdir()) == []  # nothing written either
+
+
+def test_an_app_given_its_config_reads_nothing_from_the_environment(monkeypatch, tmp_path):
+    url = f"sqlite:///{tmp_path / 'isolated.db'}"
+    made_in_a_clean_shell = make_app(url, tmp_path).config
+    for name, value in SHELL_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+
+    assert make_app(url, tmp_path).config == made_in_a_clean_shell
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"ADMINAPP_ENV": "prod"}, "ADMINAPP_ENV='prod' is not known"),
+    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "short"}, "SECRET_KEY is too short"),
+    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32, "DEBUG": True}, "FLASK_DEBUG is on"),
+    ({"LOGIN_MAX_ATTEMPTS": 0}, "LOGIN_MAX_ATTEMPTS=0 is not a whole number of 1 or more"),
+    ({"LOGIN_LOCKOUT_SECONDS": "900"}, "LOGIN_LOCKOUT_SECONDS='900' is not a whole number of 0 or more"),
+])
+def test_a_given_config_is_checked_as_the_environment_is(tmp_path, settings, message):
+    with pytest.raises(ConfigError, match=message):
+        create_app({"INSTANCE_PATH": str(tmp_path / "instance"), **settings})
+    assert not (tmp_path / "instance").exists()  # refused before any key file is made
+
+
+def test_the_tests_pass_whatever_the_shell_sets(tmp_path):
+    """The tests most sensitive to settings (sign-in lockout, keys, the environment's own
+    tests, a page), run with every kind of setting set in their shell."""
+    env = clean_environ(**SHELL_SETTINGS, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("TEST_DATABASE_URL", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-k", "lock or key or not auth",
+         "tests/test_auth.py", "tests/test_config.py", "tests/test_smoke.py", "--deselect",
+         "tests/test_config.py::test_the_tests_pass_whatever_the_shell_sets", f"--basetemp={tmp_path / 'run'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert " passed" in run.stdout

@@ -929,6 +929,7 @@ def test_the_search_finds_products_as_they_are_created_edited_and_deleted(admin_
     assert search_index_agrees(db)
 
 
+@pytest.mark.own_schema
 def test_the_search_index_check_notices_a_product_it_lacks(app, db, make_product):
     """The check above can fail."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):

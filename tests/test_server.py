@@ -10,7 +10,6 @@ import csv
 import http.client
 import importlib.util
 import io
-import os
 import re
 import runpy
 import signal
@@ -31,7 +30,7 @@ from adminapp import SQLITE_BUSY_TIMEOUT_MS
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, User
 
-from tests.support import FAST_HASH, PASSWORD, fresh_schema, make_app, product_form, signed_in, statements
+from tests.support import FAST_HASH, PASSWORD, clean_environ, fresh_schema, make_app, product_form, signed_in, statements
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORT = "/admin/transaction/export/csv/"  # streamed from the database as it is sent
@@ -101,14 +100,12 @@ def serve(sqlite_app, tmp_path):
     serving the app on `sqlite_app`'s database. Stopped at the end of the test."""
     if importlib.util.find_spec("gunicorn") is None:
         pytest.skip("gunicorn is not installed (it is in requirements.txt): the server tests need it")
-    env = {
-        **os.environ,
-        "ADMINAPP_ENV": "development",
-        "SECRET_KEY": "server-test-secret",
-        "DATABASE_URL": sqlite_app.config["SQLALCHEMY_DATABASE_URI"],
-        "ADMINAPP_INSTANCE_PATH": str(tmp_path / "server-instance"),
-        "WEB_CONCURRENCY": "2",
-    }
+    env = clean_environ(
+        SECRET_KEY="server-test-secret",
+        DATABASE_URL=sqlite_app.config["SQLALCHEMY_DATABASE_URI"],
+        ADMINAPP_INSTANCE_PATH=str(tmp_path / "server-instance"),
+        WEB_CONCURRENCY="2",
+    )
     servers = []
 
     def start(*options):
