@@ -2,6 +2,7 @@
 
 import itertools
 import logging
+import os
 import re
 import socket
 import subprocess
@@ -28,7 +29,8 @@ from adminapp.models import triggers as model_triggers
 from adminapp.models.indexes import exists_on
 from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
 
-from tests.support import clean_environ, login, make_app, manage
+import manage as manage_py
+from tests.support import clean_environ, is_app_variable, login, make_app, manage
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"products", "users", "transactions", "transaction_products", "audit_entries"}
@@ -699,11 +701,25 @@ def test_manage_py_help_lists_the_commands(tmp_path):
     ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32}, "manage.py: AUDIT_KEY is not set"),
     ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32, "AUDIT_KEY": "short"}, "manage.py: AUDIT_KEY is too short"),
 ])
-def test_manage_py_says_what_is_wrong_with_the_environment(tmp_path, variables, message):
-    result = manage(tmp_path, "init-db", **variables)
+def test_manage_py_says_what_is_wrong_with_the_environment(tmp_path, monkeypatch, variables, message):
+    for name in [name for name in os.environ if is_app_variable(name)]:
+        monkeypatch.delenv(name)
+    for name, value in {"ADMINAPP_INSTANCE_PATH": str(tmp_path / "instance"),
+                        "DATABASE_URL": f"sqlite:///{tmp_path / 'manage.db'}", **variables}.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(SystemExit) as refused:
+        manage_py.configured_app()
+
+    assert str(refused.value).startswith(message)
+    assert not (tmp_path / "manage.db").exists()
+
+
+def test_manage_py_says_it_in_one_line_without_a_traceback(tmp_path):
+    result = manage(tmp_path, "init-db", ADMINAPP_ENV="prod")
 
     assert result.returncode == 1
-    assert result.stderr.startswith(message)
+    assert result.stderr.startswith("manage.py: ADMINAPP_ENV='prod' is not known")
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "manage.db").exists()
 
