@@ -120,18 +120,20 @@ def fresh_schema(app):
 
 
 def empty_tables(app) -> None:
-    """Delete every row of every table, the database's guards lifted, and start ids at 1 again."""
+    """Delete every row of every table, the database's guards lifted, and start ids at 1 again.
+    (On PostgreSQL, DELETE of a test's few rows costs a few milliseconds where TRUNCATE, which
+    makes every table and index anew, costs 200.)"""
     with app.app_context():
         _db.session.remove()
         engine = _db.engine
-    tables = _db.metadata.sorted_tables
     with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
+        postgresql = engine.dialect.name == "postgresql"
+        if postgresql:
             connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
-            connection.exec_driver_sql(f"TRUNCATE {', '.join(t.name for t in tables)} RESTART IDENTITY")
-            return
-        for table in reversed(tables):
+        for table in reversed(_db.metadata.sorted_tables):
             connection.execute(table.delete())
+        if postgresql:
+            connection.exec_driver_sql("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'")
 
 
 @contextmanager
