@@ -12,7 +12,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from adminapp.extensions import db
 from adminapp.models import Product, User
 
-from tests.support import PASSWORD, make_app
+from tests.support import FAST_HASH, PASSWORD, make_app
 
 CHROMIUM = "/usr/bin/chromium"
 # No skip at this module's top: a conftest that skips while pytest starts up aborts the run.
@@ -73,9 +73,7 @@ def live_server(tmp_path):
     with app.app_context():
         db.create_all()
         for username, role in ((STAFF, "staff"), (ADMIN, "admin")):
-            user = User(username=username, role=role)
-            user.set_password(PASSWORD)
-            db.session.add(user)
+            db.session.add(User(username=username, role=role, password_hash=FAST_HASH))
         for sku, (name, price, stock, active) in PRODUCTS.items():
             db.session.add(Product(sku=sku, name=name, price=Decimal(price), stock=stock, is_active=active))
         db.session.commit()
