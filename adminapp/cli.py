@@ -14,7 +14,8 @@ from sqlalchemy import func, select, text
 from .domain import accounts, audit, audit_chain, seeding
 from .domain.errors import DomainError
 from .extensions import db
-from .models import ROLES, AuditEntry, User
+from .models import AuditEntry, User
+from .vocabularies import Role
 
 
 def init_db() -> None:
@@ -27,7 +28,7 @@ def ensure_first_admin() -> str | None:
     if db.session.scalar(select(func.count(User.id))):
         return None
     password = secrets.token_urlsafe(12)
-    accounts.create_user(db.session, "admin", password, "admin", must_change_password=True)
+    accounts.create_user(db.session, "admin", password, Role.ADMIN, must_change_password=True)
     db.session.commit()
     return password
 
@@ -121,7 +122,7 @@ def register(app) -> None:
 
     @app.cli.command("create-user")
     @click.argument("username")
-    @click.option("--role", type=click.Choice(ROLES), required=True)
+    @click.option("--role", type=click.Choice([role.value for role in Role]), required=True)
     @click.password_option("--password", prompt=True, confirmation_prompt=True)
     @as_cli
     def create_user_command(username, role, password):

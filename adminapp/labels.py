@@ -9,51 +9,67 @@ objects that translate whenever they are turned into text, for class-level defin
 
 from datetime import datetime
 
-from flask_babel import gettext, lazy_gettext, pgettext
+from flask_babel import gettext, lazy_gettext, lazy_pgettext, pgettext
 from flask_babel.speaklater import LazyString
 
 from .formatting import local_time
+from .vocabularies import AuditAction, Language, Role, TransactionStatus
 
-# The interface languages: code -> the language's name in itself (a user who cannot read the
-# current language still finds their own). English first: the source language and the fallback.
-LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}
+# --- the vocabularies (vocabularies.py): one label table each, keyed by its members ---
+
+# The interface languages, each by its name in itself (a user who cannot read the current
+# language still finds their own): never translated.
+LANGUAGES = {Language.ENGLISH: "English", Language.INDONESIAN: "Bahasa Indonesia"}
+
+STATUS_LABELS = {
+    TransactionStatus.DRAFT: lazy_pgettext("transaction status", "draft"),
+    TransactionStatus.POSTED: lazy_pgettext("transaction status", "posted"),
+    TransactionStatus.VOID: lazy_pgettext("transaction status", "void"),
+}
+
+ROLE_LABELS = {
+    Role.ADMIN: lazy_pgettext("role", "admin"),
+    Role.STAFF: lazy_pgettext("role", "staff"),
+    Role.AUDITOR: lazy_pgettext("role", "auditor"),
+}
+
+# In English an action reads as its stored value.
+ACTION_LABELS = {
+    AuditAction.CREATE: lazy_pgettext("audit action", "create"),
+    AuditAction.UPDATE: lazy_pgettext("audit action", "update"),
+    AuditAction.DELETE: lazy_pgettext("audit action", "delete"),
+    AuditAction.POST: lazy_pgettext("audit action", "post"),
+    AuditAction.VOID: lazy_pgettext("audit action", "void"),
+    AuditAction.LOGIN: lazy_pgettext("audit action", "login"),
+    AuditAction.LOGIN_FAILED: lazy_pgettext("audit action", "login_failed"),
+    AuditAction.LOGOUT: lazy_pgettext("audit action", "logout"),
+    AuditAction.PASSWORD_CHANGE: lazy_pgettext("audit action", "password_change"),
+    AuditAction.SESSIONS_ENDED: lazy_pgettext("audit action", "sessions_ended"),
+    AuditAction.SEED: lazy_pgettext("audit action", "seed"),
+    AuditAction.AUDIT_KEYED: lazy_pgettext("audit action", "audit_keyed"),
+}
+
+
+def _label(table: dict, value: str | None) -> str:
+    """A stored value's label; a value outside the vocabulary (or none) reads as it is stored."""
+    label = table.get(value)
+    return str(label) if label is not None else value or ""
 
 
 def status_label(status: str | None) -> str:
-    labels = {
-        "draft": pgettext("transaction status", "draft"),
-        "posted": pgettext("transaction status", "posted"),
-        "void": pgettext("transaction status", "void"),
-    }
-    return labels.get(status, status or "")
+    return _label(STATUS_LABELS, status)
 
 
 def role_label(role: str | None) -> str:
-    labels = {
-        "admin": pgettext("role", "admin"),
-        "staff": pgettext("role", "staff"),
-        "auditor": pgettext("role", "auditor"),
-    }
-    return labels.get(role, role or "")
+    return _label(ROLE_LABELS, role)
 
 
 def action_label(action: str | None) -> str:
-    """An audit entry's action. In English it reads as the stored value."""
-    labels = {
-        "create": pgettext("audit action", "create"),
-        "update": pgettext("audit action", "update"),
-        "delete": pgettext("audit action", "delete"),
-        "post": pgettext("audit action", "post"),
-        "void": pgettext("audit action", "void"),
-        "login": pgettext("audit action", "login"),
-        "login_failed": pgettext("audit action", "login_failed"),
-        "logout": pgettext("audit action", "logout"),
-        "password_change": pgettext("audit action", "password_change"),
-        "sessions_ended": pgettext("audit action", "sessions_ended"),
-        "seed": pgettext("audit action", "seed"),
-        "audit_keyed": pgettext("audit action", "audit_keyed"),
-    }
-    return labels.get(action, action or "")
+    return _label(ACTION_LABELS, action)
+
+
+def language_name(code: str | None) -> str:
+    return _label(LANGUAGES, code)
 
 
 def object_type_label(object_type: str | None) -> str:
@@ -188,7 +204,7 @@ def change_value(field: str, value) -> str:
     if field == "role":
         return role_label(value)
     if field == "locale":
-        return LANGUAGES.get(value, value)
+        return language_name(value)
     if field == "password" and value == "changed":
         return gettext("changed")
     if field == "reason":

@@ -4,14 +4,16 @@ Rights follow Django's admin: ``view`` (lists, details, export, lookups),
 ``add``, ``change`` and ``delete``.  A resource is a view's endpoint name.
 """
 
+from .vocabularies import Role
+
 VIEW, ADD, CHANGE, DELETE = "view", "add", "change", "delete"
 ALL = frozenset({VIEW, ADD, CHANGE, DELETE})
 READ_ONLY = frozenset({VIEW})
 
-ROLE_RIGHTS: dict[str, dict[str, frozenset[str]]] = {
-    "admin": {"product": ALL, "transaction": ALL, "user": ALL, "audit": READ_ONLY},
-    "staff": {"product": ALL, "transaction": ALL},
-    "auditor": {"product": READ_ONLY, "transaction": READ_ONLY, "audit": READ_ONLY},
+ROLE_RIGHTS: dict[Role, dict[str, frozenset[str]]] = {
+    Role.ADMIN: {"product": ALL, "transaction": ALL, "user": ALL, "audit": READ_ONLY},
+    Role.STAFF: {"product": ALL, "transaction": ALL},
+    Role.AUDITOR: {"product": READ_ONLY, "transaction": READ_ONLY, "audit": READ_ONLY},
 }
 
 # The right each Flask-Admin view method needs. ``action_view`` is checked per

@@ -31,7 +31,8 @@ BACKENDS = ["sqlite"]
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "adminapp" / "translations"
 LANGUAGES = ["id"]  # every language besides English (the source language)
-KEYWORDS = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "_l": None}  # as README's `pybabel extract -k ...`
+# As README's `pybabel extract -k ...`.
+KEYWORDS = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "lazy_pgettext": ((1, "c"), 2), "_l": None}
 
 
 # ================================================================== catalogues

@@ -8,14 +8,13 @@ from flask_babel import lazy_gettext
 from ..domain import audit_chain
 from ..extensions import db
 from ..formatting import local_time
-from ..labels import AUDIT_FIELDS, action_label, lazy, object_label, object_type_label
+from ..labels import ACTION_LABELS, AUDIT_FIELDS, action_label, lazy, object_label, object_type_label
 from ..models import AuditEntry
 from ..permissions import VIEW
+from ..vocabularies import AuditAction
 from .base import SecuredModelView
 from .filters import LocalDateFrom, LocalDateTo
 
-ACTIONS = ["create", "update", "delete", "post", "void", "login", "login_failed", "logout",
-           "password_change", "seed", "audit_keyed"]
 OBJECT_TYPES = ["product", "transaction", "user"]
 
 
@@ -34,7 +33,8 @@ class AuditView(SecuredModelView):
     column_searchable_list = ["username", "object_repr", "action"]
     column_filters = [
         FilterEqual(AuditEntry.username, lazy_gettext("User")),
-        FilterEqual(AuditEntry.action, lazy_gettext("Action"), options=[(a, lazy(action_label, a)) for a in ACTIONS]),
+        FilterEqual(AuditEntry.action, lazy_gettext("Action"),
+                    options=[(action, ACTION_LABELS[action]) for action in AuditAction]),
         FilterEqual(AuditEntry.object_type, lazy_gettext("Object type"),
                     options=[(t, lazy(object_type_label, t)) for t in OBJECT_TYPES]),
         FilterEqual(AuditEntry.object_id, lazy_gettext("Object ID")),

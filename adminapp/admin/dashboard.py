@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import Product, Transaction
+from ..vocabularies import TransactionStatus
 from .listing import COUNT_CAP, ListCount, table_estimate
 
 CHART_DAYS = 30
@@ -17,14 +18,17 @@ def figures(session: Session, low_stock_threshold: int) -> dict:
     tz = get_timezone()
     today = datetime.now(tz).date()
     low = Product.is_active & (Product.stock <= low_stock_threshold)
+    draft = Transaction.status == TransactionStatus.DRAFT
+    posted = Transaction.status == TransactionStatus.POSTED
     return {
         **catalog_size(session),
         "low_stock_count": ListCount.exact(_count(session, Product, low)),
-        "draft_count": ListCount.exact(_count(session, Transaction, Transaction.status == "draft")),
-        "posted_today": ListCount.exact(_count(session, Transaction, Transaction.status == "posted",
+        "draft_count": ListCount.exact(_count(session, Transaction, draft)),
+        "posted_today": ListCount.exact(_count(session, Transaction, posted,
                                                Transaction.posted_at >= _local_midnight(tz, today))),
         "low_stock": session.scalars(select(Product).where(low).order_by(Product.stock, Product.sku).limit(10)).all(),
         "low_stock_threshold": low_stock_threshold, "sales": daily_sales(session, tz, today), "today": today,
+        "statuses": TransactionStatus,  # the counts link to the transactions of their status
     }
 
 
@@ -50,7 +54,8 @@ def daily_sales(session: Session, tz, today) -> list[tuple]:
     day = _local_day(session, tz, Transaction.posted_at)
     rows = session.execute(
         select(day, func.sum(Transaction.total))
-        .where(Transaction.status == "posted", Transaction.posted_at >= _local_midnight(tz, first_day))
+        .where(Transaction.status == TransactionStatus.POSTED,
+               Transaction.posted_at >= _local_midnight(tz, first_day))
         .group_by(day)
     ).all()
     totals = {str(d)[:10]: Decimal(t) for d, t in rows}

@@ -22,9 +22,10 @@ from ..domain.errors import DomainError, InvalidTransaction
 from ..extensions import db
 from ..forms import Form, InlineForm
 from ..formatting import local_time, money
-from ..labels import TRANSACTION_FIELDS, lazy, status_label
-from ..models import STATUSES, Product, Transaction, TransactionProduct, User
+from ..labels import STATUS_LABELS, TRANSACTION_FIELDS, status_label
+from ..models import Product, Transaction, TransactionProduct, User
 from ..permissions import CHANGE, DELETE, VIEW
+from ..vocabularies import TransactionStatus
 from .base import SecuredModelView, VersionField, parse_id, without_nul
 from .exports import csv_value, stream_csv
 from .filters import LocalDateFrom, LocalDateTo
@@ -125,7 +126,8 @@ class VoidForm(Form):
 
 
 def _status_badge(view, context, model, name):
-    colour = {"draft": "secondary", "posted": "success", "void": "danger"}[model.status]
+    colour = {TransactionStatus.DRAFT: "secondary", TransactionStatus.POSTED: "success",
+              TransactionStatus.VOID: "danger"}[model.status]
     return Markup('<span class="badge badge-{}">{}</span>').format(colour, status_label(model.status))
 
 
@@ -141,7 +143,8 @@ class TransactionView(SecuredModelView):
     column_sortable_list = ["id", "created_at", "status", "line_count", "total"]
     column_searchable_list = ["id", "note"]  # a number finds that id exactly: 2 (or #2) is not 12
     column_filters = [
-        FilterEqual(Transaction.status, lazy_gettext("Status"), options=[(s, lazy(status_label, s)) for s in STATUSES]),
+        FilterEqual(Transaction.status, lazy_gettext("Status"),
+                    options=[(status, STATUS_LABELS[status]) for status in TransactionStatus]),
         LocalDateFrom(Transaction.created_at, lazy_gettext("Created")),
         LocalDateTo(Transaction.created_at, lazy_gettext("Created")),
         CreatedBy(Transaction.created_by_id, lazy_gettext("Created by")),
@@ -176,6 +179,7 @@ class TransactionView(SecuredModelView):
     action_rights = {"post": CHANGE, "delete": DELETE}
     extra_method_rights = {"void_view": CHANGE, "export_lines": VIEW, "product_prices": VIEW}
     get_one_options = (selectinload(Transaction.lines).joinedload(TransactionProduct.product),)
+    statuses = TransactionStatus  # for the templates: model.status == admin_view.statuses.DRAFT
 
     # --- the unit of work: hooks delegate to sales, Flask-Admin commits once ---
     def on_model_change(self, form, model, is_created):
@@ -222,7 +226,7 @@ class TransactionView(SecuredModelView):
         if refused:
             return refused
         txn = self.get_one(request.args.get("id"))
-        if txn is not None and txn.status != "draft":
+        if txn is not None and txn.status != TransactionStatus.DRAFT:
             flash(gettext("Transaction #%(id)s is %(status)s: it is read-only.",
                           id=txn.id, status=status_label(txn.status)), "warning")
             return redirect(self.get_url(".details_view", id=txn.id))

@@ -9,9 +9,9 @@ from ..auth import sessions
 from ..domain import accounts
 from ..extensions import db
 from ..formatting import local_time
-from ..labels import USER_FIELDS, lazy, role_label
-from ..models import ROLES
+from ..labels import ROLE_LABELS, USER_FIELDS, role_label
 from ..permissions import DELETE
+from ..vocabularies import Role
 from .base import SecuredModelView, VersionField
 
 
@@ -69,7 +69,7 @@ class UserView(SecuredModelView):
             "description": lazy_gettext("Letters, digits and . _ - only, letters of one alphabet. "
                                         "Letter case does not make another name: Alice is alice."),
         },
-        "role": {"choices": [SelectChoice(role, lazy(role_label, role)) for role in ROLES],
+        "role": {"choices": [SelectChoice(role, ROLE_LABELS[role]) for role in Role],
                  "validators": [DataRequired()]},
         "is_active": {"default": True,
                       "description": lazy_gettext("Inactive users cannot sign in; their history stays.")},

@@ -15,7 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from ..models import ROLES, AddressFailures, AuditEntry, LoginFailures, Transaction, User, UserSession, utcnow
+from ..models import AddressFailures, AuditEntry, LoginFailures, Transaction, User, UserSession, utcnow
+from ..vocabularies import AuditAction, Role
 from . import audit, guards
 from .catalog import format_utc
 from .deletion import DeletionPreview, refusal_of
@@ -113,7 +114,7 @@ def authenticate(session: Session, username: str, password: str, limits: SignInL
     user.failed_login_count = 0
     user.locked_until = None
     user.last_login_at = now
-    audit.record(session, "login", user, actor=audit.acting_as(session, user))
+    audit.record(session, AuditAction.LOGIN, user, actor=audit.acting_as(session, user))
     return user
 
 
@@ -201,8 +202,8 @@ def _insert(session, model):
 def _audit_failure(session, user, key, reason) -> None:
     """A user's failure names the user; any other names only the keyed hash of what was typed."""
     actor = audit.acting_as(session, user) if user else audit.acting_as(session, None, None)
-    audit.record(session, "login_failed", user, object_type="user", object_repr=user.username if user else key,
-                 changes={"reason": reason}, actor=actor)
+    audit.record(session, AuditAction.LOGIN_FAILED, user, object_type="user",
+                 object_repr=user.username if user else key, changes={"reason": reason}, actor=actor)
 
 
 def logout(session: Session, user: User, token: str | None) -> None:
@@ -210,7 +211,7 @@ def logout(session: Session, user: User, token: str | None) -> None:
     if token:
         session.execute(delete(UserSession).where(UserSession.token_hash == _token_hash(token)),
                         execution_options={"synchronize_session": False})
-    audit.record(session, "logout", user)
+    audit.record(session, AuditAction.LOGOUT, user)
 
 
 def _record_failure(session, user, now, max_attempts, lockout_seconds) -> None:
@@ -355,7 +356,7 @@ def ensure_current(session: Session, user: User, version_seen) -> None:
 
 
 # The audit actions that change what the users form shows (not sign-ins, sign-outs...).
-FORM_CHANGES = ("create", "update", "password_change")
+FORM_CHANGES = (AuditAction.CREATE, AuditAction.UPDATE, AuditAction.PASSWORD_CHANGE)
 
 
 def _last_edit(session: Session, user: User) -> AuditEntry | None:
@@ -373,8 +374,8 @@ def ensure_an_admin_remains(session: Session, user: User, deleting: bool = False
     """Refuse the change that would leave no active admin (demote, deactivate or delete).
     ``lock=False`` only asks (for a page that shows what would happen) and locks nothing."""
     state = inspect(user)
-    was_admin = _committed(state, "role") == "admin" and _committed(state, "is_active")
-    stays_admin = not deleting and user.role == "admin" and user.is_active
+    was_admin = _committed(state, "role") == Role.ADMIN and _committed(state, "is_active")
+    stays_admin = not deleting and user.role == Role.ADMIN and user.is_active
     if not was_admin or stays_admin:
         return
     if not _other_active_admins(session, {user.id}, lock):
@@ -389,7 +390,7 @@ def _other_active_admins(session: Session, leaving: set[int], lock: bool) -> lis
     taken in the same order by all, the locks cannot deadlock. FOR NO KEY UPDATE: rows that
     refer to a user (an audit entry, a sign-in session) are still added meanwhile."""
     with session.no_autoflush:
-        admins = select(User.id).where(User.role == "admin", User.is_active).order_by(User.id)
+        admins = select(User.id).where(User.role == Role.ADMIN, User.is_active).order_by(User.id)
         admin_ids = session.scalars(admins.with_for_update(key_share=True) if lock else admins).all()
     return [admin_id for admin_id in admin_ids if admin_id not in leaving]
 
@@ -401,7 +402,7 @@ def delete_users(session: Session, ids: list[int]) -> int:
     users = list(session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)))
     if len(users) != len(set(ids)):
         raise InvalidUser(gettext("Some of the selected users do not exist; nothing was deleted."))
-    if not others and any(u.role == "admin" and u.is_active for u in users):
+    if not others and any(u.role == Role.ADMIN and u.is_active for u in users):
         raise LastAdmin(gettext("That would delete the last active admin: make another user an active admin first."))
     for user in users:
         ensure_no_record(session, user)
@@ -449,8 +450,8 @@ def check_username(session: Session, name: str, user: User | None = None) -> Non
 
 def create_user(session: Session, username: str, password: str, role: str, must_change_password=False) -> User:
     username = normalize_username(username)
-    if role not in ROLES:
-        raise InvalidUser(gettext("Unknown role %(role)r; choose one of %(roles)s.", role=role, roles=", ".join(ROLES)))
+    if role not in list(Role):
+        raise InvalidUser(gettext("Unknown role %(role)r; choose one of %(roles)s.", role=role, roles=", ".join(Role)))
     check_username(session, username)
     check_password_rule(password, username)
     user = User(username=username, role=role, must_change_password=must_change_password)
@@ -509,7 +510,7 @@ def end_sessions(session: Session, user: User, reason: str, keep_token: str | No
         sessions = sessions.where(UserSession.token_hash != _token_hash(keep_token))
     ended = session.execute(sessions, execution_options={"synchronize_session": False}).rowcount
     if ended:
-        audit.record(session, "sessions_ended", user, changes={"sessions": ended, "reason": reason})
+        audit.record(session, AuditAction.SESSIONS_ENDED, user, changes={"sessions": ended, "reason": reason})
     return ended
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import Text, cast, event, inspect, select, text
 from sqlalchemy.orm import Session
 
 from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
+from ..vocabularies import AuditAction
 from . import bulk, sqlite_lock
 from .audit_chain import HASHED_FIELDS, chain_hash, legacy_hash
 
@@ -56,7 +57,7 @@ def acting_as(session: Session, user, username: str | None = None) -> Actor:
 
 # --- writing ---
 
-def record(session: Session, action: str, obj=None, *, object_type=None, object_id=None,
+def record(session: Session, action: AuditAction, obj=None, *, object_type=None, object_id=None,
            object_repr=None, changes=None, actor: Actor | None = None) -> None:
     """Append one entry now, in the session's current transaction."""
     if obj is not None:
@@ -324,7 +325,7 @@ def _entries_for_flush(session: Session) -> list[dict]:
             changes = _snapshot(obj)
             if isinstance(obj, Transaction) and obj in lines:
                 changes["lines"] = lines.pop(obj)
-            add("create", obj, changes)
+            add(AuditAction.CREATE, obj, changes)
     for obj in _in_order(session.dirty):
         if type(obj) not in AUDITED or obj in session.deleted or not session.is_modified(obj):
             continue
@@ -332,21 +333,21 @@ def _entries_for_flush(session: Session) -> list[dict]:
         if isinstance(obj, Transaction):  # a draft edited (post and void record their own entries)
             if obj in lines:
                 changes["lines"] = lines.pop(obj)
-            add("update", obj, changes)
+            add(AuditAction.UPDATE, obj, changes)
         elif isinstance(obj, User) and "password" in changes and set(changes) <= {"password", "must_change_password"}:
-            add("password_change", obj, changes)
+            add(AuditAction.PASSWORD_CHANGE, obj, changes)
         elif changes:
-            add("update", obj, changes)
+            add(AuditAction.UPDATE, obj, changes)
     for obj in _in_order(session.deleted):
         if type(obj) in AUDITED:
             changes = _snapshot(obj, deleted=True)
             if isinstance(obj, Transaction):
                 changes["lines"] = [{"sku": _line_label(line), "qty": line.product_qty} for line in obj.lines]
                 lines.pop(obj, None)
-            add("delete", obj, changes)
+            add(AuditAction.DELETE, obj, changes)
     for txn, diff in lines.items():  # lines changed on a transaction whose own columns did not
         if txn not in session.deleted:
-            add("update", txn, {"lines": diff})
+            add(AuditAction.UPDATE, txn, {"lines": diff})
     return entries
 
 

@@ -15,11 +15,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..formatting import local_time, number
 from ..labels import status_label
 from ..models import Product, Transaction, TransactionProduct, User, utcnow
+from ..vocabularies import AuditAction, TransactionStatus
 from . import audit, guards, sqlite_lock
 from .deletion import DeletionPreview, Related, refusal_of
 from .errors import AlreadyPosted, Immutable, InsufficientStock, InvalidTransaction, NotFound
 
-FINAL_STATUSES = ("posted", "void")
+FINAL_STATUSES = (TransactionStatus.POSTED, TransactionStatus.VOID)
 
 
 def live_lines(session: Session, txn: Transaction) -> list[TransactionProduct]:
@@ -42,9 +43,9 @@ def save_draft(session: Session, txn: Transaction, user: User | None, is_new: bo
 
 def _check_and_price_draft(session: Session, txn: Transaction, user: User | None, is_new: bool) -> None:
     if is_new:
-        txn.status = "draft"
+        txn.status = TransactionStatus.DRAFT
         txn.created_by = user
-    elif _original_status(txn) != "draft":
+    elif _original_status(txn) != TransactionStatus.DRAFT:
         raise _unchangeable(txn, _original_status(txn))
     lines = live_lines(session, txn)
     if not lines:
@@ -75,11 +76,11 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
 
     A handful of statements however many lines it has: stock and prices change set-based."""
     txn = _lock_transaction(session, txn.id)
-    if txn.status == "posted":
+    if txn.status == TransactionStatus.POSTED:
         raise AlreadyPosted(gettext("Transaction #%(id)s is already posted: by %(user)s, %(when)s.",
                                     id=txn.id, user=txn.posted_by.username if txn.posted_by else gettext("the system"),
                                     when=local_time(txn.posted_at)))
-    if txn.status != "draft":
+    if txn.status != TransactionStatus.DRAFT:
         raise Immutable(gettext("Transaction #%(id)s is %(status)s; only drafts can be posted.",
                                 id=txn.id, status=status_label(txn.status)))
     lines = _lines_locking_products(session, txn)
@@ -98,8 +99,8 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
                                         id=txn.id, problems="; ".join(problems)))
     stock = _move_stock(session, {product: -qty for product, qty in wanted.items()})
     _fix_prices(session, txn, lines)
-    _change_status(session, txn, "post", stock, status="posted", posted_at=utcnow(), posted_by=user,
-                   total=sum((line_total(line) for line in lines), Decimal("0.00")))
+    _change_status(session, txn, AuditAction.POST, stock, status=TransactionStatus.POSTED, posted_at=utcnow(),
+                   posted_by=user, total=sum((line_total(line) for line in lines), Decimal("0.00")))
     return txn
 
 
@@ -110,13 +111,13 @@ def void(session: Session, txn: Transaction, user: User | None, reason: str) -> 
     if not reason:
         raise InvalidTransaction(gettext("Give a reason for voiding the transaction."))
     txn = _lock_transaction(session, txn.id)
-    if txn.status != "posted":
+    if txn.status != TransactionStatus.POSTED:
         raise Immutable(gettext("Transaction #%(id)s is %(status)s; only posted transactions can be voided.",
                                 id=txn.id, status=status_label(txn.status)))
     lines = _lines_locking_products(session, txn)
     stock = _move_stock(session, _quantities(lines))
-    _change_status(session, txn, "void", stock, status="void", voided_at=utcnow(), voided_by=user,
-                   void_reason=reason)
+    _change_status(session, txn, AuditAction.VOID, stock, status=TransactionStatus.VOID, voided_at=utcnow(),
+                   voided_by=user, void_reason=reason)
     return txn
 
 
@@ -124,7 +125,7 @@ def void(session: Session, txn: Transaction, user: User | None, reason: str) -> 
 _BY_USER = {"posted_by": "posted_by_id", "voided_by": "voided_by_id"}
 
 
-def _change_status(session: Session, txn: Transaction, action: str, stock: dict, **new) -> None:
+def _change_status(session: Session, txn: Transaction, action: AuditAction, stock: dict, **new) -> None:
     """Write a post's or a void's fields in one UPDATE of the locked row, and the one entry
     that records them with the stock moved.
 
@@ -213,7 +214,7 @@ def delete_drafts(session: Session, ids: list[int]) -> int:
 
 
 def ensure_deletable(txn: Transaction) -> None:
-    if _original_status(txn) != "draft":
+    if _original_status(txn) != TransactionStatus.DRAFT:
         raise Immutable(gettext(
             "Transaction #%(id)s is %(status)s and cannot be deleted; void it instead to reverse its stock.",
             id=txn.id, status=status_label(_original_status(txn)),

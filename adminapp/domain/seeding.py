@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
+from ..vocabularies import AuditAction, Role, TransactionStatus
 from . import accounts, audit, bulk, sqlite_lock
 from .errors import DomainError
 
@@ -159,7 +160,7 @@ def new_product_rows(session: Session, new: NewProducts, until: datetime | None,
 
 def _product_entry(actor: audit.Actor, row) -> dict:
     """As the app writes on every create."""
-    return audit.entry(actor, "create", "product", row["id"], f"{row['sku']} — {row['name']}",
+    return audit.entry(actor, AuditAction.CREATE, "product", row["id"], f"{row['sku']} — {row['name']}",
                        audit.creation(row, Product), at=row["created_at"])
 
 
@@ -203,7 +204,7 @@ def load_catalog(session: Session) -> Catalog:
 
 def sellers(session: Session) -> list[audit.Actor]:
     """The active users who may sell (staff and admins), as the audit trail names them."""
-    rows = session.execute(select(User.id, User.username).where(User.is_active, User.role != "auditor")
+    rows = session.execute(select(User.id, User.username).where(User.is_active, User.role != Role.AUDITOR)
                            .order_by(User.id))
     return [audit.Actor(user_id, username) for user_id, username in rows]
 
@@ -241,7 +242,8 @@ def add_transactions(session: Session, actor: audit.Actor, rng: random.Random, c
     story.play_until(None)  # what happened after the last sale
     if count:
         bulk.add_to_column(session.connection(), Product.__table__, "stock", story.catalog.moves())
-    return story.counts["draft"], story.counts["posted"], story.counts["void"]
+    counts = story.counts
+    return counts[TransactionStatus.DRAFT], counts[TransactionStatus.POSTED], counts[TransactionStatus.VOID]
 
 
 class _Story:
@@ -254,13 +256,13 @@ class _Story:
         self.catalog, self.users = None, []
         self.events, self.order = [], itertools.count()
         self.entries, self.finished = [], []
-        self.counts = {"draft": 0, "posted": 0, "void": 0}
+        self.counts = {status: 0 for status in TransactionStatus}
 
     def push(self, moment: datetime, kind: str, item) -> None:
         heapq.heappush(self.events, (moment, next(self.order), kind, item))
 
     def begin(self, sale: "_Sale") -> None:
-        self.push(sale.row["created_at"], "create", sale)
+        self.push(sale.row["created_at"], AuditAction.CREATE, sale)
 
     def play_until(self, until: datetime | None) -> None:
         """Play and write the events up to ``until`` (all when None), the new products'
@@ -305,7 +307,7 @@ class _Story:
 
 def _seller(session: Session) -> audit.Actor:
     """The staff member who sells when the database has no one who may."""
-    user = accounts.create_user(session, "demo-staff", secrets.token_urlsafe(16), "staff")
+    user = accounts.create_user(session, "demo-staff", secrets.token_urlsafe(16), Role.STAFF)
     session.flush()
     return audit.Actor(user.id, user.username)
 
@@ -322,7 +324,8 @@ def _sale(rng, catalog: Catalog, users, txn_id, moment, lines_each) -> _Sale:
     picks = rng.sample(range(available), min(lines_each, available))
     lines = sorted((index, rng.randint(1, 3)) for index in picks)
     creator = rng.choice(users)
-    row = {"id": txn_id, "status": "draft", "note": rng.choice([None, None, "walk-in", "phone order", "delivery"]),
+    row = {"id": txn_id, "status": TransactionStatus.DRAFT,
+           "note": rng.choice([None, None, "walk-in", "phone order", "delivery"]),
            "total": _money(sum(catalog.cents[i] * qty for i, qty in lines)),
            "created_at": datetime.fromtimestamp(moment, timezone.utc), "created_by": creator.user_id,
            "posted_at": None, "posted_by": None, "voided_at": None, "voided_by": None, "void_reason": None,
@@ -332,14 +335,14 @@ def _sale(rng, catalog: Catalog, users, txn_id, moment, lines_each) -> _Sale:
 
 def _create(rng, catalog, users, sale: _Sale, moment, entries):
     row = sale.row
-    changes = {"id": [None, row["id"]], "status": [None, "draft"], "note": [None, row["note"]],
+    changes = {"id": [None, row["id"]], "status": [None, TransactionStatus.DRAFT], "note": [None, row["note"]],
                "total": [None, row["total"]], "created_by_id": [None, row["created_by"]],
                "lines": {"added": [{"sku": catalog.skus[i], "qty": qty} for i, qty in sale.lines]}}
     if row["note"] is None:
         del changes["note"]
-    entries.append(_entry(sale.creator, "create", row, changes, moment))
+    entries.append(_entry(sale.creator, AuditAction.CREATE, row, changes, moment))
     if rng.random() >= DRAFT_SHARE:
-        return moment + timedelta(seconds=rng.randint(30, 1800)), "post"
+        return moment + timedelta(seconds=rng.randint(30, 1800)), AuditAction.POST
     return None
 
 
@@ -347,25 +350,29 @@ def _post(rng, catalog, users, sale: _Sale, moment, entries):
     if any(catalog.stock[i] < qty for i, qty in sale.lines):
         return None  # not enough stock left: it stays a draft
     poster = rng.choice(users)
-    sale.row.update(status="posted", posted_at=moment, posted_by=poster.user_id, version=2)
-    entries.append(_entry(poster, "post", sale.row, {
-        "status": ["draft", "posted"], "posted_at": [None, moment], "posted_by_id": [None, poster.user_id],
+    sale.row.update(status=TransactionStatus.POSTED, posted_at=moment, posted_by=poster.user_id, version=2)
+    entries.append(_entry(poster, AuditAction.POST, sale.row, {
+        "status": [TransactionStatus.DRAFT, TransactionStatus.POSTED],
+        "posted_at": [None, moment], "posted_by_id": [None, poster.user_id],
         "stock": _move_stock(catalog, sale, -1)}, moment))
     if rng.random() < VOID_SHARE / (1 - DRAFT_SHARE):
-        return moment + timedelta(minutes=rng.randint(5, 2880)), "void"
+        return moment + timedelta(minutes=rng.randint(5, 2880)), AuditAction.VOID
     return None
 
 
 def _void(rng, catalog, users, sale: _Sale, moment, entries):
     voider, reason = rng.choice(users), rng.choice(VOID_REASONS)
-    sale.row.update(status="void", voided_at=moment, voided_by=voider.user_id, void_reason=reason, version=3)
-    entries.append(_entry(voider, "void", sale.row, {
-        "status": ["posted", "void"], "voided_at": [None, moment], "voided_by_id": [None, voider.user_id],
+    sale.row.update(status=TransactionStatus.VOID, voided_at=moment, voided_by=voider.user_id, void_reason=reason,
+                    version=3)
+    entries.append(_entry(voider, AuditAction.VOID, sale.row, {
+        "status": [TransactionStatus.POSTED, TransactionStatus.VOID],
+        "voided_at": [None, moment], "voided_by_id": [None, voider.user_id],
         "void_reason": [None, reason], "stock": _move_stock(catalog, sale, +1)}, moment))
     return None
 
 
-_EVENTS = {"create": _create, "post": _post, "void": _void}
+# A sale's events, by the action each records.
+_EVENTS = {AuditAction.CREATE: _create, AuditAction.POST: _post, AuditAction.VOID: _void}
 
 
 def _move_stock(catalog: Catalog, sale: _Sale, sign: int) -> dict:
@@ -378,7 +385,7 @@ def _move_stock(catalog: Catalog, sale: _Sale, sign: int) -> dict:
     return stock
 
 
-def _entry(actor: audit.Actor, action: str, row: dict, changes: dict, moment: datetime) -> dict:
+def _entry(actor: audit.Actor, action: AuditAction, row: dict, changes: dict, moment: datetime) -> dict:
     return audit.entry(actor, action, "transaction", row["id"], f"Transaction #{row['id']}", changes, at=moment)
 
 

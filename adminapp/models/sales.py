@@ -5,18 +5,17 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from ..vocabularies import TransactionStatus, sql_values
 from .catalog import Product
 from .indexes import only_where, sort_index, trigram_index
 from .types import Money, UTCDateTime, utcnow
 from .users import User
 
-STATUSES = ("draft", "posted", "void")
-
 
 class Transaction(db.Model):
     __tablename__ = "transactions"
     __table_args__ = (
-        CheckConstraint("status IN ('draft', 'posted', 'void')", name="status_known"),
+        CheckConstraint(f"status IN ({sql_values(TransactionStatus)})", name="status_known"),
         # In the order it happens (the "posted to" filter relies on it). PostgreSQL only: SQLite
         # cannot add a constraint to an existing table without rebuilding it.
         CheckConstraint("posted_at >= created_at", name="posted_after_created").ddl_if(dialect="postgresql"),
@@ -24,14 +23,14 @@ class Transaction(db.Model):
         *(sort_index("transactions", column) for column in ("created_at", "status", "total", "line_count")),
         sort_index("transactions", "created_by", "created_at"),
         # The dashboard's drafts and posted sales, and the "posted" date filter.
-        Index("ix_transactions_drafts", "id", **only_where("status = 'draft'")),
+        Index("ix_transactions_drafts", "id", **only_where(f"status = '{TransactionStatus.DRAFT}'")),
         Index("ix_transactions_posted_at", "posted_at", postgresql_include=["total"],
-              **only_where("status = 'posted'")),
+              **only_where(f"status = '{TransactionStatus.POSTED}'")),
         trigram_index("transactions", "note"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    status: Mapped[str] = mapped_column(String(8), default="draft")
+    status: Mapped[str] = mapped_column(String(8), default=TransactionStatus.DRAFT)
     note: Mapped[str | None] = mapped_column(Text)
     total: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -21,8 +21,13 @@ Made by ``create_all`` through these events and by migration 0008, which holds a
 
 from sqlalchemy import DDL, event
 
+from ..vocabularies import TransactionStatus
 from .audit import AuditEntry
 from .sales import Transaction, TransactionProduct
+
+# The statuses the functions compare, as SQL literals: 'draft'.
+_DRAFT, _POSTED, _VOID = (f"'{status}'" for status in
+                          (TransactionStatus.DRAFT, TransactionStatus.POSTED, TransactionStatus.VOID))
 
 # The columns of a posted transaction that voiding it writes; every other column is frozen.
 VOID_COLUMNS = ("status", "voided_at", "voided_by", "void_reason", "version")
@@ -40,16 +45,16 @@ END $$""",
 TRANSACTIONS = [
     f"""CREATE OR REPLACE FUNCTION transactions_final_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.status <> 'draft' THEN
+    IF TG_OP = 'UPDATE' AND NEW.status <> {_DRAFT} THEN
         -- Made (or kept) final here: its lines are frozen from now on, in this transaction too.
         PERFORM set_config('adminapp.finalised_here',
                            coalesce(current_setting('adminapp.finalised_here', true), '') || ' ' || NEW.id || ' ',
                            true);
     END IF;
-    IF OLD.status = 'draft' THEN
+    IF OLD.status = {_DRAFT} THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     END IF;
-    IF TG_OP = 'UPDATE' AND OLD.status = 'posted' AND NEW.status = 'void'
+    IF TG_OP = 'UPDATE' AND OLD.status = {_POSTED} AND NEW.status = {_VOID}
        AND to_jsonb(NEW) - '{{{",".join(VOID_COLUMNS)}}}'::text[]
          = to_jsonb(OLD) - '{{{",".join(VOID_COLUMNS)}}}'::text[] THEN
         RETURN NEW;
@@ -62,9 +67,9 @@ END $$""",
 ]
 
 # The parents of these lines that are final and were not inserted final by this transaction.
-_FROZEN_PARENT = """SELECT t.id, t.status INTO frozen, frozen_status
-          FROM {lines} l JOIN transactions t ON t.id = l.transaction_id
-         WHERE t.status <> 'draft'
+_FROZEN_PARENT = f"""SELECT t.id, t.status INTO frozen, frozen_status
+          FROM {{lines}} l JOIN transactions t ON t.id = l.transaction_id
+         WHERE t.status <> {_DRAFT}
            AND (t.xmin <> pg_current_xact_id()::xid
                 OR strpos(coalesce(current_setting('adminapp.finalised_here', true), ''), ' ' || t.id || ' ') > 0)
          LIMIT 1;"""

@@ -7,15 +7,14 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..domain.usernames import username_key
 from ..extensions import db
+from ..vocabularies import Role, sql_values
 from .types import UTCDateTime, utcnow
-
-ROLES = ("admin", "staff", "auditor")
 
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('admin', 'staff', 'auditor')", name="role_known"),
+        CheckConstraint(f"role IN ({sql_values(Role)})", name="role_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -24,7 +23,7 @@ class User(UserMixin, db.Model):
     # unique, so "ADMIN1" or "ａｄｍｉｎ1" cannot exist beside "admin1"; sign-in looks users up by it.
     username_key: Mapped[str] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16), default="staff")
+    role: Mapped[str] = mapped_column(String(16), default=Role.STAFF)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -34,7 +33,7 @@ class User(UserMixin, db.Model):
     # rows of login_failures for names without an account are.
     last_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     must_change_password: Mapped[bool] = mapped_column(default=False)
-    # The interface language the user chose ("en", "id"); None follows the browser.
+    # The interface language the user chose (a Language); None follows the browser.
     locale: Mapped[str | None] = mapped_column(String(8))
     # Optimistic locking of the users admin's form. Moved by the changes a form could
     # overwrite (the form's own saves, password changes), not by sign-in bookkeeping or the
