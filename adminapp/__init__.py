@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import database_errors
 from .config import load_config, settle
 from .labels import LANGUAGES
+from .vocabularies import Language
 from .domain import sqlite_lock
 from .extensions import babel, csrf, db, login_manager, migrate
 
@@ -102,10 +103,10 @@ def select_locale() -> str:
     from flask_login import current_user
 
     if not has_request_context():
-        return "en"
+        return Language.ENGLISH
     if current_user and current_user.is_authenticated and current_user.locale in LANGUAGES:
         return current_user.locale
-    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+    return request.accept_languages.best_match(list(LANGUAGES)) or Language.ENGLISH
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -189,7 +190,7 @@ def register_admin(app: Flask) -> None:
     from .formatting import local_date, local_time, money, number
 
     init_admin(app)
-    app.context_processor(lambda: {"current_locale": str(get_locale() or "en"), "languages": LANGUAGES})
+    app.context_processor(lambda: {"current_locale": str(get_locale() or Language.ENGLISH), "languages": LANGUAGES})
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["number"] = number
     app.jinja_env.filters["local_date"] = local_date
@@ -207,7 +208,7 @@ def register_admin(app: Flask) -> None:
         # The language of the page (Flask-Admin's <html> has no lang attribute; the
         # master template repeats it in <head>). Pages differ by Accept-Language.
         if response.mimetype == "text/html":
-            response.headers.setdefault("Content-Language", str(get_locale() or "en"))
+            response.headers.setdefault("Content-Language", str(get_locale() or Language.ENGLISH))
             response.vary.add("Accept-Language")
         return response
 
