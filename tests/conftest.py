@@ -51,6 +51,15 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("backend", getattr(metafunc.module, "BACKENDS", BACKENDS), indirect=True)
 
 
+def pytest_collection_modifyitems(items):
+    # `pytest -m postgresql` runs what needs PostgreSQL: the PostgreSQL variants and the tests
+    # that make their own PostgreSQL databases.
+    for item in items:
+        params = getattr(item, "callspec", None) and item.callspec.params.values()
+        if "postgresql" in (params or ()) or "postgres_url" in item.fixturenames:
+            item.add_marker(pytest.mark.postgresql)
+
+
 @pytest.fixture(scope="session")
 def backend(request):
     return request.param
