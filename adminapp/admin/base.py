@@ -1,16 +1,15 @@
 """The secured ModelView every admin view derives from.
 
 It holds, once: login and role checks on every endpoint (403 for a signed-in
-user without the right), CSRF on every form, domain errors turned into
-messages, and the single commit of a bulk action.
+user without the right), CSRF on every form, and every save, delete and bulk
+action run as one unit of work (see unit_of_work: one commit, or a rollback
+and a message).
 """
 
 import json
-import logging
-from contextlib import suppress
 from functools import cached_property
 
-from flask import Response, abort, current_app, flash, g, redirect, request, url_for
+from flask import Response, abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
@@ -22,16 +21,13 @@ from flask_babel import gettext
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import inspect
-from sqlalchemy.exc import IntegrityError, InvalidRequestError
-from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField
 from wtforms.utils import unset_value
 
-from .. import database_errors
-from ..database_errors import Failure, failure_of, retrying
+from ..unit_of_work import Outcome, run_unit_of_work
 from ..domain import audit
 from ..domain.deletion import DeletionPreview
-from ..domain.errors import DomainError, StaleVersion
+from ..domain.errors import StaleVersion
 from ..extensions import db
 from ..formatting import csv_safe
 from ..forms import Form, HelpStaysWithErrors
@@ -39,8 +35,6 @@ from ..labels import record_label, yes_no
 from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
 from ..redirects import local_path
 from . import exports, listing
-
-log = logging.getLogger(__name__)
 
 
 def login_redirect():
@@ -412,62 +406,48 @@ class SecuredModelView(ModelView):
         formatters = self.column_formatters_export or {}
         return [(name, formatters.get(name)) for name, _ in self.get_export_columns()]
 
-    # --- errors the user can act on become messages; the view then rolls back ---
-    def handle_view_exception(self, exc):
-        if failure_of(exc) is Failure.BUSY:
-            raise exc  # to `saving`, which runs the whole save again
-        flash(self.failure_message(exc, gettext("Nothing was saved")), "error")
-        return True
-
+    # --- saves and deletes: Flask-Admin's steps, committed by the unit of work ---
     def create_model(self, form):
-        return self.saving(super().create_model, form)
+        def create():
+            model = self.build_new_instance()
+            form.populate_obj(model)
+            db.session.add(model)
+            self._on_model_change(form, model, True)
+            return model
+
+        outcome = self.saving(create)
+        if not outcome.done:
+            return False
+        self.after_model_change(form, outcome.result, True)
+        return outcome.result
 
     def update_model(self, form, model):
-        return self.saving(super().update_model, form, model)
+        def update():
+            form.populate_obj(model)
+            self._on_model_change(form, model, False)
+
+        if not self.saving(update, model).done:
+            return False
+        self.after_model_change(form, model, False)
+        return True
 
     def delete_model(self, model):
-        return self.saving(super().delete_model, model)
+        def delete():
+            self.on_model_delete(model)
+            db.session.flush()
+            db.session.delete(model)
 
-    def saving(self, save, *args):
-        """Flask-Admin's save or delete (its commit included), run again when the database
-        was busy; still busy after the retries, the form is shown again with the message."""
-        records = [arg for arg in args if isinstance(arg, self.model)]
-
-        def roll_back():
-            db.session.rollback()
-            # Read the record afresh before the form is applied to it again: loaded only once the
-            # form has set its fields, it would be flushed first, and its version read back bumped.
-            for record in records:
-                with suppress(InvalidRequestError):  # deleted meanwhile: the next attempt says so
-                    db.session.refresh(record)
-
-        try:
-            return retrying(lambda: save(*args), roll_back)
-        except database_errors.DATABASE_ERRORS as exc:
-            db.session.rollback()
-            flash(self.failure_message(exc, gettext("Nothing was saved")), "error")
+        if not self.saving(delete, model).done:
             return False
+        self.after_model_delete(model)
+        return True
 
-    def failure_message(self, exc, what_failed: str) -> str:
-        """What the user is told about a failed change; the view rolls back."""
-        if isinstance(exc, DomainError):
-            return str(exc)
-        if failure_of(exc) is Failure.UNAVAILABLE:  # perhaps committed after all: not "not saved"
-            return database_errors.message(Failure.UNAVAILABLE)
-        if failure_of(exc) is not None:  # which record, when a bulk post fails for one of several
-            return gettext("%(what)s: %(message)s", what=what_failed, message=database_errors.message(failure_of(exc)))
-        if isinstance(exc, StaleDataError):
-            return gettext("This record was changed by someone else while you were saving. "
-                           "Your changes were not saved: reopen it to see the current data.")
-        if isinstance(exc, IntegrityError):
-            log.warning("Integrity error in %s: %s", self.endpoint, exc)
-            return gettext("The change conflicts with existing data and was not saved.")
-        if current_app.debug or current_app.config.get("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION"):
-            raise exc
-        # Anything else is logged with the request ID; the user never sees SQL or internals.
-        log.exception("Unexpected error in %s, request ID %s", self.endpoint, g.get("request_id"))
-        return gettext("%(what)s: an unexpected error occurred (request ID %(id)s).",
-                       what=what_failed, id=g.get("request_id"))
+    def saving(self, save, record=None) -> Outcome:
+        """A save or a delete as the request's unit of work, run again when the database was
+        busy (the form then applied afresh to the record read again); on failure, the form is
+        shown again with the message."""
+        return run_unit_of_work(save, gettext("Nothing was saved"), where=self.endpoint,
+                                reread=() if record is None else (record,))
 
     # --- filter URLs and CSV headers do not depend on the user's language ---
     def get_filter_arg(self, index, flt):
@@ -490,25 +470,10 @@ class SecuredModelView(ModelView):
         if not row_ids:
             flash(gettext("No rows selected."), "error")
             return
-        done, count = self.unit_of_work(lambda: operation(db.session, row_ids), gettext("Nothing was changed"))
-        if done:
-            flash(done_message(count), "success")
-
-    def unit_of_work(self, work, what_failed: str) -> tuple[bool, object]:
-        """``work()`` and one commit, as the request's database transaction, run again when the
-        database was busy: (True, what work returned); or, on any error, rolled back with the
-        failure flashed: (False, None)."""
-        def attempt():
-            result = work()
-            db.session.commit()
-            return result
-
-        try:
-            return True, retrying(attempt, db.session.rollback)
-        except Exception as exc:
-            db.session.rollback()
-            flash(self.failure_message(exc, what_failed), getattr(exc, "flash_category", "error"))
-            return False, None
+        outcome = run_unit_of_work(lambda: operation(db.session, row_ids), gettext("Nothing was changed"),
+                                   where=self.endpoint)
+        if outcome.done:
+            flash(done_message(outcome.result), "success")
 
 
 class DashboardView(AdminIndexView):
