@@ -9,8 +9,8 @@ and a message).
 import json
 from functools import cached_property
 
-from flask import Response, abort, current_app, flash, redirect, request, url_for
-from flask_admin import AdminIndexView, BaseView, expose
+from flask import Response, abort, flash, redirect, request
+from flask_admin import expose
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.model import typefmt
@@ -19,30 +19,21 @@ from flask_admin.model.base import filter_char_re, filter_compact_re
 from flask_admin.model.template import BaseListRowAction, DeleteRowAction
 from flask_babel import gettext
 from flask_login import current_user
-from markupsafe import Markup
 from sqlalchemy import inspect
-from wtforms import HiddenField
-from wtforms.utils import unset_value
 
-from ..unit_of_work import Outcome, run_unit_of_work
 from ..domain import audit
 from ..domain.deletion import DeletionPreview
 from ..domain.errors import StaleVersion
 from ..extensions import db
 from ..formatting import csv_safe
-from ..forms import Form, HelpStaysWithErrors
-from ..labels import record_label, yes_no
+from ..labels import record_label
 from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
 from ..redirects import local_path
+from ..unit_of_work import Outcome, run_unit_of_work
 from . import exports, listing
-
-
-def login_redirect():
-    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-
-
-def without_nul(value):
-    return value.replace("\x00", "") if isinstance(value, str) else value
+from .fields import AdminForm
+from .formatters import bool_icon, bool_text
+from .helpers import login_redirect, parse_id, without_nul
 
 
 def untranslated(text) -> str:
@@ -54,15 +45,6 @@ def _unique(attribute) -> bool:
     """True when no two rows share the attribute's value (a key or a unique column)."""
     columns = getattr(getattr(attribute, "property", None), "columns", [])
     return len(columns) == 1 and bool(columns[0].primary_key or columns[0].unique)
-
-
-def parse_id(value) -> int | None:
-    """An integer key from a URL or form, or None when it is not one a database could hold."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < 2**31 else None
 
 
 def _whole_number_arg(name: str, default: int, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
@@ -90,36 +72,6 @@ def _shown(value: str) -> str:
     return f"\u201c{printable}\u201d" + ("\u2026" if len(value) > 20 else "")
 
 
-class VersionField(HiddenField):
-    """The version the form was opened at. Compared on save, never written to the record."""
-
-    def process(self, formdata, data=unset_value, extra_filters=None):
-        # On a POST only the posted value counts: a form without one must not
-        # quietly take the record's current version and skip the check.
-        if formdata is not None:
-            data = None
-        super().process(formdata, data, extra_filters)
-
-    def populate_obj(self, obj, name):
-        pass
-
-
-class InitialValueField(VersionField):
-    """A field's value as the form showed it when opened (Django's hidden initial), set by the
-    view; compared on save, to tell what the user changed from what changed meanwhile."""
-
-
-def _bool_icon(view, value, name):
-    """Flask-Admin's check/minus icon, titled with the column's label and Yes/No in the
-    user's language (Flask-Admin's own title is the raw field name and "true"/"false")."""
-    icon = "fa-check-circle" if value else "fa-minus-circle"
-    return Markup('<span class="fa {}" title="{}: {}"></span>').format(icon, view.get_column_name(name), yes_no(value))
-
-
-def _bool_text(view, value, name):
-    return yes_no(value)
-
-
 class ConfirmDeleteRowAction(BaseListRowAction):
     """The list's delete icon, as in Django's admin: a link to the confirmation page,
     instead of Flask-Admin's POST button behind a JavaScript confirm()."""
@@ -133,16 +85,6 @@ class ConfirmDeleteRowAction(BaseListRowAction):
         return link(self, get_url(".delete_view", id=row_id, url=context.resolve("return_url")), "fa fa-trash")
 
 
-class AdminForm(HelpStaysWithErrors, Form):
-    """The app's Form (CSRF, honours WTF_CSRF_ENABLED) that keeps the edited record as
-    ``_obj``, like flask_admin.form.BaseForm: Flask-Admin's Unique validator needs it,
-    or saving a record with its unique value unchanged fails with "Already exists."."""
-
-    def __init__(self, *args, obj=None, **kwargs):
-        self._obj = obj
-        super().__init__(*args, obj=obj, **kwargs)
-
-
 class SecuredModelView(ModelView):
     form_base_class = AdminForm  # CSRF token on create/edit, row delete and action forms
     edit_template = "admin/adminapp/edit.html"
@@ -152,8 +94,8 @@ class SecuredModelView(ModelView):
     can_set_page_size = True
     page_size_options = (20, 50, 100)
     can_view_details = True
-    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _bool_icon}
-    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _bool_text}
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: bool_icon}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: bool_text}
     # The right each bulk action needs; an action missing here is refused.
     action_rights = {"delete": DELETE}
     # Rights for a view's own @expose endpoints, beside permissions.METHOD_RIGHTS.
@@ -474,38 +416,3 @@ class SecuredModelView(ModelView):
                                    where=self.endpoint)
         if outcome.done:
             flash(done_message(outcome.result), "success")
-
-
-class DashboardView(AdminIndexView):
-    """`/admin/`: any signed-in user."""
-
-    def is_accessible(self):
-        return current_user.is_authenticated and current_user.is_active
-
-    def inaccessible_callback(self, name, **kwargs):
-        if not current_user.is_authenticated:
-            return login_redirect()
-        abort(403)
-
-    @expose("/")
-    def index(self):
-        from . import dashboard
-
-        # Everyone's recent actions are for those who may read the audit trail.
-        everyone = request.args.get("recent") == "all" and can(current_user, "audit", VIEW)
-        recent = audit.recent(db.session, None if everyone else current_user.id)
-        return self.render("admin/index.html", recent=recent, recent_everyone=everyone,
-                           can_see_everyone=can(current_user, "audit", VIEW), **dashboard.figures(db.session, current_app.config["LOW_STOCK_THRESHOLD"]))
-
-
-class ErrorPageFrame(BaseView):
-    """Draws error pages in the admin's frame (menu, user, language) with no menu item marked
-    as the current page. It is never added to the admin, so it has no URL of its own."""
-
-    def __init__(self, admin):
-        super().__init__(name="")
-        self.admin = admin
-
-    @expose("/")
-    def index(self):  # Flask-Admin requires a default view
-        abort(404)

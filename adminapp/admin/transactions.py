@@ -26,9 +26,11 @@ from ..labels import TRANSACTION_FIELDS, lazy, status_label
 from ..models import STATUSES, Product, Transaction, TransactionProduct, User
 from ..permissions import CHANGE, DELETE, VIEW
 from ..unit_of_work import run_unit_of_work
-from .base import SecuredModelView, VersionField, parse_id, without_nul
+from .base import SecuredModelView
 from .exports import csv_value, stream_csv
+from .fields import VersionField
 from .filters import LocalDateFrom, LocalDateTo
+from .helpers import parse_id, without_nul
 from .listing import UNCOUNTED, term_condition
 from .validators import blank_to_none, plain_text
 

@@ -12,7 +12,8 @@ from ..formatting import local_time
 from ..labels import USER_FIELDS, lazy, role_label
 from ..models import ROLES
 from ..permissions import DELETE
-from .base import SecuredModelView, VersionField
+from .base import SecuredModelView
+from .fields import VersionField
 
 
 def username_rule(form, field):
