@@ -237,7 +237,7 @@ def register_routes(app: Flask) -> None:
 def register_errors(app: Flask) -> None:
     from flask_babel import gettext as _
 
-    from .admin.base import ErrorPageFrame
+    from .admin.error_pages import ErrorPageFrame
 
     pages = {
         400: (lambda: _("Bad request"), lambda: _(

@@ -3,6 +3,7 @@
 import functools
 import secrets
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from .domain import accounts, audit, audit_chain, seeding
 from .domain.errors import DomainError
 from .extensions import db
 from .models import AuditEntry, User
+from .unit_of_work import unit_of_work
 from .vocabularies import Role
 
 
@@ -28,19 +30,16 @@ def ensure_first_admin() -> str | None:
     if db.session.scalar(select(func.count(User.id))):
         return None
     password = secrets.token_urlsafe(12)
-    accounts.create_user(db.session, "admin", password, Role.ADMIN, must_change_password=True)
-    db.session.commit()
+    with unit_of_work():
+        accounts.create_user(db.session, "admin", password, Role.ADMIN, must_change_password=True)
     return password
 
 
 def seed_demo_data(products: int, transactions: int, lines: int, seed: int, progress=None) -> seeding.Seeded:
     """Add demo data in one unit of work: all of it, or nothing."""
-    try:
+    with command_unit_of_work():
         seeded = seeding.add_demo_data(db.session, audit.Actor(username="cli"), products, transactions, lines,
                                        seed, progress)
-    except DomainError as exc:
-        _fail(exc)
-    db.session.commit()
     vacuum_after_load(seeded.rebuilt)
     return seeded
 
@@ -56,9 +55,14 @@ def vacuum_after_load(tables: list) -> None:
             connection.execute(text(f"VACUUM {table.name}"))
 
 
-def _fail(exc: DomainError):
-    db.session.rollback()
-    raise click.ClickException(str(exc))
+@contextmanager
+def command_unit_of_work():
+    """The command's unit of work; a rule's refusal ends the command with its message."""
+    try:
+        with unit_of_work():
+            yield
+    except DomainError as exc:  # rolled back
+        raise click.ClickException(str(exc))
 
 
 def as_cli(command):
@@ -127,11 +131,8 @@ def register(app) -> None:
     @as_cli
     def create_user_command(username, role, password):
         """Create a user with a role."""
-        try:
+        with command_unit_of_work():
             accounts.create_user(db.session, username, password, role)
-            db.session.commit()
-        except DomainError as exc:
-            _fail(exc)
         click.echo(f"Created {role} {username}.")
 
     @app.cli.command("set-password")
@@ -140,11 +141,8 @@ def register(app) -> None:
     @as_cli
     def set_password_command(username, password):
         """Set a user's password (and unlock the account)."""
-        try:
+        with command_unit_of_work():
             accounts.set_password(db.session, username, password)
-            db.session.commit()
-        except DomainError as exc:
-            _fail(exc)
         click.echo(f"Password of {username} changed.")
 
     @app.cli.command("seed")

@@ -9,7 +9,7 @@ from flask_admin.theme import Bootstrap4Theme
 from ..extensions import db
 from ..models import AuditEntry, Product, Transaction, User
 from .audit import AuditView
-from .base import DashboardView
+from .dashboard import DashboardView
 from .products import ProductView
 from .transactions import TransactionView
 from .users import UserView

@@ -1,17 +1,16 @@
 """The secured ModelView every admin view derives from.
 
 It holds, once: login and role checks on every endpoint (403 for a signed-in
-user without the right), CSRF on every form, domain errors turned into
-messages, and the single commit of a bulk action.
+user without the right), CSRF on every form, and every save, delete and bulk
+action run as one unit of work (see unit_of_work: one commit, or a rollback
+and a message).
 """
 
 import json
-import logging
-from contextlib import suppress
 from functools import cached_property
 
-from flask import Response, abort, current_app, flash, g, redirect, request, url_for
-from flask_admin import AdminIndexView, BaseView, expose
+from flask import Response, abort, flash, redirect, request
+from flask_admin import expose
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.model import typefmt
@@ -20,35 +19,21 @@ from flask_admin.model.base import filter_char_re, filter_compact_re
 from flask_admin.model.template import BaseListRowAction, DeleteRowAction
 from flask_babel import gettext
 from flask_login import current_user
-from markupsafe import Markup
 from sqlalchemy import inspect
-from sqlalchemy.exc import IntegrityError, InvalidRequestError
-from sqlalchemy.orm.exc import StaleDataError
-from wtforms import HiddenField
-from wtforms.utils import unset_value
 
-from .. import database_errors
-from ..database_errors import Failure, failure_of, retrying
 from ..domain import audit
 from ..domain.deletion import DeletionPreview
-from ..domain.errors import DomainError, StaleVersion
+from ..domain.errors import StaleVersion
 from ..extensions import db
 from ..formatting import csv_safe
-from ..forms import Form, HelpStaysWithErrors
-from ..labels import record_label, yes_no
+from ..labels import record_label
 from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
 from ..redirects import local_path
+from ..unit_of_work import Outcome, run_unit_of_work
 from . import exports, listing
-
-log = logging.getLogger(__name__)
-
-
-def login_redirect():
-    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-
-
-def without_nul(value):
-    return value.replace("\x00", "") if isinstance(value, str) else value
+from .fields import AdminForm
+from .formatters import bool_icon, bool_text
+from .helpers import login_redirect, parse_id, without_nul
 
 
 def untranslated(text) -> str:
@@ -60,15 +45,6 @@ def _unique(attribute) -> bool:
     """True when no two rows share the attribute's value (a key or a unique column)."""
     columns = getattr(getattr(attribute, "property", None), "columns", [])
     return len(columns) == 1 and bool(columns[0].primary_key or columns[0].unique)
-
-
-def parse_id(value) -> int | None:
-    """An integer key from a URL or form, or None when it is not one a database could hold."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < 2**31 else None
 
 
 def _whole_number_arg(name: str, default: int, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
@@ -96,36 +72,6 @@ def _shown(value: str) -> str:
     return f"\u201c{printable}\u201d" + ("\u2026" if len(value) > 20 else "")
 
 
-class VersionField(HiddenField):
-    """The version the form was opened at. Compared on save, never written to the record."""
-
-    def process(self, formdata, data=unset_value, extra_filters=None):
-        # On a POST only the posted value counts: a form without one must not
-        # quietly take the record's current version and skip the check.
-        if formdata is not None:
-            data = None
-        super().process(formdata, data, extra_filters)
-
-    def populate_obj(self, obj, name):
-        pass
-
-
-class InitialValueField(VersionField):
-    """A field's value as the form showed it when opened (Django's hidden initial), set by the
-    view; compared on save, to tell what the user changed from what changed meanwhile."""
-
-
-def _bool_icon(view, value, name):
-    """Flask-Admin's check/minus icon, titled with the column's label and Yes/No in the
-    user's language (Flask-Admin's own title is the raw field name and "true"/"false")."""
-    icon = "fa-check-circle" if value else "fa-minus-circle"
-    return Markup('<span class="fa {}" title="{}: {}"></span>').format(icon, view.get_column_name(name), yes_no(value))
-
-
-def _bool_text(view, value, name):
-    return yes_no(value)
-
-
 class ConfirmDeleteRowAction(BaseListRowAction):
     """The list's delete icon, as in Django's admin: a link to the confirmation page,
     instead of Flask-Admin's POST button behind a JavaScript confirm()."""
@@ -139,16 +85,6 @@ class ConfirmDeleteRowAction(BaseListRowAction):
         return link(self, get_url(".delete_view", id=row_id, url=context.resolve("return_url")), "fa fa-trash")
 
 
-class AdminForm(HelpStaysWithErrors, Form):
-    """The app's Form (CSRF, honours WTF_CSRF_ENABLED) that keeps the edited record as
-    ``_obj``, like flask_admin.form.BaseForm: Flask-Admin's Unique validator needs it,
-    or saving a record with its unique value unchanged fails with "Already exists."."""
-
-    def __init__(self, *args, obj=None, **kwargs):
-        self._obj = obj
-        super().__init__(*args, obj=obj, **kwargs)
-
-
 class SecuredModelView(ModelView):
     form_base_class = AdminForm  # CSRF token on create/edit, row delete and action forms
     edit_template = "admin/adminapp/edit.html"
@@ -158,8 +94,8 @@ class SecuredModelView(ModelView):
     can_set_page_size = True
     page_size_options = (20, 50, 100)
     can_view_details = True
-    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _bool_icon}
-    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _bool_text}
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: bool_icon}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: bool_text}
     # The right each bulk action needs; an action missing here is refused.
     action_rights = {"delete": DELETE}
     # Rights for a view's own @expose endpoints, beside permissions.METHOD_RIGHTS.
@@ -412,62 +348,48 @@ class SecuredModelView(ModelView):
         formatters = self.column_formatters_export or {}
         return [(name, formatters.get(name)) for name, _ in self.get_export_columns()]
 
-    # --- errors the user can act on become messages; the view then rolls back ---
-    def handle_view_exception(self, exc):
-        if failure_of(exc) is Failure.BUSY:
-            raise exc  # to `saving`, which runs the whole save again
-        flash(self.failure_message(exc, gettext("Nothing was saved")), "error")
-        return True
-
+    # --- saves and deletes: Flask-Admin's steps, committed by the unit of work ---
     def create_model(self, form):
-        return self.saving(super().create_model, form)
+        def create():
+            model = self.build_new_instance()
+            form.populate_obj(model)
+            db.session.add(model)
+            self._on_model_change(form, model, True)
+            return model
+
+        outcome = self.saving(create)
+        if not outcome.done:
+            return False
+        self.after_model_change(form, outcome.result, True)
+        return outcome.result
 
     def update_model(self, form, model):
-        return self.saving(super().update_model, form, model)
+        def update():
+            form.populate_obj(model)
+            self._on_model_change(form, model, False)
+
+        if not self.saving(update, model).done:
+            return False
+        self.after_model_change(form, model, False)
+        return True
 
     def delete_model(self, model):
-        return self.saving(super().delete_model, model)
+        def delete():
+            self.on_model_delete(model)
+            db.session.flush()
+            db.session.delete(model)
 
-    def saving(self, save, *args):
-        """Flask-Admin's save or delete (its commit included), run again when the database
-        was busy; still busy after the retries, the form is shown again with the message."""
-        records = [arg for arg in args if isinstance(arg, self.model)]
-
-        def roll_back():
-            db.session.rollback()
-            # Read the record afresh before the form is applied to it again: loaded only once the
-            # form has set its fields, it would be flushed first, and its version read back bumped.
-            for record in records:
-                with suppress(InvalidRequestError):  # deleted meanwhile: the next attempt says so
-                    db.session.refresh(record)
-
-        try:
-            return retrying(lambda: save(*args), roll_back)
-        except database_errors.DATABASE_ERRORS as exc:
-            db.session.rollback()
-            flash(self.failure_message(exc, gettext("Nothing was saved")), "error")
+        if not self.saving(delete, model).done:
             return False
+        self.after_model_delete(model)
+        return True
 
-    def failure_message(self, exc, what_failed: str) -> str:
-        """What the user is told about a failed change; the view rolls back."""
-        if isinstance(exc, DomainError):
-            return str(exc)
-        if failure_of(exc) is Failure.UNAVAILABLE:  # perhaps committed after all: not "not saved"
-            return database_errors.message(Failure.UNAVAILABLE)
-        if failure_of(exc) is not None:  # which record, when a bulk post fails for one of several
-            return gettext("%(what)s: %(message)s", what=what_failed, message=database_errors.message(failure_of(exc)))
-        if isinstance(exc, StaleDataError):
-            return gettext("This record was changed by someone else while you were saving. "
-                           "Your changes were not saved: reopen it to see the current data.")
-        if isinstance(exc, IntegrityError):
-            log.warning("Integrity error in %s: %s", self.endpoint, exc)
-            return gettext("The change conflicts with existing data and was not saved.")
-        if current_app.debug or current_app.config.get("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION"):
-            raise exc
-        # Anything else is logged with the request ID; the user never sees SQL or internals.
-        log.exception("Unexpected error in %s, request ID %s", self.endpoint, g.get("request_id"))
-        return gettext("%(what)s: an unexpected error occurred (request ID %(id)s).",
-                       what=what_failed, id=g.get("request_id"))
+    def saving(self, save, record=None) -> Outcome:
+        """A save or a delete as the request's unit of work, run again when the database was
+        busy (the form then applied afresh to the record read again); on failure, the form is
+        shown again with the message."""
+        return run_unit_of_work(save, gettext("Nothing was saved"), where=self.endpoint,
+                                reread=() if record is None else (record,))
 
     # --- filter URLs and CSV headers do not depend on the user's language ---
     def get_filter_arg(self, index, flt):
@@ -490,57 +412,7 @@ class SecuredModelView(ModelView):
         if not row_ids:
             flash(gettext("No rows selected."), "error")
             return
-        done, count = self.unit_of_work(lambda: operation(db.session, row_ids), gettext("Nothing was changed"))
-        if done:
-            flash(done_message(count), "success")
-
-    def unit_of_work(self, work, what_failed: str) -> tuple[bool, object]:
-        """``work()`` and one commit, as the request's database transaction, run again when the
-        database was busy: (True, what work returned); or, on any error, rolled back with the
-        failure flashed: (False, None)."""
-        def attempt():
-            result = work()
-            db.session.commit()
-            return result
-
-        try:
-            return True, retrying(attempt, db.session.rollback)
-        except Exception as exc:
-            db.session.rollback()
-            flash(self.failure_message(exc, what_failed), getattr(exc, "flash_category", "error"))
-            return False, None
-
-
-class DashboardView(AdminIndexView):
-    """`/admin/`: any signed-in user."""
-
-    def is_accessible(self):
-        return current_user.is_authenticated and current_user.is_active
-
-    def inaccessible_callback(self, name, **kwargs):
-        if not current_user.is_authenticated:
-            return login_redirect()
-        abort(403)
-
-    @expose("/")
-    def index(self):
-        from . import dashboard
-
-        # Everyone's recent actions are for those who may read the audit trail.
-        everyone = request.args.get("recent") == "all" and can(current_user, "audit", VIEW)
-        recent = audit.recent(db.session, None if everyone else current_user.id)
-        return self.render("admin/index.html", recent=recent, recent_everyone=everyone,
-                           can_see_everyone=can(current_user, "audit", VIEW), **dashboard.figures(db.session, current_app.config["LOW_STOCK_THRESHOLD"]))
-
-
-class ErrorPageFrame(BaseView):
-    """Draws error pages in the admin's frame (menu, user, language) with no menu item marked
-    as the current page. It is never added to the admin, so it has no URL of its own."""
-
-    def __init__(self, admin):
-        super().__init__(name="")
-        self.admin = admin
-
-    @expose("/")
-    def index(self):  # Flask-Admin requires a default view
-        abort(404)
+        outcome = run_unit_of_work(lambda: operation(db.session, row_ids), gettext("Nothing was changed"),
+                                   where=self.endpoint)
+        if outcome.done:
+            flash(done_message(outcome.result), "success")

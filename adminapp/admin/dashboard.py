@@ -1,17 +1,45 @@
-"""Figures for the dashboard at /admin/: a few aggregate queries, whatever the data size."""
+"""The dashboard at /admin/, and its figures: a few aggregate queries, whatever the data size."""
 
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 
+from flask import abort, current_app, request
+from flask_admin import AdminIndexView, expose
 from flask_babel import get_timezone
+from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..domain import audit
+from ..extensions import db
 from ..models import Product, Transaction
+from ..permissions import VIEW, can
 from ..vocabularies import TransactionStatus
+from .helpers import login_redirect
 from .listing import COUNT_CAP, ListCount, table_estimate
 
 CHART_DAYS = 30
+
+
+class DashboardView(AdminIndexView):
+    """`/admin/`: any signed-in user."""
+
+    def is_accessible(self):
+        return current_user.is_authenticated and current_user.is_active
+
+    def inaccessible_callback(self, name, **kwargs):
+        if not current_user.is_authenticated:
+            return login_redirect()
+        abort(403)
+
+    @expose("/")
+    def index(self):
+        # Everyone's recent actions are for those who may read the audit trail.
+        everyone = request.args.get("recent") == "all" and can(current_user, "audit", VIEW)
+        recent = audit.recent(db.session, None if everyone else current_user.id)
+        return self.render("admin/index.html", recent=recent, recent_everyone=everyone,
+                           can_see_everyone=can(current_user, "audit", VIEW),
+                           **figures(db.session, current_app.config["LOW_STOCK_THRESHOLD"]))
 
 
 def figures(session: Session, low_stock_threshold: int) -> dict:

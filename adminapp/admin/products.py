@@ -12,7 +12,8 @@ from ..formatting import local_time, money
 from ..labels import PRODUCT_FIELDS
 from ..models import Product
 from ..permissions import CHANGE, DELETE
-from .base import InitialValueField, SecuredModelView, VersionField
+from .base import SecuredModelView
+from .fields import InitialValueField, VersionField
 from .filters import AtLeast, AtMost, IntAtOrBelow
 from .validators import Regexp, blank_to_none, cents, finite_decimal, plain_text, strip
 

@@ -25,10 +25,13 @@ from ..formatting import local_time, money
 from ..labels import STATUS_LABELS, TRANSACTION_FIELDS, status_label
 from ..models import Product, Transaction, TransactionProduct, User
 from ..permissions import CHANGE, DELETE, VIEW
+from ..unit_of_work import run_unit_of_work
 from ..vocabularies import TransactionStatus
-from .base import SecuredModelView, VersionField, parse_id, without_nul
+from .base import SecuredModelView
 from .exports import csv_value, stream_csv
+from .fields import VersionField
 from .filters import LocalDateFrom, LocalDateTo
+from .helpers import parse_id, without_nul
 from .listing import UNCOUNTED, term_condition
 from .validators import blank_to_none, plain_text
 
@@ -181,7 +184,7 @@ class TransactionView(SecuredModelView):
     get_one_options = (selectinload(Transaction.lines).joinedload(TransactionProduct.product),)
     statuses = TransactionStatus  # for the templates: model.status == admin_view.statuses.DRAFT
 
-    # --- the unit of work: hooks delegate to sales, Flask-Admin commits once ---
+    # --- the unit of work: hooks delegate to sales, the view commits once ---
     def on_model_change(self, form, model, is_created):
         if not is_created:
             catalog.ensure_current(model, form.version.data, "transaction")
@@ -262,8 +265,9 @@ class TransactionView(SecuredModelView):
                     raise DomainError(gettext("Transaction #%(id)s does not exist.", id=txn_id))
                 sales.post(db.session, txn, user)
 
-            done, _ = self.unit_of_work(post_it, gettext("Transaction #%(id)s was not posted", id=txn_id))
-            if done:
+            outcome = run_unit_of_work(post_it, gettext("Transaction #%(id)s was not posted", id=txn_id),
+                                       where=self.endpoint)
+            if outcome.done:
                 flash(gettext("Transaction #%(id)s posted.", id=txn_id), "success")
 
     @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected drafts?"))
@@ -280,11 +284,11 @@ class TransactionView(SecuredModelView):
             return redirect(self.get_url(".index_view"))
         form = VoidForm()
         if form.validate_on_submit():
-            done, _ = self.unit_of_work(
+            outcome = run_unit_of_work(
                 lambda: sales.void(db.session, db.session.get(Transaction, txn_id), current_user._get_current_object(),
                                    form.reason.data),
-                gettext("Transaction #%(id)s was not voided", id=txn_id))
-            if done:  # txn_id: reading txn.id now would reload the committed transaction
+                gettext("Transaction #%(id)s was not voided", id=txn_id), where=self.endpoint)
+            if outcome.done:  # txn_id: reading txn.id now would reload the committed transaction
                 flash(gettext("Transaction #%(id)s voided; its stock was put back.", id=txn_id), "success")
                 return redirect(self.get_url(".details_view", id=txn_id))
         return self.render("admin/transaction/void.html", form=form, txn=txn)

@@ -12,7 +12,8 @@ from ..formatting import local_time
 from ..labels import ROLE_LABELS, USER_FIELDS, role_label
 from ..permissions import DELETE
 from ..vocabularies import Role
-from .base import SecuredModelView, VersionField
+from .base import SecuredModelView
+from .fields import VersionField
 
 
 def username_rule(form, field):

@@ -7,12 +7,12 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length
 
 from .. import database_errors
-from ..database_errors import failure_of, retrying
 from ..domain import accounts
 from ..extensions import db
 from ..forms import Form, TextAcceptingControlCharacters
 from ..labels import LANGUAGES
 from ..redirects import local_path
+from ..unit_of_work import database_failure, run_unit_of_work, unit_of_work
 from . import sessions
 
 bp = Blueprint("auth", __name__)
@@ -40,36 +40,31 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        try:
-            user, token = retrying(lambda: _sign_in(form), db.session.rollback)
-        except (accounts.LoginLocked, accounts.LoginRefused) as exc:
-            flash(str(exc), "error")
-            status = 429 if isinstance(exc, accounts.LoginLocked) else 200
-        except database_errors.DATABASE_ERRORS as exc:
-            if failure_of(exc) is None:
-                raise
-            db.session.rollback()
-            flash(database_errors.message(failure_of(exc)), "error")
+        outcome = run_unit_of_work(lambda: _sign_in(form), tell=database_failure)
+        if outcome.error is not None:  # the database failed: the message is flashed
             status = 503
+        elif isinstance(outcome.result, REFUSALS):
+            flash(str(outcome.result), "error")
+            status = 429 if isinstance(outcome.result, accounts.LoginLocked) else 200
         else:
-            sessions.begin(user, token)
+            sessions.begin(*outcome.result)
             return redirect(safe_next(request.args.get("next")))
     retry = {"Retry-After": str(database_errors.RETRY_AFTER_SECONDS)} if status == 503 else {}
     return render_template("auth/login.html", form=form), status, retry
 
 
-def _sign_in(form) -> tuple:
-    """One attempt, one unit of work: the user and their new session's token, committed; or the
-    refusal raised once its count and audit entry are committed."""
+REFUSALS = (accounts.LoginLocked, accounts.LoginRefused)
+
+
+def _sign_in(form):
+    """One attempt, one unit of work: the user and their new session's token; or the refusal,
+    whose failed-attempt count and audit entry are committed all the same."""
     try:
         user = accounts.authenticate(db.session, form.username.data, form.password.data,
                                      accounts.SignInLimits.from_config(current_app.config), request.remote_addr)
-    except (accounts.LoginLocked, accounts.LoginRefused):
-        db.session.commit()  # keep the failed-attempt count and its audit entry
-        raise
-    token = accounts.start_session(db.session, user, sessions.lifetime())
-    db.session.commit()
-    return user, token
+    except REFUSALS as refusal:
+        return refusal
+    return user, accounts.start_session(db.session, user, sessions.lifetime())
 
 
 class ChangePasswordForm(Form):
@@ -91,15 +86,14 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.change_password(db.session, current_user._get_current_object(),
-                                     form.current_password.data, form.new_password.data,
-                                     keep_token=sessions.current_token())
-        except accounts.InvalidUser as exc:
-            db.session.rollback()
+            with unit_of_work():
+                accounts.change_password(db.session, current_user._get_current_object(),
+                                         form.current_password.data, form.new_password.data,
+                                         keep_token=sessions.current_token())
+        except accounts.InvalidUser as exc:  # rolled back
             field = form.current_password if isinstance(exc, accounts.WrongPassword) else form.new_password
             field.errors.append(str(exc))
         else:
-            db.session.commit()
             flash(gettext("Your password was changed."), "success")
             return redirect(url_for("admin.index"))
     return render_template("auth/change_password.html", form=form)
@@ -111,8 +105,8 @@ def change_language():
     """Keep the user's interface language (the browser's choice applies until then)."""
     locale = request.form.get("locale")
     if locale in LANGUAGES:
-        current_user.locale = locale
-        db.session.commit()
+        with unit_of_work():
+            current_user.locale = locale
     return redirect(safe_next(request.form.get("next")))
 
 
@@ -131,8 +125,8 @@ def require_password_change():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    accounts.logout(db.session, current_user._get_current_object(), sessions.current_token())
-    db.session.commit()
+    with unit_of_work():
+        accounts.logout(db.session, current_user._get_current_object(), sessions.current_token())
     sessions.end()
     flash(gettext("You have been signed out."), "info")
     return redirect(url_for("auth.login"))
@@ -142,8 +136,8 @@ def logout():
 @login_required
 def sign_out_everywhere():
     """End all of the user's sessions: in this browser and in any other."""
-    accounts.sign_out_everywhere(db.session, current_user._get_current_object())
-    db.session.commit()
+    with unit_of_work():
+        accounts.sign_out_everywhere(db.session, current_user._get_current_object())
     sessions.end()
     flash(gettext("You have been signed out everywhere: in this browser and in any other."), "info")
     return redirect(url_for("auth.login"))
