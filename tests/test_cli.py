@@ -240,7 +240,7 @@ def test_compare_metadata_would_notice_a_missing_migration(fresh_app):
 
 
 def test_init_db_leaves_the_app_loggers_working(fresh_app):
-    logger = logging.getLogger("adminapp.admin.base")  # the views' error log
+    logger = logging.getLogger("adminapp.unit_of_work")  # where failed changes are logged
     assert not logger.disabled
 
     assert run(fresh_app, "init-db").exit_code == 0
