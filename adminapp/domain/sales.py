@@ -373,7 +373,12 @@ def _check_line(session: Session, line: TransactionProduct) -> None:
                                     id=txn.id, status=status_label(_original_status(txn))))
 
 
-@event.listens_for(Session, "before_flush")
+def install(sessions) -> None:
+    """Guard posted and voided transactions in the flushes of the sessions of ``sessions``."""
+    if not event.contains(sessions, "before_flush", _refuse_changes_to_final_transactions):
+        event.listen(sessions, "before_flush", _refuse_changes_to_final_transactions)
+
+
 def _refuse_changes_to_final_transactions(session, flush_context, instances):
     with session.no_autoflush:
         for obj in session.dirty:
