@@ -64,7 +64,7 @@ def admin_view(app, endpoint):
 @pytest.mark.parametrize("endpoint, name, kind", ATTRIBUTES)
 def test_private_attribute_we_read_is_still_there(app, endpoint, name, kind):
     view = admin_view(app, endpoint)
-    where = f"flask_admin {type(view).__mro__[-3].__name__}.{name}"
+    where = f"Flask-Admin's {name} (on {type(view).__name__})"
     assert hasattr(view, name), f"{where} is gone: adminapp reads it"
     assert isinstance(getattr(view, name), kind), f"{where} is no longer a {kind.__name__}"
 
