@@ -7,15 +7,12 @@ import uuid
 from pathlib import Path
 
 from flask import Flask, g, has_request_context, redirect, render_template, request, url_for
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import database_errors
 from .config import load_config, settle
 from .labels import LANGUAGES
 from .vocabularies import Language
-from .domain import sqlite_lock
 from .extensions import babel, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +57,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         # X-Forwarded-For the app's own proxies add, never from what a client claims.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"])
     # Errors first: every request gets its ID before anything else can fail.
-    for register in (register_errors, register_extensions, register_auth, register_admin,
+    for register in (register_errors, register_extensions, register_listeners, register_auth, register_admin,
                      register_security_headers, register_routes, register_cli):
         register(app)
     return app
@@ -89,8 +86,6 @@ def register_extensions(app: Flask) -> None:
             app.logger.warning("The database connection was lost at the end of a request: %s", exc)
             with suppress(*database_errors.DATABASE_ERRORS):
                 db.session.remove()
-    # Imported for its listener on every Session: bulk writes to audited tables must be marked.
-    from .domain import guards  # noqa: F401
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
@@ -109,47 +104,19 @@ def select_locale() -> str:
     return request.accept_languages.best_match(list(LANGUAGES)) or Language.ENGLISH
 
 
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+def register_listeners(app: Flask) -> None:
+    """The app's listeners, on its own engines and on db.session's sessions only: an engine or
+    a Session made elsewhere in the process (a script, a test, another library) gets none."""
+    from . import sqlite_connections
+    from .domain import audit, guards, sales
 
-
-def _is_sqlite3(dbapi_connection) -> bool:
-    return type(dbapi_connection).__module__.startswith("sqlite3")
-
-
-@event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record):
-    if not _is_sqlite3(dbapi_connection):
-        return
-    # SQLAlchemy emits BEGIN itself (_sqlite_begin below): pysqlite's own handling would
-    # start the transaction only at the first write, leaving the reads before it outside.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    # While another connection writes, wait for it rather than fail with "database is locked".
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    # Write-ahead log: readers and the one writer no longer block each other, so a long
-    # export does not hold up every save. Kept in the database file once set.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # In WAL mode NORMAL cannot corrupt the database; it syncs at checkpoints instead of at
-    # every commit, at the risk of losing the last commits (never half of one) to a power cut.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    # SQLite ignores foreign keys unless asked, per connection.
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-@event.listens_for(Engine, "begin")
-def _sqlite_begin(connection):
-    if not _is_sqlite3(connection.connection.dbapi_connection):
-        return
-    # A request that changes data reads (its user) before it writes. In WAL mode a plain
-    # BEGIN would take a snapshot at that read, and if another worker commits before this
-    # one writes, the write fails at once: the busy timeout cannot help a stale snapshot.
-    # So such a request takes the write lock up front and waits its turn. Pages, exports
-    # and commands read without it (domain code takes it before a write that needs it).
-    changes_data = has_request_context() and request.method not in SAFE_METHODS
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if changes_data else "BEGIN")
-    sqlite_lock.began(connection, immediate=changes_data)
+    with app.app_context():
+        for engine in db.engines.values():
+            sqlite_connections.install(engine)
+    # db.session's sessions are of one class shared by every app in the process (db is one
+    # object): listened to once, by the first app.
+    for module in (guards, sales, audit):
+        module.install(db.session)
 
 
 def register_auth(app: Flask) -> None:

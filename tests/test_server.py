@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import func, insert, select
 
-from adminapp import SQLITE_BUSY_TIMEOUT_MS
+from adminapp.sqlite_connections import SQLITE_BUSY_TIMEOUT_MS
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, User
 

@@ -7,6 +7,7 @@ and a message).
 """
 
 import json
+import re
 from functools import cached_property
 
 from flask import Response, abort, flash, redirect, request
@@ -15,7 +16,6 @@ from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.model import typefmt
 from flask_admin.helpers import get_redirect_target
-from flask_admin.model.base import filter_char_re, filter_compact_re
 from flask_admin.model.template import BaseListRowAction, DeleteRowAction
 from flask_babel import gettext
 from flask_login import current_user
@@ -80,8 +80,8 @@ class ConfirmDeleteRowAction(BaseListRowAction):
         super().__init__(title=admin_gettext("Delete Record"))  # Flask-Admin's own caption
 
     def render(self, context, row_id, row):
-        link = self._resolve_symbol(context, "row_actions.link")
-        get_url = self._resolve_symbol(context, "get_url")
+        # The names Flask-Admin's list template defines: its row_actions macros and get_url.
+        link, get_url = context.resolve("row_actions").link, context.resolve("get_url")
         return link(self, get_url(".delete_view", id=row_id, url=context.resolve("return_url")), "fa fa-trash")
 
 
@@ -235,6 +235,8 @@ class SecuredModelView(ModelView):
         A search that SQLite's search index can answer is counted by the index first. With at
         most NARROWED_COUNT_CAP matches, the index narrows the list (LIKE would read the whole
         table to find so few); with more, LIKE walking the sorted index fills a page soon."""
+        # No text column holds NUL (PostgreSQL refuses it even in a LIKE pattern).
+        filters = [(index, name, without_nul(value)) for index, name, value in filters or ()]
         page_size = self.page_size if page_size is None else page_size
         page = min(max(page or 0, 0), listing.last_page(page_size) if page_size else 0)
         pk = inspect(self.model).primary_key[0]
@@ -245,7 +247,9 @@ class SecuredModelView(ModelView):
             matches = indexed.count(db.session)
             if matches <= listing.NARROWED_COUNT_CAP:
                 search = indexed.rest
-        _, query = super().get_list(0, sort_column, sort_desc, search, filters, execute=False, page_size=0)
+        # Flask-Admin searches CAST(column AS TEXT) ILIKE: the search is ours (see apply_search).
+        _, query = super().get_list(0, sort_column, sort_desc, None, filters, execute=False, page_size=0)
+        query = self.apply_search(query, search)
         if indexed is not None and matches <= listing.NARROWED_COUNT_CAP:
             query = query.filter(pk.in_(indexed.matching))
         if sort_column is not None and not _unique(getattr(self.model, sort_column, None)):
@@ -294,17 +298,14 @@ class SecuredModelView(ModelView):
                                     value=_shown(args["desc"])))
         return problems
 
-    def _apply_search(self, query, count_query, joins, count_joins, search):
+    def apply_search(self, query, search):
         """Every word must match one of the searchable columns (see listing.term_condition)."""
+        if not (search and self.column_searchable_list):
+            return query
         columns = [getattr(self.model, name) for name in self.column_searchable_list]
         for term in without_nul(search).split():
             query = query.filter(listing.term_condition(db.session, columns, term))
-        return query, count_query, joins, count_joins
-
-    def _apply_filters(self, query, count_query, joins, count_joins, filters):
-        # No text column holds NUL (PostgreSQL refuses it even in a LIKE pattern).
-        filters = [(index, name, without_nul(value)) for index, name, value in filters]
-        return super()._apply_filters(query, count_query, joins, count_joins, filters)
+        return query
 
     # --- CSV exports: streamed (see exports), in English, of what the list shows ---
     @expose("/export/<export_type>/")
@@ -399,7 +400,7 @@ class SecuredModelView(ModelView):
         if not self.named_filter_urls:
             return str(index)
         name = f"{untranslated(flt.name)} {untranslated(flt.operation())}".lower()
-        return filter_compact_re.sub("_", filter_char_re.sub("", name))
+        return re.sub(" +", "_", re.sub("[^a-z0-9 ]", "", name))  # Flask-Admin's own rule
 
     # --- bulk actions: parse ids, run one operation, commit once ---
     def run_action(self, operation, ids, done_message):

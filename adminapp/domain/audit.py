@@ -351,7 +351,12 @@ def _entries_for_flush(session: Session) -> list[dict]:
     return entries
 
 
-@event.listens_for(Session, "after_flush")
+def install(sessions) -> None:
+    """Record the flushes of the sessions of ``sessions`` (a sessionmaker or scoped_session)."""
+    if not event.contains(sessions, "after_flush", _record_flush):
+        event.listen(sessions, "after_flush", _record_flush)
+
+
 def _record_flush(session, flush_context):
     # Runs inside the flush: ids are assigned and the attribute history is still there.
     with session.no_autoflush:

@@ -13,7 +13,7 @@ the triggers of migration 0008 (models/triggers.py) stand behind them.
 """
 
 from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState
 
 from ..models import AuditEntry, Product, Transaction, TransactionProduct, User
 
@@ -36,7 +36,12 @@ class UnrecordedWrite(RuntimeError):
     that issued it, never a user's mistake."""
 
 
-@event.listens_for(Session, "do_orm_execute")
+def install(sessions) -> None:
+    """Guard the sessions of ``sessions`` (a sessionmaker or scoped_session; see register_listeners)."""
+    if not event.contains(sessions, "do_orm_execute", _refuse_unrecorded_bulk_writes):
+        event.listen(sessions, "do_orm_execute", _refuse_unrecorded_bulk_writes)
+
+
 def _refuse_unrecorded_bulk_writes(state: ORMExecuteState) -> None:
     if not (state.is_update or state.is_delete):
         return

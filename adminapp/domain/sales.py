@@ -8,7 +8,7 @@ from collections import Counter
 from decimal import Decimal
 
 from flask_babel import gettext
-from sqlalchemy import Integer, column, event, func, inspect, select, update, values
+from sqlalchemy import Integer, column, event, inspect, select, update, values
 from sqlalchemy.orm import Session, contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -66,8 +66,7 @@ def _check_and_price_draft(session: Session, txn: Transaction, user: User | None
         # (same note and total): a form opened before is then refused as stale. The
         # UPDATE still checks the version the row was loaded at.
         txn.version = txn.version + 1
-    new_lines = _in_product_order(session, [line for line in lines if line in session.new])
-    _number_new_lines_on_sqlite(session, new_lines)
+    _in_product_order(session, [line for line in lines if line in session.new])
 
 
 def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
@@ -238,7 +237,7 @@ def _draft_changed(session: Session, txn: Transaction) -> bool:
     )
 
 
-def _in_product_order(session: Session, new_lines: list[TransactionProduct]) -> list[TransactionProduct]:
+def _in_product_order(session: Session, new_lines: list[TransactionProduct]) -> None:
     """Have the flush insert the new lines by product id, whatever the form's order.
 
     Each inserted line's foreign-key check locks its product (KEY SHARE) until the commit. Such
@@ -252,26 +251,6 @@ def _in_product_order(session: Session, new_lines: list[TransactionProduct]) -> 
             session.expunge(line)
         for line in ordered:
             session.add(line)
-    return ordered
-
-
-def _number_new_lines_on_sqlite(session: Session, new_lines: list[TransactionProduct]) -> None:
-    """Give new lines their ids before the flush on SQLite, so they go in one executemany INSERT.
-
-    SQLite cannot return generated ids of a multi-row INSERT in a known order, so the ORM
-    would insert one row per statement. PostgreSQL batches them by itself. The write lock
-    taken first keeps another writer from using the same ids before the commit.
-    """
-    new_lines = [line for line in new_lines if line.id is None]
-    if not new_lines or session.get_bind().dialect.name != "sqlite":
-        return
-    with session.no_autoflush:  # a flush now would insert the lines one by one after all
-        _take_sqlite_write_lock(session)
-        last = session.scalar(select(func.max(TransactionProduct.id))) or 0
-    pending = [obj.id for obj in session.new if isinstance(obj, TransactionProduct) and obj.id is not None]
-    next_id = max([last, *pending]) + 1
-    for offset, line in enumerate(new_lines):
-        line.id = next_id + offset
 
 
 # --- locking ---
@@ -374,7 +353,12 @@ def _check_line(session: Session, line: TransactionProduct) -> None:
                                     id=txn.id, status=status_label(_original_status(txn))))
 
 
-@event.listens_for(Session, "before_flush")
+def install(sessions) -> None:
+    """Guard posted and voided transactions in the flushes of the sessions of ``sessions``."""
+    if not event.contains(sessions, "before_flush", _refuse_changes_to_final_transactions):
+        event.listen(sessions, "before_flush", _refuse_changes_to_final_transactions)
+
+
 def _refuse_changes_to_final_transactions(session, flush_context, instances):
     with session.no_autoflush:
         for obj in session.dirty:

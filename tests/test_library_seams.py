@@ -1,0 +1,124 @@
+"""The private parts of Flask-Admin, Flask, Flask-Login and Flask-Babel that adminapp still
+overrides or reads, each checked against the installed library: an upgrade that renames or
+reshapes one fails here, by name, instead of quietly turning our override into dead code.
+
+Adding a seam is one line in SIGNATURES or ATTRIBUTES; a private helper of our own that
+overrides nothing is one word in OUR_PRIVATE_HELPERS.
+"""
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+from flask import flash, g, session
+from flask_admin.base import BaseView
+from flask_admin.contrib.sqla import validators as sqla_validators
+from flask_admin.model.base import BaseModelView, ViewArgs
+from flask_babel import lazy_gettext
+from flask_login import current_user
+
+import adminapp
+
+from .support import make_app
+
+# (where, name, parameter names): a private method adminapp overrides or calls.
+SIGNATURES = [
+    (BaseView, "_handle_view", ["self", "name", "kwargs"]),  # SecuredModelView: rights per endpoint
+    (BaseModelView, "_get_list_extra_args", ["self"]),  # SecuredModelView: the page kept within the cap
+    (BaseModelView, "_get_column_by_idx", ["self", "idx"]),  # list_arg_problems, list_query: the sort column
+    (ViewArgs, "clone", ["self", "kwargs"]),  # _get_list_extra_args returns a changed copy
+]
+
+# (view endpoint, attribute, type): a private attribute of a Flask-Admin view that adminapp reads.
+ATTRIBUTES = [
+    ("product", "_sortable_columns", dict),  # list_arg_problems: is the sort column sortable
+    ("transaction", "_form_ajax_refs", dict),  # ajax_lookup: the line editor's product loader
+]
+
+# Private methods of adminapp's own classes that override nothing, on purpose.
+OUR_PRIVATE_HELPERS = {
+    "_export_formatters", "_reload_products_after_refusal", "_refuse_too_many_lines",
+    "_key_with_username", "_values", "_play", "_write",
+}
+
+
+@pytest.mark.parametrize("owner, name, parameters", SIGNATURES, ids=lambda v: getattr(v, "__name__", None))
+def test_private_method_we_rely_on_is_still_there(owner, name, parameters):
+    where = f"{owner.__module__}.{owner.__qualname__}.{name}"
+    assert hasattr(owner, name), f"{where} is gone: adminapp overrides or calls it"
+    found = list(inspect.signature(getattr(owner, name)).parameters)
+    assert found == parameters, f"{where} now takes {found}, adminapp expects {parameters}"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("seams")
+    return make_app(f"sqlite:///{tmp_path / 'seams.db'}", tmp_path)
+
+
+def admin_view(app, endpoint):
+    return next(view for view in app.extensions["admin"][0]._views if view.endpoint == endpoint)
+
+
+@pytest.mark.parametrize("endpoint, name, kind", ATTRIBUTES)
+def test_private_attribute_we_read_is_still_there(app, endpoint, name, kind):
+    view = admin_view(app, endpoint)
+    where = f"Flask-Admin's {name} (on {type(view).__name__})"
+    assert hasattr(view, name), f"{where} is gone: adminapp reads it"
+    assert isinstance(getattr(view, name), kind), f"{where} is no longer a {kind.__name__}"
+
+
+def test_ajax_loaders_still_get_list_and_format(app):
+    loaders = admin_view(app, "transaction")._form_ajax_refs.values()
+    assert loaders, "Flask-Admin no longer keeps the view's ajax loaders in _form_ajax_refs"
+    for loader in loaders:
+        assert callable(loader.get_list) and callable(loader.format), "Flask-Admin's ajax loader API changed"
+
+
+def test_lazy_strings_still_keep_their_english_source_in_args():
+    """admin.base.untranslated reads it (as Flask-Admin's own get_filter_arg does)."""
+    text = lazy_gettext("Price")
+    assert getattr(text, "_args", None) == ("Price",), "flask_babel's LazyString no longer keeps its args in _args"
+
+
+def test_flask_still_keeps_flashed_messages_under_flashes(app):
+    """auth.views.require_password_change reads session["_flashes"] to flash a message once."""
+    with app.test_request_context("/"):
+        flash("Choose a new password", "warning")
+        assert session.get("_flashes") == [("warning", "Choose a new password")], \
+            'Flask no longer stores flashed messages in session["_flashes"]'
+
+
+def test_flask_login_still_takes_the_user_from_g_login_user(app):
+    """The error pages set g._login_user to an anonymous user when no user can be loaded."""
+    with app.test_request_context("/"):
+        anonymous = app.login_manager.anonymous_user()
+        g._login_user = anonymous
+        assert current_user._get_current_object() is anonymous, "Flask-Login no longer keeps the user in g._login_user"
+
+
+def test_flask_admin_unique_validator_still_reads_the_form_obj():
+    """admin.base.AdminForm keeps the edited record as ``_obj`` for it."""
+    assert "form._obj" in inspect.getsource(sqla_validators.Unique), \
+        "Flask-Admin's Unique validator no longer reads form._obj: AdminForm keeps it for nothing"
+
+
+def adminapp_classes():
+    for module in pkgutil.walk_packages(adminapp.__path__, "adminapp."):
+        for _, cls in inspect.getmembers(importlib.import_module(module.name), inspect.isclass):
+            if cls.__module__ == module.name:
+                yield cls
+
+
+def test_our_private_methods_override_a_library_method():
+    """A private method on one of our classes overrides the library's (an upstream rename
+    would leave ours uncalled), unless it is one of our own helpers."""
+    orphans = [
+        f"{cls.__module__}.{cls.__qualname__}.{name}"
+        for cls in adminapp_classes()
+        for name, value in vars(cls).items()
+        if name.startswith("_") and not name.startswith("__") and callable(getattr(value, "__get__", None))
+        and name not in OUR_PRIVATE_HELPERS and not any(hasattr(base, name) for base in cls.__mro__[1:])
+    ]
+    assert not orphans, f"these override nothing in the installed libraries: {orphans}"
