@@ -112,7 +112,7 @@ def register_listeners(app: Flask) -> None:
 
     with app.app_context():
         for engine in db.engines.values():
-            sqlite_connections.install(engine)
+            sqlite_connections.install(engine, app.config["SQLITE_SYNCHRONOUS"])
     # db.session's sessions are of one class shared by every app in the process (db is one
     # object): listened to once, by the first app.
     for module in (guards, sales, audit):

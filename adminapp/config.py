@@ -10,6 +10,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from .sqlite_connections import SYNCHRONOUS_LEVELS
+
 
 class ConfigError(RuntimeError):
     """The settings cannot run the app; the message says what to set."""
@@ -104,6 +106,8 @@ def settle(config: dict, instance_path: str) -> None:
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, **_pool(database_url)})
     for setting, value in _defaults(production).items():
         config.setdefault(setting, value)
+    if config["SQLITE_SYNCHRONOUS"] not in SYNCHRONOUS_LEVELS:
+        raise ConfigError(f"SQLITE_SYNCHRONOUS={config['SQLITE_SYNCHRONOUS']!r} is not one of {', '.join(SYNCHRONOUS_LEVELS)}.")
     # How long the signed cookie itself is accepted (Flask's default is 31 days).
     config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=config["SESSION_MAX_HOURS"]))
 
@@ -119,6 +123,7 @@ def _defaults(production: bool) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "CURRENCY": "IDR",
+        "SQLITE_SYNCHRONOUS": "NORMAL",  # see sqlite_connections.py
     }
 
 

@@ -14,16 +14,24 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def install(engine: Engine) -> None:
-    """Set up the SQLite (pysqlite) connections of ``engine``; any other engine is left as it is."""
+# PRAGMA synchronous: how often SQLite waits for the disk (the SQLITE_SYNCHRONOUS setting).
+SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def install(engine: Engine, synchronous: str = "NORMAL") -> None:
+    """Set up the SQLite (pysqlite) connections of ``engine``, a new engine of the app
+    factory's; any other engine is left as it is."""
     if engine.dialect.name != "sqlite" or engine.dialect.driver != "pysqlite":
         return
-    for identifier, listener in (("connect", _sqlite_pragmas), ("begin", _sqlite_begin)):
-        if not event.contains(engine, identifier, listener):
-            event.listen(engine, identifier, listener)
+
+    def on_connect(dbapi_connection, connection_record):
+        _sqlite_pragmas(dbapi_connection, synchronous)
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", _sqlite_begin)
 
 
-def _sqlite_pragmas(dbapi_connection, connection_record):
+def _sqlite_pragmas(dbapi_connection, synchronous: str) -> None:
     # SQLAlchemy emits BEGIN itself (_sqlite_begin below): pysqlite's own handling would
     # start the transaction only at the first write, leaving the reads before it outside.
     dbapi_connection.isolation_level = None
@@ -35,7 +43,8 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     cursor.execute("PRAGMA journal_mode=WAL")
     # In WAL mode NORMAL cannot corrupt the database; it syncs at checkpoints instead of at
     # every commit, at the risk of losing the last commits (never half of one) to a power cut.
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # The tests turn syncing off: their databases outlive no power cut.
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     # SQLite ignores foreign keys unless asked, per connection.
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
