@@ -81,6 +81,14 @@ def settle(config: dict, instance_path: str) -> None:
     """Complete ``config`` (what the environment or a test gave) with the defaults of its
     environment, then check it: a setting that cannot run the app raises ConfigError, before
     any key file or database file is made."""
+    production = _checked_with_defaults(config)
+    _with_keys_and_database(config, Path(instance_path), production)
+    # How long the signed cookie itself is accepted (Flask's default is 31 days).
+    config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=config["SESSION_MAX_HOURS"]))
+
+
+def _checked_with_defaults(config: dict) -> bool:
+    """Fill in the defaults and check every setting; True in production."""
     name = config.setdefault("ADMINAPP_ENV", "development")
     # A mistyped name must not quietly mean development (no Secure cookies, a generated key).
     if name not in ENVIRONMENTS:
@@ -90,10 +98,18 @@ def settle(config: dict, instance_path: str) -> None:
         value = config.setdefault(setting, (1 if production else 0) if default is None else default)
         if type(value) is not int or value < minimum:
             raise ConfigError(f"{variable}={value!r} is not a whole number of {minimum} or more.")
+    for setting, value in _defaults(production).items():
+        config.setdefault(setting, value)
+    if config["SQLITE_SYNCHRONOUS"] not in SYNCHRONOUS_LEVELS:
+        raise ConfigError(f"SQLITE_SYNCHRONOUS={config['SQLITE_SYNCHRONOUS']!r} is not one of {', '.join(SYNCHRONOUS_LEVELS)}.")
     if production and config.get("DEBUG"):
         raise ConfigError("FLASK_DEBUG is on: the debugger runs any code sent to it, so production refuses "
                           "to start with it. Unset FLASK_DEBUG.")
-    instance = Path(instance_path)
+    return production
+
+
+def _with_keys_and_database(config: dict, instance: Path, production: bool) -> None:
+    """The keys (generated into the instance folder in development) and the database URL."""
     _check_secret_key(config.get("SECRET_KEY"), production)
     _check_audit_key(config.get("AUDIT_KEY"), instance, production)
     _private_folder(instance)
@@ -104,12 +120,6 @@ def settle(config: dict, instance_path: str) -> None:
     _private_sqlite_file(database_url)
     config["SQLALCHEMY_DATABASE_URI"] = database_url
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, **_pool(database_url)})
-    for setting, value in _defaults(production).items():
-        config.setdefault(setting, value)
-    if config["SQLITE_SYNCHRONOUS"] not in SYNCHRONOUS_LEVELS:
-        raise ConfigError(f"SQLITE_SYNCHRONOUS={config['SQLITE_SYNCHRONOUS']!r} is not one of {', '.join(SYNCHRONOUS_LEVELS)}.")
-    # How long the signed cookie itself is accepted (Flask's default is 31 days).
-    config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=config["SESSION_MAX_HOURS"]))
 
 
 def _defaults(production: bool) -> dict:
