@@ -1,6 +1,7 @@
 """When the database is busy, away, or cannot record the audit entry: retried, then said plainly
 (503 where no form can show it), never a 500, and nothing half saved."""
 
+import shutil
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -171,15 +172,24 @@ def test_a_page_whose_table_is_locked_answers_503_with_retry_after(app, impatien
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def unreachable_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'no such folder' / 'adminapp.db'}"
-    request.getfixturevalue("postgres_url")  # skipped, with its reason, without PostgreSQL
-    return "postgresql+psycopg://postgres@127.0.0.1:1/test"  # nothing listens on port 1
+def app_away_from_its_database(request):
+    """`app_away_from_its_database(tmp_path)`: an app whose database cannot be reached."""
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres_url")  # skipped, with its reason, without PostgreSQL
+
+    def make(path):
+        if request.param == "postgresql":
+            return make_app("postgresql+psycopg://postgres@127.0.0.1:1/test", path)  # nothing listens on port 1
+        folder = path / "database"
+        app = make_app(f"sqlite:///{folder / 'adminapp.db'}", path)
+        shutil.rmtree(folder)  # the app made the file; gone, it cannot be opened
+        return app
+
+    return make
 
 
-def test_sign_in_answers_503_while_the_database_is_away(unreachable_url, tmp_path):
-    app = make_app(unreachable_url, tmp_path)
+def test_sign_in_answers_503_while_the_database_is_away(app_away_from_its_database, tmp_path):
+    app = app_away_from_its_database(tmp_path)
 
     response = app.test_client().post("/login", data={"username": "ann", "password": "whatever it is"})
 
@@ -188,10 +198,11 @@ def test_sign_in_answers_503_while_the_database_is_away(unreachable_url, tmp_pat
     assert AWAY in flashed(response) and "adminapp" in response.text  # the app's frame
 
 
-def test_a_signed_in_page_answers_503_while_the_database_is_away(app, make_user, unreachable_url, tmp_path):
+def test_a_signed_in_page_answers_503_while_the_database_is_away(app, make_user, app_away_from_its_database,
+                                                                 tmp_path):
     make_user("ann", "staff")
     live = signed_in(app, "ann")
-    away = make_app(unreachable_url, tmp_path / "away").test_client()
+    away = app_away_from_its_database(tmp_path / "away").test_client()
     away.set_cookie("session", live.get_cookie("session").value)
 
     response = away.get("/admin/product/")
