@@ -8,11 +8,7 @@ from sqlalchemy import func, select
 
 from adminapp.models import Product, User
 
-from tests.support import PASSWORD, another_app
-
-
-
-
+from tests.support import PASSWORD, another_app, snapshot
 
 PRODUCT_FORM = {"description": "", "price": "12.50", "stock": "7", "initial_stock": "7", "is_active": "y"}
 
@@ -127,6 +123,26 @@ def test_token_of_another_session_is_refused(csrf_app, user):
 
 def test_logout_without_token_is_refused(client):
     assert client.post("/logout").status_code == 400
+    assert signed_in(client)
+
+
+def post_routes(app) -> list[str]:
+    """Every address of the app that accepts a POST (those with a part in the path filled in)."""
+    return sorted(rule.rule.replace("<path:filename>", "x").replace("<int:id>", "1")
+                  for rule in app.url_map.iter_rules() if "POST" in rule.methods)
+
+
+def test_every_post_route_refuses_a_post_without_a_token(csrf_app, client, db, make_product):
+    make_product()
+    before = snapshot(csrf_app)
+    routes = post_routes(csrf_app)
+    assert "/account/sign-out-everywhere" in routes and "/admin/transaction/void/" in routes  # the table is real
+
+    answers = {route: client.post(route, data={"action": "post", "rowid": ["1"], "id": "1"}).status_code
+               for route in routes}
+
+    assert answers == {route: 400 for route in routes}
+    assert snapshot(csrf_app) == before
     assert signed_in(client)
 
 
