@@ -44,6 +44,12 @@ def postgres_url():
         yield url
 
 
+def pytest_xdist_auto_num_workers(config):
+    # `-n auto` (pytest.ini): a process per core and one more, for the time tests spend
+    # waiting on the servers and commands they start.
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_generate_tests(metafunc):
     # Every test that uses the app runs on each backend; a module may narrow them with its own
     # BACKENDS (what a page says does not depend on the database).

@@ -199,8 +199,15 @@ def test_an_empty_chain_has_a_checkpoint_too_and_every_chain_extends_it(app, db)
 
 
 def test_manage_py_audit_checkpoint_writes_one_line_to_stdout(tmp_path):
-    assert manage(tmp_path, "init-db").returncode == 0
-    assert manage(tmp_path, "create-user", "zoe", "--role", "admin", "--password", "Kopi-tubruk-42").returncode == 0
+    # A database with one entry, made in this process with the instance folder's audit key,
+    # which manage.py reads too.
+    app = make_app(f"sqlite:///{tmp_path / 'manage.db'}", tmp_path)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["init-db"]).exit_code == 0
+    assert runner.invoke(args=["create-user", "zoe", "--role", "admin", "--password", "Kopi-tubruk-42"]).exit_code == 0
+    with app.app_context():
+        _db.engine.dispose()
+
     checkpoint = manage(tmp_path, "audit-checkpoint")
 
     assert checkpoint.returncode == 0, checkpoint.stderr

@@ -30,7 +30,7 @@ def test_a_short_mixed_load_keeps_every_invariant(empty_database_url, tmp_path):
     fault = ["--outage", "1"] if database_url.startswith("sqlite") else []
     done = subprocess.run(
         [sys.executable, "scripts/bench_reliability.py", "--database-url", database_url,
-         "--threads", "3", "--seconds", "8", "--workers", "2", *fault],
+         "--threads", "3", "--seconds", "5", "--workers", "2", *fault],
         cwd=ROOT, env={**env, "TMPDIR": str(tmp_path)}, capture_output=True, text=True, timeout=300)
     report = done.stdout + done.stderr
 
