@@ -12,7 +12,7 @@ def configured_app():
     try:
         return create_app()
     except ConfigError as exc:
-        raise SystemExit(f"manage.py: {exc}")
+        raise SystemExit(f"manage.py: {exc}") from None
 
 
 def main():

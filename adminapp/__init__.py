@@ -2,8 +2,8 @@
 
 import os
 import sys
-from contextlib import suppress
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 from flask import Flask, g, has_request_context, redirect, render_template, request, url_for
@@ -11,32 +11,35 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import database_errors
 from .config import load_config, settle
+from .extensions import babel, csrf, db, login_manager, migrate
 from .labels import LANGUAGES
 from .vocabularies import Language
-from .extensions import babel, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    # Flask-Admin's templates use inline event handlers (onclick=...), which a nonce cannot allow.
-    "script-src 'self' 'unsafe-inline'",
-    "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data:",
-    "font-src 'self' data:",
-    "object-src 'none'",
-    "base-uri 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        # Flask-Admin's templates use inline event handlers (onclick=...), which a nonce cannot allow.
+        "script-src 'self' 'unsafe-inline'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 
 class AdminApp(Flask):
     def log_exception(self, exc_info) -> None:
         # Flask's own error log line, with the request ID the error page shows.
-        self.logger.error("Exception on %s [%s], request ID %s", request.path, request.method,
-                          g.get("request_id"), exc_info=exc_info)
+        self.logger.error(
+            "Exception on %s [%s], request ID %s", request.path, request.method, g.get("request_id"), exc_info=exc_info
+        )
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -57,8 +60,16 @@ def create_app(test_config: dict | None = None) -> Flask:
         # X-Forwarded-For the app's own proxies add, never from what a client claims.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"])
     # Errors first: every request gets its ID before anything else can fail.
-    for register in (register_errors, register_extensions, register_listeners, register_auth, register_admin,
-                     register_security_headers, register_routes, register_cli):
+    for register in (
+        register_errors,
+        register_extensions,
+        register_listeners,
+        register_auth,
+        register_admin,
+        register_security_headers,
+        register_routes,
+        register_cli,
+    ):
         register(app)
     return app
 
@@ -71,7 +82,8 @@ def register_extensions(app: Flask) -> None:
         # database_errors) instead of holding the request until the worker is killed.
         options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
         options.setdefault("connect_args", {}).setdefault(
-            "options", f"-c jit=off -c lock_timeout={app.config['LOCK_TIMEOUT_MS']}")
+            "options", f"-c jit=off -c lock_timeout={app.config['LOCK_TIMEOUT_MS']}"
+        )
     db.init_app(app)
 
     @app.teardown_appcontext
@@ -86,6 +98,7 @@ def register_extensions(app: Flask) -> None:
             app.logger.warning("The database connection was lost at the end of a request: %s", exc)
             with suppress(*database_errors.DATABASE_ERRORS):
                 db.session.remove()
+
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
@@ -139,8 +152,9 @@ def register_auth(app: Flask) -> None:
     def identify_actor():
         # Who acts in this request, for the audit entries its changes produce.
         user = current_user if current_user.is_authenticated else None
-        audit.set_actor(db.session, audit.Actor(user.id if user else None, user.username if user else None,
-                                                request.remote_addr))
+        audit.set_actor(
+            db.session, audit.Actor(user.id if user else None, user.username if user else None, request.remote_addr)
+        )
 
     @app.before_request
     def settle_locale():
@@ -150,10 +164,10 @@ def register_auth(app: Flask) -> None:
 
 
 def register_admin(app: Flask) -> None:
-    from .admin import init_admin
     from flask_babel import get_locale
 
     from . import labels
+    from .admin import init_admin
     from .formatting import local_date, local_time, money, number
 
     init_admin(app)
@@ -167,8 +181,12 @@ def register_admin(app: Flask) -> None:
     app.jinja_env.filters["role_label"] = labels.role_label
     app.jinja_env.filters["action_label"] = labels.action_label
     app.jinja_env.filters["object_type_label"] = labels.object_type_label
-    app.jinja_env.globals.update(object_label=labels.object_label, field_label=labels.field_label,
-                                 change_value=labels.change_value, line_change_label=labels.line_change_label)
+    app.jinja_env.globals.update(
+        object_label=labels.object_label,
+        field_label=labels.field_label,
+        change_value=labels.change_value,
+        line_change_label=labels.line_change_label,
+    )
 
     @app.after_request
     def content_language(response):
@@ -207,17 +225,29 @@ def register_errors(app: Flask) -> None:
     from .admin.error_pages import ErrorPageFrame
 
     pages = {
-        400: (lambda: _("Bad request"), lambda: _(
-            "The request could not be accepted: a form may have expired, or a form or link came from "
-            "another site. Go back, reload the page and try again.")),
+        400: (
+            lambda: _("Bad request"),
+            lambda: _(
+                "The request could not be accepted: a form may have expired, or a form or link came from "
+                "another site. Go back, reload the page and try again."
+            ),
+        ),
         403: (lambda: _("Forbidden"), lambda: _("Your role does not allow this. Nothing was changed.")),
         404: (lambda: _("Not found"), lambda: _("There is no page at this address.")),
-        413: (lambda: _("Too large"), lambda: _(
-            "What was sent is larger than the server accepts, so nothing was saved. "
-            "Shorten the form's text, or send fewer lines at a time.")),
-        500: (lambda: _("Server error"), lambda: _(
-            "Something went wrong on our side and nothing was saved. "
-            "If it happens again, tell the administrator the request ID below.")),
+        413: (
+            lambda: _("Too large"),
+            lambda: _(
+                "What was sent is larger than the server accepts, so nothing was saved. "
+                "Shorten the form's text, or send fewer lines at a time."
+            ),
+        ),
+        500: (
+            lambda: _("Server error"),
+            lambda: _(
+                "Something went wrong on our side and nothing was saved. "
+                "If it happens again, tell the administrator the request ID below."
+            ),
+        ),
         503: (lambda: _("Try again in a moment"), lambda: _("The database was busy; nothing was changed. Try again.")),
     }
 
@@ -246,8 +276,13 @@ def register_errors(app: Flask) -> None:
 
     def render_error_page(code, render, template, message=None):
         title, default_message = pages[code]
-        return render(template, code=code, title=title(), message=message or default_message(),
-                      request_id=g.get("request_id") if code == 500 else None), code
+        return render(
+            template,
+            code=code,
+            title=title(),
+            message=message or default_message(),
+            request_id=g.get("request_id") if code == 500 else None,
+        ), code
 
     for code in (403, 404, 413):
         app.register_error_handler(code, lambda error, code=code: render_error(code))
@@ -269,8 +304,13 @@ def register_errors(app: Flask) -> None:
         if failure is None:
             app.log_exception(sys.exc_info())
             return server_error(error)
-        app.logger.warning("Database %s on %s, request ID %s: %s", failure.value, request.path,
-                           g.get("request_id"), getattr(error, "orig", error))
+        app.logger.warning(
+            "Database %s on %s, request ID %s: %s",
+            failure.value,
+            request.path,
+            g.get("request_id"),
+            getattr(error, "orig", error),
+        )
         rollback_quietly()
         no_connection = failure is database_errors.Failure.UNAVAILABLE or isinstance(error, database_errors.PoolTimeout)
         if no_connection:

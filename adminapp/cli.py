@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from werkzeug.serving import run_simple
 from flask_migrate import upgrade
 from sqlalchemy import func, select, text
+from werkzeug.serving import run_simple
 
 from .domain import accounts, audit, audit_chain, seeding
 from .domain.errors import DomainError
@@ -38,8 +38,9 @@ def ensure_first_admin() -> str | None:
 def seed_demo_data(products: int, transactions: int, lines: int, seed: int, progress=None) -> seeding.Seeded:
     """Add demo data in one unit of work: all of it, or nothing."""
     with command_unit_of_work():
-        seeded = seeding.add_demo_data(db.session, audit.Actor(username="cli"), products, transactions, lines,
-                                       seed, progress)
+        seeded = seeding.add_demo_data(
+            db.session, audit.Actor(username="cli"), products, transactions, lines, seed, progress
+        )
     vacuum_after_load(seeded.rebuilt)
     return seeded
 
@@ -62,7 +63,7 @@ def command_unit_of_work():
         with unit_of_work():
             yield
     except DomainError as exc:  # rolled back
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
 
 
 def as_cli(command):
@@ -89,9 +90,12 @@ def read_checkpoints(value: str) -> list[audit_chain.Checkpoint]:
         try:
             text = Path(value).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise click.BadParameter(f"neither a checkpoint line nor a readable file ({exc})")
-        lines = [(number, line) for number, line in enumerate(text.splitlines(), 1)
-                 if line.strip().startswith(audit_chain.CHECKPOINT_PREFIX)]
+            raise click.BadParameter(f"neither a checkpoint line nor a readable file ({exc})") from None
+        lines = [
+            (number, line)
+            for number, line in enumerate(text.splitlines(), 1)
+            if line.strip().startswith(audit_chain.CHECKPOINT_PREFIX)
+        ]
         if not lines:
             raise click.BadParameter(f"{value} holds no checkpoint line ({audit_chain.CHECKPOINT_VERSION} ...)")
     checkpoints = []
@@ -99,7 +103,7 @@ def read_checkpoints(value: str) -> list[audit_chain.Checkpoint]:
         try:
             checkpoints.append(audit_chain.parse_checkpoint(line))
         except audit_chain.CheckpointError as exc:
-            raise click.BadParameter(f"line {number} of {value}: {exc}" if number else str(exc))
+            raise click.BadParameter(f"line {number} of {value}: {exc}" if number else str(exc)) from None
     return checkpoints
 
 
@@ -110,8 +114,11 @@ def checkpoint_label(checkpoint: audit_chain.Checkpoint) -> str:
 def checkpoint_problems(checkpoints, verdict: audit.Verdict) -> list[str]:
     problems = []
     for checkpoint in checkpoints:
-        problem = ("its MAC is not valid (not made with this key)" if not audit_chain.authentic(checkpoint)
-                   else audit_chain.extension_problem(checkpoint, verdict))
+        problem = (
+            "its MAC is not valid (not made with this key)"
+            if not audit_chain.authentic(checkpoint)
+            else audit_chain.extension_problem(checkpoint, verdict)
+        )
         if problem:
             problems.append(f"{checkpoint_label(checkpoint)}: {problem}.")
     return problems
@@ -147,10 +154,17 @@ def register(app) -> None:
 
     @app.cli.command("seed")
     @click.option("--products", "product_count", type=click.IntRange(min=0), default=0, show_default=True)
-    @click.option("--transactions", "transaction_count", type=click.IntRange(min=0), default=0,
-                  show_default=True, help="Demo transactions over the last two years: most posted, some drafts and voids.")
-    @click.option("--lines", type=click.IntRange(min=1, max=100), default=3, show_default=True,
-                  help="Lines per demo transaction.")
+    @click.option(
+        "--transactions",
+        "transaction_count",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Demo transactions over the last two years: most posted, some drafts and voids.",
+    )
+    @click.option(
+        "--lines", type=click.IntRange(min=1, max=100), default=3, show_default=True, help="Lines per demo transaction."
+    )
     @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same data.")
     @as_cli
     def seed_command(product_count, transaction_count, lines, seed):
@@ -160,13 +174,19 @@ def register(app) -> None:
         if product_count:
             click.echo(f"Added {product_count} products.")
         if transaction_count:
-            click.echo(f"Added {transaction_count} transactions: {seeded.posted} posted, {seeded.voided} void, "
-                       f"{seeded.drafts} drafts.")
+            click.echo(
+                f"Added {transaction_count} transactions: {seeded.posted} posted, {seeded.voided} void, "
+                f"{seeded.drafts} drafts."
+            )
 
     @app.cli.command("audit-verify")
-    @click.option("--checkpoint", "checkpoint_source", metavar="LINE_OR_FILE",
-                  help="A line printed by audit-checkpoint, or a file of such lines: exit 1 unless the chain "
-                       "still extends each of them.")
+    @click.option(
+        "--checkpoint",
+        "checkpoint_source",
+        metavar="LINE_OR_FILE",
+        help="A line printed by audit-checkpoint, or a file of such lines: exit 1 unless the chain "
+        "still extends each of them.",
+    )
     def audit_verify_command(checkpoint_source):
         """Check the audit trail's hash chain; exit 1 at the first broken entry."""
         checkpoints = read_checkpoints(checkpoint_source) if checkpoint_source else []
@@ -175,8 +195,11 @@ def register(app) -> None:
             verdict = verify_audit_trail(bar.update, [checkpoint.last_id for checkpoint in checkpoints])
         problems = checkpoint_problems(checkpoints, verdict)
         if not verdict.ok:
-            problems.insert(0, f"Audit trail BROKEN at entry #{verdict.broken_id}: {verdict.reason}. "
-                               f"{verdict.checked} entries before it are intact.")
+            problems.insert(
+                0,
+                f"Audit trail BROKEN at entry #{verdict.broken_id}: {verdict.reason}. "
+                f"{verdict.checked} entries before it are intact.",
+            )
         for problem in problems:
             click.echo(problem, err=True)
         if problems:

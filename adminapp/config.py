@@ -101,10 +101,14 @@ def _checked_with_defaults(config: dict) -> bool:
     for setting, value in _defaults(production).items():
         config.setdefault(setting, value)
     if config["SQLITE_SYNCHRONOUS"] not in SYNCHRONOUS_LEVELS:
-        raise ConfigError(f"SQLITE_SYNCHRONOUS={config['SQLITE_SYNCHRONOUS']!r} is not one of {', '.join(SYNCHRONOUS_LEVELS)}.")
+        raise ConfigError(
+            f"SQLITE_SYNCHRONOUS={config['SQLITE_SYNCHRONOUS']!r} is not one of {', '.join(SYNCHRONOUS_LEVELS)}."
+        )
     if production and config.get("DEBUG"):
-        raise ConfigError("FLASK_DEBUG is on: the debugger runs any code sent to it, so production refuses "
-                          "to start with it. Unset FLASK_DEBUG.")
+        raise ConfigError(
+            "FLASK_DEBUG is on: the debugger runs any code sent to it, so production refuses "
+            "to start with it. Unset FLASK_DEBUG."
+        )
     return production
 
 
@@ -114,7 +118,8 @@ def _with_keys_and_database(config: dict, instance: Path, production: bool) -> N
     _check_audit_key(config.get("AUDIT_KEY"), instance, production)
     _private_folder(instance)
     config["SECRET_KEY"] = config.get("SECRET_KEY") or _generated_key(
-        instance / "secret_key", "delete it to have a new key generated, or set SECRET_KEY")
+        instance / "secret_key", "delete it to have a new key generated, or set SECRET_KEY"
+    )
     config["AUDIT_KEY"] = _audit_key(config.get("AUDIT_KEY"), instance, production)
     database_url = _database_url(config.get("SQLALCHEMY_DATABASE_URI") or f"sqlite:///{instance / 'adminapp.db'}")
     _private_sqlite_file(database_url)
@@ -150,8 +155,10 @@ MIN_SECRET_KEY_LENGTH = 32
 
 def _check_secret_key(key: str | None, production: bool) -> None:
     if key and production and len(key) < MIN_SECRET_KEY_LENGTH:
-        raise ConfigError(f"SECRET_KEY is too short for production: use at least {MIN_SECRET_KEY_LENGTH} random "
-                          "characters, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`.")
+        raise ConfigError(
+            f"SECRET_KEY is too short for production: use at least {MIN_SECRET_KEY_LENGTH} random "
+            "characters, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`."
+        )
     if not key and production:
         raise ConfigError(
             "SECRET_KEY is not set. In production (ADMINAPP_ENV=production) set SECRET_KEY "
@@ -178,23 +185,29 @@ def _check_audit_key(key: str | None, instance_path: Path, production: bool) -> 
             f"AUDIT_KEY is not set and there is no {key_file}. In production (ADMINAPP_ENV=production) set "
             "AUDIT_KEY to a long random value kept apart from the database and its backups, e.g. "
             "`python -c 'import secrets; print(secrets.token_hex(32))'`; if this database's audit trail was "
-            "written with a generated key file, set AUDIT_KEY to that file's content instead.")
+            "written with a generated key file, set AUDIT_KEY to that file's content instead."
+        )
     if key:
         _check_audit_key_length(key, production)
 
 
 def _check_audit_key_length(key: str, production: bool) -> None:
     if production and len(key) < MIN_SECRET_KEY_LENGTH:
-        raise ConfigError(f"AUDIT_KEY is too short for production: use at least {MIN_SECRET_KEY_LENGTH} random "
-                          "characters, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`.")
+        raise ConfigError(
+            f"AUDIT_KEY is too short for production: use at least {MIN_SECRET_KEY_LENGTH} random "
+            "characters, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`."
+        )
 
 
 def _audit_key(key: str | None, instance_path: Path, production: bool) -> str:
     if key:
         return key
-    key = _generated_key(instance_path / AUDIT_KEY_FILE, "put back the key the audit trail was written with "
-                         "(deleting the file would make a new key, and the trail would no longer verify), "
-                         "or set AUDIT_KEY")
+    key = _generated_key(
+        instance_path / AUDIT_KEY_FILE,
+        "put back the key the audit trail was written with "
+        "(deleting the file would make a new key, and the trail would no longer verify), "
+        "or set AUDIT_KEY",
+    )
     _check_audit_key_length(key, production)
     return key
 

@@ -29,8 +29,12 @@ RETRIES = 2  # after the first attempt
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5  # what a 503 asks the client to wait
 
-_BUSY = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
-         psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)
+_BUSY = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.LockNotAvailable,
+    psycopg.errors.QueryCanceled,
+)
 _SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
 
 
@@ -47,8 +51,9 @@ def failure_of(exc: BaseException) -> Failure | None:
     if not isinstance(exc, DBAPIError):
         return None
     orig = exc.orig
-    if isinstance(orig, _BUSY) or (isinstance(orig, sqlite3.OperationalError)
-                                   and str(orig).lower().startswith(_SQLITE_BUSY)):
+    if isinstance(orig, _BUSY) or (
+        isinstance(orig, sqlite3.OperationalError) and str(orig).lower().startswith(_SQLITE_BUSY)
+    ):
         return Failure.BUSY
     if exc.connection_invalidated or isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError)):
         return Failure.UNAVAILABLE  # the busy ones, OperationalErrors too, were told apart above
@@ -64,10 +69,11 @@ def message(failure: Failure) -> str:
         return gettext("The database was busy; nothing was changed. Try again.")
     if failure is Failure.UNAVAILABLE:
         # Not "nothing was changed": the connection may have been lost during the commit itself.
-        return gettext("The database cannot be reached just now. Reload the page in a moment to see "
-                       "whether your change was saved before you try again.")
-    return gettext("The change could not be recorded in the audit trail, so it was not saved. "
-                   "Tell the administrator.")
+        return gettext(
+            "The database cannot be reached just now. Reload the page in a moment to see "
+            "whether your change was saved before you try again."
+        )
+    return gettext("The change could not be recorded in the audit trail, so it was not saved. Tell the administrator.")
 
 
 def retrying(work, rollback):

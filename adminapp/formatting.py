@@ -6,7 +6,6 @@ from decimal import Decimal
 from flask import current_app
 from flask_babel import format_currency, format_date, format_datetime, format_decimal
 
-
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 

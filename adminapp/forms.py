@@ -52,7 +52,8 @@ def _checks_control_characters(field) -> bool:
     # A password is only ever hashed (its rule refuses control characters in a new one); a
     # hidden field holds what the page set (a version, a line's id), read by its own parser.
     return isinstance(field, StringField) and not isinstance(
-        field, (PasswordField, HiddenField, TextAcceptingControlCharacters))
+        field, (PasswordField, HiddenField, TextAcceptingControlCharacters)
+    )
 
 
 class AdminFormBehaviour:
@@ -93,7 +94,8 @@ class HelpStaysWithErrors:
             help_id = f"{field.id}-help"
             html = super().render_field(field, {**render_kw, "aria-describedby": help_id})
             return html + Markup('<small id="{}" class="form-text text-muted">{}</small>').format(
-                help_id, field.description)
+                help_id, field.description
+            )
 
 
 class Form(AdminFormBehaviour, FlaskForm):

@@ -47,8 +47,9 @@ def database_failure(exc: Exception) -> bool:
 
 
 @contextmanager
-def unit_of_work(what_failed: str | None = None, *, where: str = "",
-                 tell: Callable[[Exception], bool] | None = None) -> Iterator[Outcome]:
+def unit_of_work(
+    what_failed: str | None = None, *, where: str = "", tell: Callable[[Exception], bool] | None = None
+) -> Iterator[Outcome]:
     """The block, then one commit; on an error, a rollback, then the user told or the error
     raised again (see the module's description)."""
     outcome = Outcome()
@@ -62,12 +63,19 @@ def unit_of_work(what_failed: str | None = None, *, where: str = "",
         outcome.done = True
 
 
-def run_unit_of_work(work: Callable[[], object], what_failed: str | None = None, *, where: str = "",
-                     tell: Callable[[Exception], bool] | None = None, reread: tuple = ()) -> Outcome:
+def run_unit_of_work(
+    work: Callable[[], object],
+    what_failed: str | None = None,
+    *,
+    where: str = "",
+    tell: Callable[[Exception], bool] | None = None,
+    reread: tuple = (),
+) -> Outcome:
     """``work()`` and one commit, run again after a rollback when the database was busy;
     failures as with ``unit_of_work``. The ``reread`` records are read afresh before each
     new attempt: loaded only once the work has changed them, they would be flushed first
     (and their versions read back bumped)."""
+
     def attempt():
         result = work()
         db.session.commit()
@@ -118,8 +126,10 @@ def failure_message(exc: Exception, what_failed: str | None, where: str = "") ->
     if failure is not None:
         return gettext("%(what)s: %(message)s", what=what_failed, message=database_errors.message(failure))
     if isinstance(exc, StaleDataError):
-        return gettext("This record was changed by someone else while you were saving. "
-                       "Your changes were not saved: reopen it to see the current data.")
+        return gettext(
+            "This record was changed by someone else while you were saving. "
+            "Your changes were not saved: reopen it to see the current data."
+        )
     if isinstance(exc, IntegrityError):
         log.warning("Integrity error in %s: %s", where, exc)
         return gettext("The change conflicts with existing data and was not saved.")
@@ -127,5 +137,6 @@ def failure_message(exc: Exception, what_failed: str | None, where: str = "") ->
         raise exc
     # Anything else is logged with the request ID; the user never sees SQL or internals.
     log.exception("Unexpected error in %s, request ID %s", where, g.get("request_id"))
-    return gettext("%(what)s: an unexpected error occurred (request ID %(id)s).",
-                   what=what_failed, id=g.get("request_id"))
+    return gettext(
+        "%(what)s: an unexpected error occurred (request ID %(id)s).", what=what_failed, id=g.get("request_id")
+    )

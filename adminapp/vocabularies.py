@@ -43,6 +43,7 @@ class AuditAction(StrEnum):
 
 class Language(StrEnum):
     """The interface languages. English first: the source language and the fallback."""
+
     ENGLISH = "en"
     INDONESIAN = "id"
 

@@ -72,9 +72,18 @@ def write_chain(count: int) -> None:
     """A valid chain written through the app's own bulk path, one commit per batch."""
     start = utcnow()
     for first in range(0, count, BATCH):
-        entries = [audit.entry(ACTOR, "update", "product", n % 5000, f"BENCH-{n}", {"stock": [n, n + 1]},
-                               at=start + timedelta(microseconds=n))
-                   for n in range(first, min(first + BATCH, count))]
+        entries = [
+            audit.entry(
+                ACTOR,
+                "update",
+                "product",
+                n % 5000,
+                f"BENCH-{n}",
+                {"stock": [n, n + 1]},
+                at=start + timedelta(microseconds=n),
+            )
+            for n in range(first, min(first + BATCH, count))
+        ]
         with db.engine.begin() as connection:
             audit.append(connection, entries)
 
@@ -90,8 +99,10 @@ def bench(url: str, count: int) -> None:
         began, cpu_began = time.perf_counter(), time.process_time()
         verdict = audit.verify(db.session)
         seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
-        print(f"verified {verdict.checked:,} entries in {seconds:.1f} s "
-              f"({verdict.checked / seconds:,.0f} entries/s); intact: {verdict.ok}")
+        print(
+            f"verified {verdict.checked:,} entries in {seconds:.1f} s "
+            f"({verdict.checked / seconds:,.0f} entries/s); intact: {verdict.ok}"
+        )
         # On a shared machine the wall time counts the neighbours too; this process's CPU does not.
         print(f"the walk used {cpu_seconds:.1f} s of this process's CPU (a database server's not included)")
         print(f"peak memory: {before:.0f} MiB before the walk, {peak_mib():.0f} MiB after")
@@ -103,19 +114,21 @@ def postgres_server(value: str) -> str:
     try:
         url = make_url(value)
     except ArgumentError as exc:
-        raise argparse.ArgumentTypeError(str(exc))
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if url.get_backend_name() != "postgresql":
         raise argparse.ArgumentTypeError(
             "only a PostgreSQL server URL is accepted (the bench creates and drops its own database "
-            "there); SQLite always runs in a temporary folder, so leave the option out")
+            "there); SQLite always runs in a temporary folder, so leave the option out"
+        )
     return value
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=200_000)
-    parser.add_argument("--database-url", type=postgres_server,
-                        help="a PostgreSQL server to create (and drop) a bench database on")
+    parser.add_argument(
+        "--database-url", type=postgres_server, help="a PostgreSQL server to create (and drop) a bench database on"
+    )
     args = parser.parse_args()
     # SIGTERM ends the run like Ctrl-C, through the clean-up of the database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -75,8 +75,13 @@ MEANT_REFUSALS = [
     ("database away", re.compile(r"database cannot be reached")),
     ("out of stock", re.compile(r"in stock, \d+ asked")),
     ("conflict", re.compile(r"changed by someone else|changed from \d+ to \d+ after you opened it")),
-    ("already posted/voided", re.compile(r"is already posted|only drafts can be posted|only posted transactions can be voided"
-                                         r"|read-only|can no longer be changed")),
+    (
+        "already posted/voided",
+        re.compile(
+            r"is already posted|only drafts can be posted|only posted transactions can be voided"
+            r"|read-only|can no longer be changed"
+        ),
+    ),
 ]
 SERVER_ERRORS = ("5xx", "503", "unexpected error", "database is locked", "connection error")
 WRITES = ("draft", "post", "void", "price")
@@ -89,8 +94,13 @@ RECOVERY_GRACE = 0.5
 
 
 def manage(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+    )
 
 
 def prepare(env: dict, products: int, stock: int, users: int) -> tuple[list[int], list[str]]:
@@ -108,8 +118,10 @@ def prepare(env: dict, products: int, stock: int, users: int) -> tuple[list[int]
     app = create_app()
     with app.app_context():
         audit.set_actor(db.session, audit.Actor(username="cli"))
-        shared = [Product(sku=f"LOAD-{RUN}-{n}", name=f"Load test product {n}", price=Decimal("10.00"),
-                          stock=stock) for n in range(1, products + 1)]
+        shared = [
+            Product(sku=f"LOAD-{RUN}-{n}", name=f"Load test product {n}", price=Decimal("10.00"), stock=stock)
+            for n in range(1, products + 1)
+        ]
         db.session.add_all(shared)
         names = [f"load-{RUN}-{n}" for n in range(1, users + 1)]
         for name in names:
@@ -132,9 +144,19 @@ def gunicorn(env: dict, workers: int, log_path: Path):
     port = free_port()
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-             "adminapp:create_app()"],
-            cwd=ROOT, env={**env, "WEB_CONCURRENCY": str(workers)}, stdout=log, stderr=log)
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "-c",
+                "gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "adminapp:create_app()",
+            ],
+            cwd=ROOT,
+            env={**env, "WEB_CONCURRENCY": str(workers)},
+            stdout=log,
+            stderr=log,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base)
@@ -172,8 +194,10 @@ class Page:
     def alerts(self) -> list[tuple[str, str]]:
         """The flashed messages: (bootstrap category, text)."""
         found = re.findall(r'<div class="alert alert-(\w+)[^"]*">(.*?)</div>', self.text, re.S)
-        return [(category, " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).replace("×", "").split()))
-                for category, body in found]
+        return [
+            (category, " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).replace("×", "").split()))
+            for category, body in found
+        ]
 
 
 class Browser:
@@ -358,8 +382,13 @@ def save_draft(browser: Browser, shared: Shared) -> None:
     chosen = random.sample(shared.product_ids, random.randint(1, min(3, len(shared.product_ids))))
     form = {"csrf_token": browser.csrf, "note": "", "version": "", "_continue_editing": "Save and Continue Editing"}
     for i, product_id in enumerate(chosen):
-        form.update({f"lines-{i}-id": "", f"lines-{i}-product": str(product_id),
-                     f"lines-{i}-product_qty": str(random.randint(1, 5))})
+        form.update(
+            {
+                f"lines-{i}-id": "",
+                f"lines-{i}-product": str(product_id),
+                f"lines-{i}-product_qty": str(random.randint(1, 5)),
+            }
+        )
     outcome, page = timed(shared, "draft", SAVED, lambda: browser.request("/admin/transaction/new/", form))
     if outcome == "ok":
         found = re.search(r"[?&]id=(\d+)", page.location)
@@ -371,8 +400,12 @@ def post_draft(browser: Browser, shared: Shared) -> None:
     txn_id = shared.pick(shared.drafts)
     if txn_id is None:
         return save_draft(browser, shared)
-    form = {"csrf_token": browser.csrf, "action": "post", "rowid": str(txn_id),
-            "url": f"/admin/transaction/details/?id={txn_id}"}
+    form = {
+        "csrf_token": browser.csrf,
+        "action": "post",
+        "rowid": str(txn_id),
+        "url": f"/admin/transaction/details/?id={txn_id}",
+    }
     outcome, _ = timed(shared, "post", POSTED, lambda: browser.request("/admin/transaction/action/", form))
     if outcome == "ok":
         shared.move(txn_id, shared.drafts, shared.posted)
@@ -390,8 +423,13 @@ def void_posted(browser: Browser, shared: Shared) -> None:
         shared.move(txn_id, shared.posted, None)
 
 
-def edit_price(browser: Browser, shared: Shared, product_id: int | None = None, price: str | None = None,
-               opened: threading.Barrier | None = None) -> str:
+def edit_price(
+    browser: Browser,
+    shared: Shared,
+    product_id: int | None = None,
+    price: str | None = None,
+    opened: threading.Barrier | None = None,
+) -> str:
     """Open the product's form, then save it with a new price and everything else as shown
     (the stock too, with the stock it was opened with: a sale meanwhile is not undone)."""
     product_id = product_id or random.choice(shared.product_ids)
@@ -409,9 +447,15 @@ def edit_price(browser: Browser, shared: Shared, product_id: int | None = None, 
 
 def read_list(browser: Browser, shared: Shared) -> None:
     some_txn = shared.pick(shared.posted) or shared.pick(shared.drafts)
-    url = random.choice(["/admin/", "/admin/product/", "/admin/transaction/",
-                         "/admin/transaction/?flt0_status_equals=posted",
-                         f"/admin/transaction/details/?id={some_txn}" if some_txn else "/admin/transaction/"])
+    url = random.choice(
+        [
+            "/admin/",
+            "/admin/product/",
+            "/admin/transaction/",
+            "/admin/transaction/?flt0_status_equals=posted",
+            f"/admin/transaction/details/?id={some_txn}" if some_txn else "/admin/transaction/",
+        ]
+    )
     timed(shared, "list", None, lambda: browser.request(url))
 
 
@@ -482,8 +526,10 @@ def database_unavailable(url: str):
     with server.connect() as db:
         db.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
         try:
-            db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                       {"name": parsed.database})
+            db.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": parsed.database},
+            )
             yield
         finally:
             db.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
@@ -517,7 +563,9 @@ def recovery(events: list[Event], window: list) -> str:
     failed = [e.ended for e in events if e.outcome in SERVER_ERRORS]
     done = [e.ended for e in events if e.started >= end and e.outcome == "ok" and e.operation in WRITES]
     last = f"the last error was answered {max(failed) - end:+.2f} s" if failed else "no error"
-    first = f"the first write begun after it succeeded at {min(done) - end:+.2f} s" if done else "no write then succeeded"
+    first = (
+        f"the first write begun after it succeeded at {min(done) - end:+.2f} s" if done else "no write then succeeded"
+    )
     return f"After the database came back: {last}, {first}."
 
 
@@ -530,8 +578,10 @@ def run_start(url: str) -> dict:
 
     engine = create_engine(url)
     with engine.connect() as db:
-        marks = {"txn": db.scalar(text("SELECT coalesce(max(id), 0) FROM transactions")),
-                 "audit": db.scalar(text("SELECT coalesce(max(id), 0) FROM audit_entries"))}
+        marks = {
+            "txn": db.scalar(text("SELECT coalesce(max(id), 0) FROM transactions")),
+            "audit": db.scalar(text("SELECT coalesce(max(id), 0) FROM audit_entries")),
+        }
     engine.dispose()
     return marks
 
@@ -541,20 +591,24 @@ def initial_stock(url: str, product_ids: list[int]) -> dict[int, int]:
 
     engine = create_engine(url)
     with engine.connect() as db:
-        rows = db.execute(text("SELECT id, stock FROM products WHERE id IN :ids")
-                          .bindparams(bindparam("ids", expanding=True)), {"ids": product_ids}).all()
+        rows = db.execute(
+            text("SELECT id, stock FROM products WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)),
+            {"ids": product_ids},
+        ).all()
     engine.dispose()
     return dict(rows)
 
 
-def check_invariants(url: str, env: dict, product_ids: list[int], stock_before: dict[int, int], start: dict,
-                     probe: tuple[Counter, str]) -> list[tuple[str, bool, str]]:
+def check_invariants(
+    url: str, env: dict, product_ids: list[int], stock_before: dict[int, int], start: dict, probe: tuple[Counter, str]
+) -> list[tuple[str, bool, str]]:
     """(invariant, held, detail) for each invariant, read with SQL after the load stopped."""
     from sqlalchemy import bindparam, create_engine, text
 
     engine = create_engine(url)
     results = []
     with engine.connect() as db:
+
         def rows(sql, **params):
             statement = text(sql)
             if "ids" in params:
@@ -565,41 +619,72 @@ def check_invariants(url: str, env: dict, product_ids: list[int], stock_before: 
         results.append(("no negative stock", not negative, f"{len(negative)} products below 0"))
 
         stock_now = dict(rows("SELECT id, stock FROM products WHERE id IN :ids", ids=product_ids))
-        taken = dict(rows(
-            "SELECT l.product_id, sum(l.product_qty) FROM transaction_products l "
-            "JOIN transactions t ON t.id = l.transaction_id "
-            "WHERE t.id > :txn AND t.status = 'posted' AND l.product_id IN :ids GROUP BY l.product_id",
-            txn=start["txn"], ids=product_ids))
-        wrong = {pid: (stock_now[pid], stock_before[pid] - int(taken.get(pid) or 0)) for pid in product_ids
-                 if stock_now[pid] != stock_before[pid] - int(taken.get(pid) or 0)}
-        results.append(("stock = before - posted (voids put back)", not wrong,
-                        f"{len(wrong)} wrong (now, expected): {wrong}" if wrong else
-                        f"{sum(stock_before.values()) - sum(stock_now.values())} units taken"))
+        taken = dict(
+            rows(
+                "SELECT l.product_id, sum(l.product_qty) FROM transaction_products l "
+                "JOIN transactions t ON t.id = l.transaction_id "
+                "WHERE t.id > :txn AND t.status = 'posted' AND l.product_id IN :ids GROUP BY l.product_id",
+                txn=start["txn"],
+                ids=product_ids,
+            )
+        )
+        wrong = {
+            pid: (stock_now[pid], stock_before[pid] - int(taken.get(pid) or 0))
+            for pid in product_ids
+            if stock_now[pid] != stock_before[pid] - int(taken.get(pid) or 0)
+        }
+        results.append(
+            (
+                "stock = before - posted (voids put back)",
+                not wrong,
+                f"{len(wrong)} wrong (now, expected): {wrong}"
+                if wrong
+                else f"{sum(stock_before.values()) - sum(stock_now.values())} units taken",
+            )
+        )
 
-        txns = rows("SELECT id, status, total, posted_at, posted_by, voided_at, voided_by, void_reason "
-                    "FROM transactions WHERE id > :txn", txn=start["txn"])
+        txns = rows(
+            "SELECT id, status, total, posted_at, posted_by, voided_at, voided_by, void_reason "
+            "FROM transactions WHERE id > :txn",
+            txn=start["txn"],
+        )
         lines = defaultdict(list)
-        for txn_id, qty, price in rows("SELECT transaction_id, product_qty, unit_price FROM transaction_products "
-                                       "WHERE transaction_id > :txn", txn=start["txn"]):
+        for txn_id, qty, price in rows(
+            "SELECT transaction_id, product_qty, unit_price FROM transaction_products WHERE transaction_id > :txn",
+            txn=start["txn"],
+        ):
             lines[txn_id].append((qty, price))
         done = [t for t in txns if t.status in ("posted", "void")]
         wrong_totals = [t.id for t in done if not total_matches(t.total, lines[t.id])]
-        results.append(("totals = sum of their lines", not wrong_totals,
-                        f"{len(wrong_totals)} wrong: {wrong_totals[:10]}" if wrong_totals else
-                        f"{len(done)} posted or void"))
+        results.append(
+            (
+                "totals = sum of their lines",
+                not wrong_totals,
+                f"{len(wrong_totals)} wrong: {wrong_totals[:10]}" if wrong_totals else f"{len(done)} posted or void",
+            )
+        )
 
-        half = [t.id for t in txns if
-                (t.status in ("posted", "void") and (t.posted_at is None or t.posted_by is None))
-                or (t.status == "void" and (t.voided_at is None or t.voided_by is None or not t.void_reason))
-                or (t.status == "draft" and (t.posted_at is not None or t.voided_at is not None))]
-        results.append(("no half-posted or half-voided transaction", not half,
-                        f"{len(half)}: {half[:10]}" if half else f"{len(txns)} transactions"))
+        half = [
+            t.id
+            for t in txns
+            if (t.status in ("posted", "void") and (t.posted_at is None or t.posted_by is None))
+            or (t.status == "void" and (t.voided_at is None or t.voided_by is None or not t.void_reason))
+            or (t.status == "draft" and (t.posted_at is not None or t.voided_at is not None))
+        ]
+        results.append(
+            (
+                "no half-posted or half-voided transaction",
+                not half,
+                f"{len(half)}: {half[:10]}" if half else f"{len(txns)} transactions",
+            )
+        )
 
         entries = Counter()
         for object_id, action, count in rows(
-                "SELECT object_id, action, count(*) FROM audit_entries WHERE id > :audit "
-                "AND object_type = 'transaction' AND action IN ('post', 'void') GROUP BY object_id, action",
-                audit=start["audit"]):
+            "SELECT object_id, action, count(*) FROM audit_entries WHERE id > :audit "
+            "AND object_type = 'transaction' AND action IN ('post', 'void') GROUP BY object_id, action",
+            audit=start["audit"],
+        ):
             entries[(int(object_id), action)] = count
         expected = Counter()
         for t in done:
@@ -607,16 +692,29 @@ def check_invariants(url: str, env: dict, product_ids: list[int], stock_before: 
             if t.status == "void":
                 expected[(t.id, "void")] = 1
         mismatched = sorted({key for key in entries.keys() | expected.keys() if entries[key] != expected[key]})
-        results.append(("one audit entry per post and per void", not mismatched,
-                        f"{len(mismatched)} off: {mismatched[:10]}" if mismatched else
-                        f"{sum(expected.values())} entries"))
+        results.append(
+            (
+                "one audit entry per post and per void",
+                not mismatched,
+                f"{len(mismatched)} off: {mismatched[:10]}" if mismatched else f"{sum(expected.values())} entries",
+            )
+        )
 
         outcomes, winner = probe
         price = db.scalar(text("SELECT price FROM products WHERE id = :id"), {"id": product_ids[0]})
-        won = (outcomes["ok"] == 1 and outcomes["conflict"] == EDITORS - 1
-               and bool(winner) and Decimal(winner) == Decimal(str(price)))
-        results.append((f"lost update: 1 of {EDITORS} editors wins, {EDITORS - 1} told of the conflict", won,
-                        ", ".join(f"{n} {o}" for o, n in outcomes.most_common()) + f"; price now {price}"))
+        won = (
+            outcomes["ok"] == 1
+            and outcomes["conflict"] == EDITORS - 1
+            and bool(winner)
+            and Decimal(winner) == Decimal(str(price))
+        )
+        results.append(
+            (
+                f"lost update: 1 of {EDITORS} editors wins, {EDITORS - 1} told of the conflict",
+                won,
+                ", ".join(f"{n} {o}" for o, n in outcomes.most_common()) + f"; price now {price}",
+            )
+        )
     engine.dispose()
 
     verified = manage(env, "audit-verify")
@@ -654,8 +752,7 @@ def print_outcomes(events: list[Event]) -> Counter:
         times = sorted(event.ended - event.started for event in mine)
         p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
         cells = "  ".join(f"{counts[o]:>{len(o)}}" for o in columns)
-        print(f"{operation:<10} {len(mine):>7} {statistics.median(times) * 1000:>10.0f} "
-              f"{p95 * 1000:>8.0f}  {cells}")
+        print(f"{operation:<10} {len(mine):>7} {statistics.median(times) * 1000:>10.0f} {p95 * 1000:>8.0f}  {cells}")
     said = {}
     for event in events:
         if event.outcome != "ok" and event.message:
@@ -671,8 +768,10 @@ def server_log_counts(log_path: Path | None) -> dict:
     if log_path is None or not log_path.exists():
         return {}
     log = log_path.read_text(errors="replace")
-    return {phrase: log.count(phrase) for phrase in
-            ("Traceback", "database is locked", "deadlock detected", "could not serialize", "WORKER TIMEOUT")}
+    return {
+        phrase: log.count(phrase)
+        for phrase in ("Traceback", "database is locked", "deadlock detected", "could not serialize", "WORKER TIMEOUT")
+    }
 
 
 def logged_errors(log_path: Path) -> Counter:
@@ -680,7 +779,7 @@ def logged_errors(log_path: Path) -> Counter:
     errors, lines = Counter(), log_path.read_text(errors="replace").splitlines()
     for n, line in enumerate(lines):
         if line.startswith("Traceback"):
-            rest = lines[n + 1:]
+            rest = lines[n + 1 :]
             end = next((i for i, later in enumerate(rest) if not later.startswith((" ", "\t"))), None)
             if end is not None:
                 errors[rest[end]] += 1
@@ -696,8 +795,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (4 threads each)")
     parser.add_argument("--products", type=int, default=5, help="shared products the requests contend for")
     parser.add_argument("--stock", type=int, default=200, help="each shared product's stock to start with")
-    parser.add_argument("--outage", type=float, default=0, metavar="SECONDS",
-                        help="halfway through, make the database unavailable this long (see database_unavailable)")
+    parser.add_argument(
+        "--outage",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="halfway through, make the database unavailable this long (see database_unavailable)",
+    )
     parser.add_argument("--log", help="keep the server's log in this file (default: thrown away with the run)")
     args = parser.parse_args()
     if args.url and not args.database_url:
@@ -708,9 +812,14 @@ def main() -> int:
         url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)  # as the app reads it
         env = {**os.environ, "DATABASE_URL": url}
         if not args.url:
-            env.update({"ADMINAPP_ENV": "production", "SECRET_KEY": secrets.token_hex(32),
-                        "AUDIT_KEY": "bench_reliability's audit key, the same in every run",
-                        "ADMINAPP_INSTANCE_PATH": str(Path(folder) / "instance")})
+            env.update(
+                {
+                    "ADMINAPP_ENV": "production",
+                    "SECRET_KEY": secrets.token_hex(32),
+                    "AUDIT_KEY": "bench_reliability's audit key, the same in every run",
+                    "ADMINAPP_INSTANCE_PATH": str(Path(folder) / "instance"),
+                }
+            )
         env.pop("TEST_DATABASE_URL", None)
         product_ids, usernames = prepare(env, args.products, args.stock, max(args.threads, EDITORS))
         start, stock_before = run_start(url), initial_stock(url, product_ids)
@@ -722,22 +831,28 @@ def main() -> int:
             for browser, name in zip(browsers, usernames):
                 browser.sign_in(name)
             where = "an already running server" if args.url else f"gunicorn, {args.workers} workers x 4 threads"
-            print(f"{make_safe(url)}, {where}: {args.threads} threads for {args.seconds:.0f} s "
-                  f"on {args.products} products of stock {args.stock}", flush=True)
+            print(
+                f"{make_safe(url)}, {where}: {args.threads} threads for {args.seconds:.0f} s "
+                f"on {args.products} products of stock {args.stock}",
+                flush=True,
+            )
             window = []
             if args.outage:
-                fault = threading.Thread(target=inject_fault,
-                                         args=(url, max(0, (args.seconds - args.outage) / 2), args.outage, window))
+                fault = threading.Thread(
+                    target=inject_fault, args=(url, max(0, (args.seconds - args.outage) / 2), args.outage, window)
+                )
                 fault.start()
-            elapsed = drive(browsers[:args.threads], shared, args.seconds)
+            elapsed = drive(browsers[: args.threads], shared, args.seconds)
             load = len(shared.events)
             if args.outage:
                 fault.join()
             probe = lost_update_probe(browsers[:EDITORS], shared)
 
         during, outside = split_by_fault(shared.events, window)
-        print(f"\n{load:,} operations in {elapsed:.0f} s ({load / elapsed:.1f}/s), then the probe's "
-              f"{len(shared.events) - load}; a POST and the page it redirects to count as one")
+        print(
+            f"\n{load:,} operations in {elapsed:.0f} s ({load / elapsed:.1f}/s), then the probe's "
+            f"{len(shared.events) - load}; a POST and the page it redirects to count as one"
+        )
         totals = print_outcomes(outside)
         if window:
             print(f"\nDuring the {args.outage:g} s outage and {RECOVERY_GRACE} s after it:")
@@ -753,9 +868,14 @@ def main() -> int:
         errors = {kind: totals[kind] for kind in SERVER_ERRORS}
         if not window:  # the log does not say when: with an outage, its lines may be the outage's
             errors["database is locked"] += logged.get("database is locked", 0)
-        results.append(("no 5xx, unexpected error, database is locked or connection error"
-                        + (" outside the outage" if window else ""), not any(errors.values()),
-                        ", ".join(f"{kind}: {n}" for kind, n in errors.items())))
+        results.append(
+            (
+                "no 5xx, unexpected error, database is locked or connection error"
+                + (" outside the outage" if window else ""),
+                not any(errors.values()),
+                ", ".join(f"{kind}: {n}" for kind, n in errors.items()),
+            )
+        )
         print("\nInvariants:")
         for name, held, detail in results:
             print(f"  {'PASS' if held else 'FAIL'}  {name}  ({detail})")

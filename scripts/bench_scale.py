@@ -31,7 +31,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
 
@@ -46,7 +46,7 @@ def pages(seller: str, product_id: int, txn_id: int, draft_id: int) -> list[tupl
     """(label, URL) of every list sort, filter and search a user can click, and the other pages.
     A page past the paging cap answers with the cap's last page and a message."""
     p, t, a = "/admin/product/", "/admin/transaction/", "/admin/audit/"
-    month_ago = (datetime.now(timezone.utc) - timedelta(days=30)).date()
+    month_ago = (datetime.now(UTC) - timedelta(days=30)).date()
     return [
         ("dashboard", "/admin/"),
         ("product list p1", p),
@@ -85,10 +85,14 @@ def pages(seller: str, product_id: int, txn_id: int, draft_id: int) -> list[tupl
         ("transaction details", f"/admin/transaction/details/?id={txn_id}"),
         ("draft edit form", f"/admin/transaction/edit/?id={draft_id}"),
         ("transaction history", f"/admin/transaction/history/?id={txn_id}"),
-        ("line editor autocomplete, common", "/admin/transaction/ajax/lookup/?name=transactionproduct-product"
-                                             "&query=coffee"),
-        ("line editor autocomplete, rare", "/admin/transaction/ajax/lookup/?name=transactionproduct-product"
-                                           "&query=zzqx"),
+        (
+            "line editor autocomplete, common",
+            "/admin/transaction/ajax/lookup/?name=transactionproduct-product&query=coffee",
+        ),
+        (
+            "line editor autocomplete, rare",
+            "/admin/transaction/ajax/lookup/?name=transactionproduct-product&query=zzqx",
+        ),
         ("audit list p1", a),
         ("audit page 10000 (past the cap)", a + "?page=9999"),
         ("audit sort by time", a + "?sort=1&desc=1"),
@@ -116,8 +120,15 @@ EXPORTS = [
 
 
 def manage(env: dict, *args: str, capture: bool = True) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True, check=True,
-                          stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None)
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        check=True,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+    )
     return done.stdout or ""
 
 
@@ -127,15 +138,31 @@ def prepare(env: dict, args) -> None:
     wanted = {"products": args.products, "transactions": args.transactions}
     more = {name: max(0, wanted[name] - held[name]) for name in wanted}
     if any(more.values()):
-        print(f"Seeding {more['products']:,} products and {more['transactions']:,} transactions "
-              f"with {args.lines} lines each ...", flush=True)
+        print(
+            f"Seeding {more['products']:,} products and {more['transactions']:,} transactions "
+            f"with {args.lines} lines each ...",
+            flush=True,
+        )
         started = time.perf_counter()
-        manage(env, "seed", "--products", str(more["products"]), "--transactions", str(more["transactions"]),
-               "--lines", str(args.lines), "--seed", str(args.seed), capture=False)
+        manage(
+            env,
+            "seed",
+            "--products",
+            str(more["products"]),
+            "--transactions",
+            str(more["transactions"]),
+            "--lines",
+            str(args.lines),
+            "--seed",
+            str(args.seed),
+            capture=False,
+        )
         print(f"Seeded in {time.perf_counter() - started:.0f} s.", flush=True)
     else:
-        print(f"Using the database as it is: {held['products']:,} products, {held['transactions']:,} "
-              "transactions.", flush=True)
+        print(
+            f"Using the database as it is: {held['products']:,} products, {held['transactions']:,} transactions.",
+            flush=True,
+        )
     try:
         manage(env, "create-user", "bench", "--role", "admin", "--password", PASSWORD)
     except subprocess.CalledProcessError:  # made by an earlier run
@@ -162,9 +189,18 @@ def free_port() -> int:
 def gunicorn(env: dict):
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "adminapp:create_app()"],
-        cwd=ROOT, env={**env, "WEB_CONCURRENCY": str(WORKERS)}, stderr=subprocess.DEVNULL)
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-c",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "adminapp:create_app()",
+        ],
+        cwd=ROOT,
+        env={**env, "WEB_CONCURRENCY": str(WORKERS)},
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
         with contextlib.suppress(OSError):
@@ -239,7 +275,9 @@ def statements_per_page(env: dict, urls: list[str]) -> dict[str, int]:
     app = create_app()
     client = app.test_client()
     token = csrf_token(client.get("/login").get_data(as_text=True))
-    assert client.post("/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    assert (
+        client.post("/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    )
     seen = []
     with app.app_context():
         engine = db.engine
@@ -258,13 +296,22 @@ def sample_ids(env: dict) -> tuple[str, int, int, int]:
 
     engine = create_engine(env["DATABASE_URL"])
     with engine.connect() as connection:
-        seller = connection.scalar(text("SELECT username FROM users WHERE id = "
-                                        "(SELECT created_by FROM transactions ORDER BY id DESC LIMIT 1)"))
+        seller = connection.scalar(
+            text("SELECT username FROM users WHERE id = (SELECT created_by FROM transactions ORDER BY id DESC LIMIT 1)")
+        )
         product = connection.scalar(text("SELECT max(id) / 2 FROM products"))
-        txn = connection.scalar(text("SELECT id FROM transactions WHERE line_count > 0 AND id >= "
-                                     "(SELECT max(id) / 2 FROM transactions) ORDER BY id LIMIT 1"))
-        draft = connection.scalar(text("SELECT id FROM transactions WHERE status = 'draft' AND id >= "
-                                       "(SELECT max(id) / 2 FROM transactions) ORDER BY id LIMIT 1"))
+        txn = connection.scalar(
+            text(
+                "SELECT id FROM transactions WHERE line_count > 0 AND id >= "
+                "(SELECT max(id) / 2 FROM transactions) ORDER BY id LIMIT 1"
+            )
+        )
+        draft = connection.scalar(
+            text(
+                "SELECT id FROM transactions WHERE status = 'draft' AND id >= "
+                "(SELECT max(id) / 2 FROM transactions) ORDER BY id LIMIT 1"
+            )
+        )
     engine.dispose()
     return seller, product, txn, draft
 
@@ -301,9 +348,14 @@ def production_env(database_url: str | None, folder: str) -> dict:
     run is topped up and verified again."""
     url = database_url or f"sqlite:///{folder}/bench.db"
     url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)  # as the app reads it
-    env = {**os.environ, "DATABASE_URL": url, "ADMINAPP_ENV": "production",
-           "SECRET_KEY": secrets.token_hex(32), "AUDIT_KEY": "bench_scale's audit key, the same in every run",
-           "ADMINAPP_INSTANCE_PATH": str(Path(folder) / "instance")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "ADMINAPP_ENV": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "AUDIT_KEY": "bench_scale's audit key, the same in every run",
+        "ADMINAPP_INSTANCE_PATH": str(Path(folder) / "instance"),
+    }
     env.pop("TEST_DATABASE_URL", None)
     return env
 

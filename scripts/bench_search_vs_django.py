@@ -64,20 +64,32 @@ CASES = [  # (page, search term)
 SKU = re.compile(r"DEMO-\d{7}")
 APPS = {  # how each app signs in and lists products
     "adminapp": {"login": "/login", "token": "csrf_token", "list": "/admin/product/", "search": "search"},
-    "django": {"login": "/admin/login/", "token": "csrfmiddlewaretoken", "list": "/admin/shop/product/",
-               "search": "q"},  # its page size is the ModelAdmin's list_per_page
+    "django": {
+        "login": "/admin/login/",
+        "token": "csrfmiddlewaretoken",
+        "list": "/admin/shop/product/",
+        "search": "q",
+    },  # its page size is the ModelAdmin's list_per_page
 }
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default="sqlite://",
-                        help="sqlite:// for SQLite, or a PostgreSQL server URL (default: %(default)s)")
+    parser.add_argument(
+        "--database-url",
+        default="sqlite://",
+        help="sqlite:// for SQLite, or a PostgreSQL server URL (default: %(default)s)",
+    )
     parser.add_argument("--django-python", required=True, help="Python of a venv with Django 6.x, gunicorn, psycopg")
     parser.add_argument("--requests", type=int, default=20, help="timed requests per page and app")
     parser.add_argument("--products", type=int, default=100_000)
-    parser.add_argument("--page-size", type=int, choices=(20, 50, 100), default=ADMINAPP_PAGE_SIZE,
-                        help="rows per page, one of adminapp's page sizes (default: its own, %(default)s)")
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        choices=(20, 50, 100),
+        default=ADMINAPP_PAGE_SIZE,
+        help="rows per page, one of adminapp's page sizes (default: its own, %(default)s)",
+    )
     parser.add_argument("--adminapp-dir", type=Path, default=REPO, help="adminapp checkout (default: this repo)")
     parser.add_argument("--adminapp-venv", type=Path, help="its venv (default: ADMINAPP_DIR/.venv)")
     args = parser.parse_args()
@@ -87,6 +99,7 @@ def parse_args():
 
 
 # --- the database: always one of our own making ---
+
 
 @contextlib.contextmanager
 def fresh_database(url: str, folder: Path):
@@ -111,26 +124,43 @@ def django_database(url: str) -> dict:
     parts = make_url(url)
     if parts.get_backend_name() == "sqlite":
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": parts.database}
-    return {"ENGINE": "django.db.backends.postgresql", "NAME": parts.database, "USER": parts.username or "",
-            "PASSWORD": parts.password or "", "HOST": parts.host or "", "PORT": str(parts.port or "")}
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": parts.database,
+        "USER": parts.username or "",
+        "PASSWORD": parts.password or "",
+        "HOST": parts.host or "",
+        "PORT": str(parts.port or ""),
+    }
 
 
 # --- adminapp's side ---
 
+
 def adminapp_env(url: str, folder: Path) -> dict:
-    env = {**os.environ, "ADMINAPP_ENV": "production", "SECRET_KEY": secrets.token_hex(32),
-           "AUDIT_KEY": secrets.token_hex(32), "DATABASE_URL": url, "ADMINAPP_INSTANCE_PATH": str(folder / "instance")}
+    env = {
+        **os.environ,
+        "ADMINAPP_ENV": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "AUDIT_KEY": secrets.token_hex(32),
+        "DATABASE_URL": url,
+        "ADMINAPP_INSTANCE_PATH": str(folder / "instance"),
+    }
     env.pop("FLASK_DEBUG", None)  # debug mode would reload templates on every request
     return env
 
 
 def prepare_adminapp(app_dir: Path, venv: Path, env: dict, products: int) -> None:
     python = str(venv / "bin" / "python")
-    for command in (["init-db"], ["seed", "--products", str(products)],
-                    ["create-user", "bench", "--role", "admin", "--password", PASSWORD]):
+    for command in (
+        ["init-db"],
+        ["seed", "--products", str(products)],
+        ["create-user", "bench", "--role", "admin", "--password", PASSWORD],
+    ):
         print(f"adminapp: manage.py {command[0]}", flush=True)
-        done = subprocess.run([python, "manage.py", *command], cwd=app_dir, env=env, check=True,
-                              stdout=subprocess.PIPE, text=True)
+        done = subprocess.run(
+            [python, "manage.py", *command], cwd=app_dir, env=env, check=True, stdout=subprocess.PIPE, text=True
+        )
         print("   ", done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "(no output)")
     # The seed is one unit of work: it committed all its products, or the command failed.
     engine = create_engine(env["DATABASE_URL"])
@@ -152,7 +182,7 @@ def adminapp_command(app_dir: Path, venv: Path, base: str) -> list[str]:
 
 # --- Django's side: a generated project over adminapp's table ---
 
-DJANGO_SETTINGS = '''\
+DJANGO_SETTINGS = """\
 SECRET_KEY = {secret!r}
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
@@ -182,22 +212,22 @@ DATABASES = {{"default": {{**{database!r}, "CONN_MAX_AGE": 600, "CONN_HEALTH_CHE
 USE_TZ = True
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
-'''
+"""
 DJANGO_FILES = {
     "benchsite/__init__.py": "",
-    "benchsite/urls.py": '''\
+    "benchsite/urls.py": """\
 from django.contrib import admin
 from django.urls import path
 
 urlpatterns = [path("admin/", admin.site.urls)]
-''',
-    "benchsite/wsgi.py": '''\
+""",
+    "benchsite/wsgi.py": """\
 from django.core.wsgi import get_wsgi_application
 
 application = get_wsgi_application()
-''',
+""",
     "shop/__init__.py": "",
-    "shop/models.py": '''\
+    "shop/models.py": """\
 from django.db import models
 
 
@@ -219,8 +249,8 @@ class Product(models.Model):
 
     def __str__(self):
         return f"{self.sku} - {self.name}"
-''',
-    "shop/admin.py": '''\
+""",
+    "shop/admin.py": """\
 from django.contrib import admin
 
 from .models import Product
@@ -233,7 +263,7 @@ class ProductAdmin(admin.ModelAdmin):
     list_filter = ("is_active",)
     ordering = ("sku",)
     list_per_page = {page_size}
-''',
+""",
 }
 
 
@@ -245,17 +275,23 @@ def prepare_django(python: str, folder: Path, url: str, page_size: int) -> dict:
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(source)
-    env = {**os.environ, "PYTHONPATH": str(folder), "DJANGO_SETTINGS_MODULE": "benchsite.settings",
-           "DJANGO_SUPERUSER_PASSWORD": PASSWORD}
-    for command in (["migrate", "--verbosity", "0"],
-                    ["createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com"]):
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(folder),
+        "DJANGO_SETTINGS_MODULE": "benchsite.settings",
+        "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+    }
+    for command in (
+        ["migrate", "--verbosity", "0"],
+        ["createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com"],
+    ):
         print(f"django: {command[0]}", flush=True)
-        subprocess.run([python, "-m", "django", *command], cwd=folder, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run([python, "-m", "django", *command], cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
     return env
 
 
 # --- servers ---
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -287,15 +323,27 @@ def server(command: list[str], cwd: Path, env: dict, ready_url: str, log: Path):
 def start_servers(args, stack: contextlib.ExitStack, folder: Path, envs: dict) -> dict:
     """Both gunicorns on free ports until the stack closes; returns each one's base URL."""
     bases = {app: f"http://127.0.0.1:{free_port()}" for app in APPS}
-    commands = {"adminapp": adminapp_command(args.adminapp_dir, args.adminapp_venv, bases["adminapp"]),
-                "django": [args.django_python, "-m", "gunicorn", "-w", str(WORKERS),
-                           "-b", bases["django"].removeprefix("http://"), "benchsite.wsgi"]}
+    commands = {
+        "adminapp": adminapp_command(args.adminapp_dir, args.adminapp_venv, bases["adminapp"]),
+        "django": [
+            args.django_python,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(WORKERS),
+            "-b",
+            bases["django"].removeprefix("http://"),
+            "benchsite.wsgi",
+        ],
+    }
     folders = {"adminapp": args.adminapp_dir, "django": folder / "django"}
-    workers = {app: stack.enter_context(server(commands[app], folders[app], envs[app],
-                                               bases[app] + APPS[app]["login"], folder / f"{app}.log"))
-               for app in APPS}
-    print(f"gunicorn, {WORKERS} workers each; worker class: adminapp {workers['adminapp']}, "
-          f"Django {workers['django']}")
+    workers = {
+        app: stack.enter_context(
+            server(commands[app], folders[app], envs[app], bases[app] + APPS[app]["login"], folder / f"{app}.log")
+        )
+        for app in APPS
+    }
+    print(f"gunicorn, {WORKERS} workers each; worker class: adminapp {workers['adminapp']}, Django {workers['django']}")
     return bases
 
 
@@ -313,6 +361,7 @@ def wait_until_up(process, url: str, log: Path, timeout: float = 120) -> None:
 
 
 # --- HTTP ---
+
 
 def hidden_value(html: str, name: str) -> str:
     tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', html)
@@ -353,6 +402,7 @@ def skus_shown(html: str) -> list[str]:
 
 
 # --- the measurement ---
+
 
 def case_urls(bases: dict, term: str | None, page_size: int) -> dict:
     urls = {}
@@ -409,9 +459,11 @@ def print_table(results: list[dict]) -> None:
     for result in results:
         a, d = result["times"]["adminapp"], result["times"]["django"]
         ratio = statistics.median(a) / statistics.median(d)
-        print(f"{result['label']:<22}{result['term'] or '-':<14}{result['rows']:>5}  "
-              f"{statistics.median(a):>8.1f} /{p95(a):>7.1f}  {statistics.median(d):>8.1f} /{p95(d):>7.1f}  "
-              f"{ratio:>5.2f}x")
+        print(
+            f"{result['label']:<22}{result['term'] or '-':<14}{result['rows']:>5}  "
+            f"{statistics.median(a):>8.1f} /{p95(a):>7.1f}  {statistics.median(d):>8.1f} /{p95(d):>7.1f}  "
+            f"{ratio:>5.2f}x"
+        )
     print("(ms per request, whole body read; ratio = adminapp median / Django median)")
 
 
@@ -427,23 +479,32 @@ def machine_load(when: str) -> None:
 
 # --- the whole run ---
 
+
 def versions(venv: Path, django_python: str) -> str:
     def ask(python, code):
         return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    admin = ask(str(venv / "bin" / "python"),
-                "import importlib.metadata as m; print('Flask-Admin', m.version('flask-admin'), "
-                "'gunicorn', m.version('gunicorn'))")
-    django = ask(django_python, "import importlib.metadata as m; print('Django', m.version('django'), "
-                                "'gunicorn', m.version('gunicorn'))")
+
+    admin = ask(
+        str(venv / "bin" / "python"),
+        "import importlib.metadata as m; print('Flask-Admin', m.version('flask-admin'), "
+        "'gunicorn', m.version('gunicorn'))",
+    )
+    django = ask(
+        django_python,
+        "import importlib.metadata as m; print('Django', m.version('django'), 'gunicorn', m.version('gunicorn'))",
+    )
     return f"adminapp: {admin}; django: {django}"
 
 
 def run(args, stack: contextlib.ExitStack) -> None:
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-search-")))
     url = stack.enter_context(fresh_database(args.database_url, folder))
-    print(f"database: {make_url(url).get_backend_name()}, {args.products:,} products, "
-          f"{args.page_size} a page; "
-          f"{versions(args.adminapp_venv, args.django_python)}", flush=True)
+    print(
+        f"database: {make_url(url).get_backend_name()}, {args.products:,} products, "
+        f"{args.page_size} a page; "
+        f"{versions(args.adminapp_venv, args.django_python)}",
+        flush=True,
+    )
     envs = {"adminapp": adminapp_env(url, folder)}
     prepare_adminapp(args.adminapp_dir, args.adminapp_venv, envs["adminapp"], args.products)
     envs["django"] = prepare_django(args.django_python, folder / "django", url, args.page_size)

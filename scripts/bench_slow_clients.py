@@ -57,9 +57,19 @@ PAGES = [("sign-in page", "/login", False), ("product list, signed in", "/admin/
 def gunicorn(env: dict, options: list[str]):
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         *options, "adminapp:create_app()"],
-        cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-c",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            *options,
+            "adminapp:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(150):
         with contextlib.suppress(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2).read()
@@ -101,9 +111,11 @@ class SlowClients:
         self.thread = threading.Thread(target=self.trickle, daemon=True)
 
     def __enter__(self):
-        head = (f"POST /login HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-                "Content-Type: application/x-www-form-urlencoded\r\n"
-                f"Content-Length: {self.body_bytes}\r\n\r\nusername=").encode()
+        head = (
+            f"POST /login HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {self.body_bytes}\r\n\r\nusername="
+        ).encode()
         for _ in range(self.count):
             sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
             sock.sendall(head)
@@ -183,8 +195,9 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: SQLite in a temporary folder")
     parser.add_argument("--clients", type=int, default=20, help="slow clients in the second phase")
     parser.add_argument("--duration", type=float, default=30, help="seconds each phase lasts")
-    parser.add_argument("--request-timeout", type=float, default=60,
-                        help="seconds an ordinary page may take before it counts as failed")
+    parser.add_argument(
+        "--request-timeout", type=float, default=60, help="seconds an ordinary page may take before it counts as failed"
+    )
     parser.add_argument("--gunicorn-options", default="", help="added to the command line, after the file")
     args = parser.parse_args()
 
@@ -197,12 +210,16 @@ def main() -> None:
             browser = Browser(f"http://127.0.0.1:{port}")
             browser.sign_in("bench")
             cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in browser.cookies.items())
-            print(f"\ngunicorn.conf.py: {shipped_settings(env)}"
-                  + (f", then {args.gunicorn_options}" if options else "")
-                  + f"; load average before: {os.getloadavg()[0]:.2f}")
+            print(
+                f"\ngunicorn.conf.py: {shipped_settings(env)}"
+                + (f", then {args.gunicorn_options}" if options else "")
+                + f"; load average before: {os.getloadavg()[0]:.2f}"
+            )
             measure(port, cookie, 3, args.request_timeout)  # warm every worker: templates, catalogues
-            print(f"\n{'slow clients':>12} {'page':<26} {'requests':>8} {'failed':>7} "
-                  f"{'median ms':>10} {'p95 ms':>9} {'max ms':>9}")
+            print(
+                f"\n{'slow clients':>12} {'page':<26} {'requests':>8} {'failed':>7} "
+                f"{'median ms':>10} {'p95 ms':>9} {'max ms':>9}"
+            )
             report(0, measure(port, cookie, args.duration, args.request_timeout))
             body_bytes = int(args.duration + args.request_timeout) + 60  # more than the phase lasts
             with SlowClients(port, args.clients, body_bytes) as slow:

@@ -68,10 +68,14 @@ def clean_environ(**variables) -> dict:
 def manage(tmp_path, *args, **variables):
     """Run `python manage.py *args` on an SQLite database in ``tmp_path``, the environment clean
     but for ``variables``."""
-    env = clean_environ(ADMINAPP_INSTANCE_PATH=str(tmp_path / "instance"),
-                        DATABASE_URL=f"sqlite:///{tmp_path / 'manage.db'}", **variables)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = clean_environ(
+        ADMINAPP_INSTANCE_PATH=str(tmp_path / "instance"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'manage.db'}",
+        **variables,
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 class _CompiledTemplates(jinja2.BytecodeCache):
@@ -197,8 +201,15 @@ def product_form(**changes):
     """A valid product create/edit form; a value of None leaves the field out of the POST.
 
     Unless given, the stock the form was opened with is the one it sends: the stock left as it was."""
-    data = {"sku": "NEW-1", "name": "New product", "description": "", "price": "12.50", "stock": "7",
-            "is_active": "y", "version": ""}
+    data = {
+        "sku": "NEW-1",
+        "name": "New product",
+        "description": "",
+        "price": "12.50",
+        "stock": "7",
+        "is_active": "y",
+        "version": "",
+    }
     data.update(changes)
     data.setdefault("initial_stock", data["stock"])
     return {key: value for key, value in data.items() if value is not None}
@@ -245,8 +256,9 @@ def flashed(response) -> str:
 
 def save_draft(session, lines, user=None, **fields) -> Transaction:
     """A draft with these (product id, quantity) lines, saved through the sales rules and flushed."""
-    txn = Transaction(**fields, lines=[
-        TransactionProduct(product=session.get(Product, pid), product_qty=qty) for pid, qty in lines])
+    txn = Transaction(
+        **fields, lines=[TransactionProduct(product=session.get(Product, pid), product_qty=qty) for pid, qty in lines]
+    )
     session.add(txn)
     sales.save_draft(session, txn, user, is_new=True)
     session.flush()

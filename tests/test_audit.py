@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -36,10 +36,21 @@ from adminapp.domain.accounts import name_hash
 from adminapp.domain.errors import InsufficientStock
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, User
-
-from tests.support import (PASSWORD, as_dba, clean_environ, count_statements, flashed, fresh_schema, login, make_app,
-                           save_draft, skip_line_counts_on_sqlite, snapshot, statements, tamper)
-
+from tests.support import (
+    PASSWORD,
+    as_dba,
+    clean_environ,
+    count_statements,
+    flashed,
+    fresh_schema,
+    login,
+    make_app,
+    save_draft,
+    skip_line_counts_on_sqlite,
+    snapshot,
+    statements,
+    tamper,
+)
 
 AUDIT = "/admin/audit/"
 AUDIT_CSV = "/admin/audit/export/csv/"
@@ -49,12 +60,25 @@ PRODUCT_DELETE = "/admin/product/delete/"
 TXN_NEW = "/admin/transaction/new/"
 TXN_ACTION = "/admin/transaction/action/"
 TXN_DELETE = "/admin/transaction/delete/"
-COLUMNS = ("id", "at", "user_id", "username", "action", "object_type", "object_id", "object_repr",
-           "changes", "remote_addr", "prev_hash", "hash")
+COLUMNS = (
+    "id",
+    "at",
+    "user_id",
+    "username",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "changes",
+    "remote_addr",
+    "prev_hash",
+    "hash",
+)
 TIMEOUT = 60  # seconds a concurrent writer may wait before the test calls it a hang
 
 
 # ------------------------------------------------------------------------------ helpers
+
 
 def backend(app) -> str:
     return "sqlite" if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else "postgresql"
@@ -114,8 +138,15 @@ def page(response) -> str:
 
 
 def product_form(sku, name, price="12.50", stock="7", active=True, version="", initial_stock=None):
-    data = {"sku": sku, "name": name, "description": "", "price": price, "stock": stock, "version": str(version),
-            "initial_stock": stock if initial_stock is None else initial_stock}
+    data = {
+        "sku": sku,
+        "name": name,
+        "description": "",
+        "price": price,
+        "stock": stock,
+        "version": str(version),
+        "initial_stock": stock if initial_stock is None else initial_stock,
+    }
     if active:
         data["is_active"] = "y"
     return data
@@ -137,9 +168,15 @@ def txn_form(*lines, note="", version=""):
 def txn_state(app, txn_id) -> dict | None:
     with app.app_context():
         t = _db.session.get(Transaction, txn_id)
-        result = None if t is None else {
-            "status": t.status, "version": t.version, "line_ids": [line.id for line in t.lines],
-        }
+        result = (
+            None
+            if t is None
+            else {
+                "status": t.status,
+                "version": t.version,
+                "line_ids": [line.id for line in t.lines],
+            }
+        )
         _db.session.remove()
     return result
 
@@ -203,8 +240,10 @@ def change_rows(response) -> list[list[str]]:
 def recent_items(response) -> list[str]:
     assert response.status_code == 200
     section = response.text.split('id="recent-actions"', 1)[1].split("</ul>", 1)[0]
-    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split())
-            for item in re.findall(r"<li>(.*?)</li>", section, re.S)]
+    return [
+        " ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split())
+        for item in re.findall(r"<li>(.*?)</li>", section, re.S)
+    ]
 
 
 def filter_args(response) -> dict[str, dict[str, str]]:
@@ -221,6 +260,7 @@ def no_hash_anywhere(text_, secrets_):
 
 
 # ------------------------------------------------------------------------------ fixtures
+
 
 @pytest.fixture
 def client_as(app, make_user):
@@ -262,22 +302,24 @@ def posted(db, draft):
 
 # ======================================================================== what is recorded
 
+
 def test_product_create_edit_and_delete_through_the_views(app, client_as):
     client, boss_id = client_as("boss", "admin", remote_addr="203.0.113.7")
     start = last_id(app)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
 
     response = client.post(PRODUCT_NEW, data=product_form("AUD-1", "Lamp"))
     assert response.status_code == 302, page(response)
     with app.app_context():
         pid = _db.session.scalar(select(Product.id).where(Product.sku == "AUD-1"))
         _db.session.remove()
-    response = client.post(f"/admin/product/edit/?id={pid}",
-                           data=product_form("AUD-1", "Desk lamp", price="13.00", version=1))
+    response = client.post(
+        f"/admin/product/edit/?id={pid}", data=product_form("AUD-1", "Desk lamp", price="13.00", version=1)
+    )
     assert response.status_code == 302, page(response)
     response = client.post(PRODUCT_DELETE, data={"id": pid})
     assert response.status_code == 302, page(response)
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
 
     created, updated, deleted = newer(app, start)
     for entry in (created, updated, deleted):
@@ -312,8 +354,10 @@ def test_transaction_lifecycle_with_line_differences(app, client_as, make_produc
         _db.session.remove()
     state = txn_state(app, txn_id)
     a_line, b_line = state["line_ids"]
-    response = client.post(f"/admin/transaction/edit/?id={txn_id}", data=txn_form(
-        (a, 5, a_line), (b, 1, b_line, "delete"), (c, 4), note="second", version=state["version"]))
+    response = client.post(
+        f"/admin/transaction/edit/?id={txn_id}",
+        data=txn_form((a, 5, a_line), (b, 1, b_line, "delete"), (c, 4), note="second", version=state["version"]),
+    )
     assert response.status_code == 302, page(response)
     response = client.post(TXN_ACTION, data={"action": "post", "rowid": str(txn_id)})
     assert response.status_code == 302
@@ -331,7 +375,9 @@ def test_transaction_lifecycle_with_line_differences(app, client_as, make_produc
     assert all(e["user_id"] == clerk_id and e["username"] == "clerk" for e in log)
     assert list(created["changes"]["lines"]) == ["added"]
     assert sorted(created["changes"]["lines"]["added"], key=lambda line: line["sku"]) == [
-        {"sku": "LA", "qty": 2}, {"sku": "LB", "qty": 1}]
+        {"sku": "LA", "qty": 2},
+        {"sku": "LB", "qty": 1},
+    ]
     assert created["changes"]["total"] == [None, "7.00"]
     assert edited["changes"]["lines"] == {
         "added": [{"sku": "LC", "qty": 4}],
@@ -357,8 +403,9 @@ def test_a_line_switched_to_another_product_is_recorded(app, client_as, make_pro
     state = txn_state(app, txn_id)
     start = last_id(app)
 
-    response = client.post(f"/admin/transaction/edit/?id={txn_id}",
-                           data=txn_form((new, 3, state["line_ids"][0]), version=state["version"]))
+    response = client.post(
+        f"/admin/transaction/edit/?id={txn_id}", data=txn_form((new, 3, state["line_ids"][0]), version=state["version"])
+    )
 
     assert response.status_code == 302, page(response)
     (entry,) = newer(app, start)
@@ -379,7 +426,8 @@ def test_bulk_actions_record_one_entry_per_record(app, db, client_as, make_produ
     activated = newer(app, start)
     # One entry per product (their order within one flush is not specified).
     assert sorted(((e["action"], e["object_id"], e["changes"]) for e in activated), key=lambda t: int(t[1])) == [
-        ("update", str(p1), {"is_active": [False, True]}), ("update", str(p2), {"is_active": [False, True]}),
+        ("update", str(p1), {"is_active": [False, True]}),
+        ("update", str(p2), {"is_active": [False, True]}),
     ]
 
     mark = last_id(app)
@@ -404,9 +452,11 @@ def test_bulk_actions_record_one_entry_per_record(app, db, client_as, make_produ
     spare1, spare2 = make_product(sku="GONE-1"), make_product(sku="GONE-2")
     mark = last_id(app)
     assert client.post(PRODUCT_ACTION, data={"action": "delete", "rowid": [spare1, spare2]}).status_code == 302
-    assert sorted(((e["action"], e["object_id"], e["changes"]["sku"]) for e in newer(app, mark)),
-                  key=lambda t: int(t[1])) == [
-        ("delete", str(spare1), ["GONE-1", None]), ("delete", str(spare2), ["GONE-2", None]),
+    assert sorted(
+        ((e["action"], e["object_id"], e["changes"]["sku"]) for e in newer(app, mark)), key=lambda t: int(t[1])
+    ) == [
+        ("delete", str(spare1), ["GONE-1", None]),
+        ("delete", str(spare2), ["GONE-2", None]),
     ]
     assert all(e["user_id"] == admin_id for e in newer(app, start) if e["username"] != "system")
     assert_intact(app)
@@ -418,12 +468,21 @@ def test_sign_in_failures_and_sign_out_are_recorded(app, make_user):
     start = last_id(app)
     addr = {"REMOTE_ADDR": "198.51.100.23"}
 
-    assert client.post("/login", data={"username": "walter", "password": "not the password"},
-                       environ_base=addr).status_code == 200
-    assert client.post("/login", data={"username": "nobody-here", "password": "whatever it is"},
-                       environ_base=addr).status_code == 200
-    assert client.post("/login", data={"username": "walter", "password": PASSWORD},
-                       environ_base=addr).status_code == 302
+    assert (
+        client.post(
+            "/login", data={"username": "walter", "password": "not the password"}, environ_base=addr
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            "/login", data={"username": "nobody-here", "password": "whatever it is"}, environ_base=addr
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post("/login", data={"username": "walter", "password": PASSWORD}, environ_base=addr).status_code == 302
+    )
     assert client.post("/logout", environ_base=addr).status_code == 302
 
     wrong, unknown, signed_in, signed_out = newer(app, start)
@@ -485,21 +544,26 @@ def test_users_created_changed_and_deleted_are_recorded_without_password_hashes(
     assert login(app.test_client(), "carol", first).status_code == 200  # the old one fails now
 
     log = newer(app, start)
-    carol_log = [(e["action"], e["username"], e["changes"]) for e in log
-                 if (e["object_type"], e["object_id"]) == ("user", str(carol_id))]
+    carol_log = [
+        (e["action"], e["username"], e["changes"])
+        for e in log
+        if (e["object_type"], e["object_id"]) == ("user", str(carol_id))
+    ]
     assert carol_log[0][:2] == ("create", "cli")
     assert carol_log[0][2]["username"] == [None, "carol"] and carol_log[0][2]["role"] == [None, "staff"]
     assert carol_log[1][:2] == ("password_change", "cli")
     assert carol_log[1][2]["password"] == "changed"
     assert [a for a, _, _ in carol_log[2:]] == ["login", "login_failed"]
-    dave_log = [(e["action"], e["changes"]) for e in log
-                if (e["object_type"], e["object_id"]) == ("user", str(dave_id))]
+    dave_log = [
+        (e["action"], e["changes"]) for e in log if (e["object_type"], e["object_id"]) == ("user", str(dave_id))
+    ]
     assert [a for a, _ in dave_log] == ["create", "update", "delete"]
     assert dave_log[1][1] == {"role": ["staff", "auditor"]}
 
     secrets_ = [hash_1, hash_2, hash_3, first, second, third, "password_hash", "scrypt:", "pbkdf2:"]
-    everything = json.dumps([{c: str(e[c]) for c in COLUMNS} for e in entries(app)] +
-                            [e["changes"] for e in entries(app)])
+    everything = json.dumps(
+        [{c: str(e[c]) for c in COLUMNS} for e in entries(app)] + [e["changes"] for e in entries(app)]
+    )
     no_hash_anywhere(everything, secrets_)
     stored_json = run_sql(app, "SELECT CAST(changes AS TEXT) FROM audit_entries WHERE changes IS NOT NULL")
     assert any('"password"' in row[0] for row in stored_json)  # the password change is in there
@@ -522,14 +586,13 @@ def test_seeding_is_recorded_as_the_app_records_each_change(app, client_as, make
     assert client.post(PRODUCT_NEW, data=product_form("OWN-1", "Own", stock="5")).status_code == 302
     since = last_id(app)
 
-    result = app.test_cli_runner().invoke(args=["seed", "--products", "40", "--transactions", "300",
-                                                "--lines", "3"])
+    result = app.test_cli_runner().invoke(args=["seed", "--products", "40", "--transactions", "300", "--lines", "3"])
 
     assert result.exit_code == 0, result.output
     log = newer(app, since)
     assert [e["at"] for e in log] == sorted(e["at"] for e in log)
     kinds = [e["object_type"] for e in log]
-    assert "product" in kinds[kinds.index("transaction"):]  # the catalog grew while the shop sold
+    assert "product" in kinds[kinds.index("transaction") :]  # the catalog grew while the shop sold
     own_product = entries(app, object_type="product", object_id="1")[0]
     products = [e for e in log if e["object_type"] == "product"]
     assert len(products) == 40 and {e["action"] for e in products} == {"create"}
@@ -539,11 +602,14 @@ def test_seeding_is_recorded_as_the_app_records_each_change(app, client_as, make
         sellers = {u.id: u.username for u in _db.session.scalars(select(User))}
         stock_now = dict(_db.session.execute(select(Product.sku, Product.stock)).all())
         _db.session.expunge_all()
-    by_action = {action: [e for e in log if e["object_type"] == "transaction" and e["action"] == action]
-                 for action in ("create", "post", "void")}
+    by_action = {
+        action: [e for e in log if e["object_type"] == "transaction" and e["action"] == action]
+        for action in ("create", "post", "void")
+    }
     assert sorted(e["object_id"] for e in by_action["create"]) == sorted(txns)
     assert sorted(e["object_id"] for e in by_action["post"]) == sorted(
-        i for i, t in txns.items() if t.status != "draft")
+        i for i, t in txns.items() if t.status != "draft"
+    )
     assert sorted(e["object_id"] for e in by_action["void"]) == sorted(i for i, t in txns.items() if t.status == "void")
     for action, who in (("create", "created_by_id"), ("post", "posted_by_id"), ("void", "voided_by_id")):
         for e in by_action[action]:
@@ -589,8 +655,7 @@ AUDIT_REFUSES = {
     "postgresql": [
         "CREATE OR REPLACE FUNCTION audit_refuses() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$",
-        "CREATE TRIGGER audit_refuses BEFORE INSERT ON audit_entries "
-        "FOR EACH ROW EXECUTE FUNCTION audit_refuses()",
+        "CREATE TRIGGER audit_refuses BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION audit_refuses()",
     ],
 }
 
@@ -609,13 +674,22 @@ def test_no_change_commits_when_its_entry_cannot_be_written(app, client_as, make
 
     attempts = [
         ("create product", lambda: client.post(PRODUCT_NEW, data=product_form("NEW-9", "New"))),
-        ("edit product", lambda: client.post(f"/admin/product/edit/?id={pid}",
-                                             data=product_form("KEEP-1", "Changed", stock="50", version=1))),
+        (
+            "edit product",
+            lambda: client.post(
+                f"/admin/product/edit/?id={pid}", data=product_form("KEEP-1", "Changed", stock="50", version=1)
+            ),
+        ),
         ("deactivate", lambda: client.post(PRODUCT_ACTION, data={"action": "deactivate", "rowid": [pid]})),
         ("delete product", lambda: client.post(PRODUCT_DELETE, data={"id": unused})),
         ("create draft", lambda: client.post(TXN_NEW, data=txn_form((pid, 2)))),
-        ("edit draft", lambda: client.post(f"/admin/transaction/edit/?id={draft_id}", data=txn_form(
-            (pid, 7, draft_state["line_ids"][0]), version=draft_state["version"]))),
+        (
+            "edit draft",
+            lambda: client.post(
+                f"/admin/transaction/edit/?id={draft_id}",
+                data=txn_form((pid, 7, draft_state["line_ids"][0]), version=draft_state["version"]),
+            ),
+        ),
         ("post", lambda: client.post(TXN_ACTION, data={"action": "post", "rowid": [draft_id]})),
         ("void", lambda: client.post(f"/admin/transaction/void/?id={posted_id}", data={"reason": "mistake"})),
         ("delete draft", lambda: client.post(TXN_ACTION, data={"action": "delete", "rowid": [draft_id]})),
@@ -637,7 +711,9 @@ def test_no_change_commits_when_its_entry_cannot_be_written(app, client_as, make
     if backend(app) == "postgresql":
         run_sql(app, "DROP FUNCTION audit_refuses()")
     mark = last_id(app)
-    response = client.post(f"/admin/product/edit/?id={pid}", data=product_form("KEEP-1", "Changed", stock="50", version=1))
+    response = client.post(
+        f"/admin/product/edit/?id={pid}", data=product_form("KEEP-1", "Changed", stock="50", version=1)
+    )
     assert response.status_code == 302, page(response)
     assert [e["action"] for e in newer(app, mark)] == ["update"]
     assert_intact(app)
@@ -674,10 +750,16 @@ def test_a_commit_that_fails_after_the_entry_was_written_leaves_neither(app, cli
     client, _ = client_as("clerk")
     pid = make_product(sku="DEFER-1", stock=10)
     txn_id = draft((pid, 4))
-    run_sql(app, "CREATE OR REPLACE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS "
-                 "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$")
-    run_sql(app, "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER UPDATE ON transactions "
-                 "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()")
+    run_sql(
+        app,
+        "CREATE OR REPLACE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$",
+    )
+    run_sql(
+        app,
+        "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER UPDATE ON transactions "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()",
+    )
     before = snapshot(app)
     mark = last_id(app)
     try:
@@ -698,6 +780,7 @@ def test_a_commit_that_fails_after_the_entry_was_written_leaves_neither(app, cli
 
 
 # ============================================================================ tamper evidence
+
 
 @pytest.fixture
 def chain(app, db, make_product):
@@ -725,21 +808,25 @@ def test_an_untouched_chain_verifies(app, chain):
     assert [e["prev_hash"] for e in entries(app)] == [None] + hashes(app)[:-1]
 
 
-@pytest.mark.parametrize("column, value", [
-    ("username", "mallory"),
-    ("action", "delete"),
-    ("object_id", "999"),
-    ("object_repr", "CHAIN-X — forged"),
-    ("changes", {"name": ["Chain 1", "Something else"]}),
-    ("remote_addr", "10.0.0.1"),
-    ("at", datetime(2020, 1, 1, tzinfo=timezone.utc)),
-])
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("username", "mallory"),
+        ("action", "delete"),
+        ("object_id", "999"),
+        ("object_repr", "CHAIN-X — forged"),
+        ("changes", {"name": ["Chain 1", "Something else"]}),
+        ("remote_addr", "10.0.0.1"),
+        ("at", datetime(2020, 1, 1, tzinfo=UTC)),
+    ],
+)
 def test_altering_an_entry_is_detected_and_named(app, chain, column, value):
     victim = chain[4]
     with app.app_context():
         table = AuditEntry.__table__
-        _db.session.execute(table.update().where(table.c.id == victim).values({column: value}),
-                            execution_options=as_dba(_db.session))
+        _db.session.execute(
+            table.update().where(table.c.id == victim).values({column: value}), execution_options=as_dba(_db.session)
+        )
         _db.session.commit()
         _db.session.remove()
     result = assert_broken_at(app, victim)
@@ -781,6 +868,7 @@ def test_reordering_entries_is_detected(app, chain, first, second):
 
 # ============================================================================ concurrency
 
+
 @pytest.fixture
 def pg_app(postgres_url, tmp_path):
     with fresh_schema(make_app(postgres_url, tmp_path)) as app:
@@ -818,12 +906,18 @@ def test_concurrent_writers_keep_one_unforked_chain(pg_app):
 
 # ============================================================================ /admin/audit/
 
+
 @pytest.mark.parametrize("role", ["admin", "auditor"])
 def test_admin_and_auditor_read_the_trail(app, client_as, make_product, role):
     editor, _ = client_as("editor", "admin")
     pid = make_product(sku="READ-1", name="Readable", price="3.00", description="")
-    assert editor.post(f"/admin/product/edit/?id={pid}",
-                       data=product_form("READ-1", "Readable too", price="4.50", stock="10", version=1)).status_code == 302
+    assert (
+        editor.post(
+            f"/admin/product/edit/?id={pid}",
+            data=product_form("READ-1", "Readable too", price="4.50", stock="10", version=1),
+        ).status_code
+        == 302
+    )
     update = newer(app, 0, action="update", object_type="product")[-1]
     reader, _ = client_as("reader", role)
 
@@ -858,11 +952,18 @@ def test_the_audit_view_has_no_write_endpoint_at_all(app, admin_client, make_pro
         assert rule.methods <= {"GET", "HEAD", "OPTIONS"}, f"{rule.rule} accepts {sorted(rule.methods)}"
     before = snapshot(app)
     entry_id = entries(app)[0]["id"]
-    for url in ("/admin/audit/new/", f"/admin/audit/edit/?id={entry_id}", "/admin/audit/delete/",
-                "/admin/audit/action/", "/admin/audit/ajax/update/", f"/admin/audit/details/?id={entry_id}",
-                AUDIT):
-        response = admin_client.post(url, data={"id": entry_id, "rowid": entry_id, "action": "delete",
-                                                "list_form_pk": entry_id, "username": "x"})
+    for url in (
+        "/admin/audit/new/",
+        f"/admin/audit/edit/?id={entry_id}",
+        "/admin/audit/delete/",
+        "/admin/audit/action/",
+        "/admin/audit/ajax/update/",
+        f"/admin/audit/details/?id={entry_id}",
+        AUDIT,
+    ):
+        response = admin_client.post(
+            url, data={"id": entry_id, "rowid": entry_id, "action": "delete", "list_form_pk": entry_id, "username": "x"}
+        )
         assert response.status_code in (404, 405), f"POST {url}: {response.status_code}"
     assert snapshot(app) == before
     listing = admin_client.get(AUDIT).text
@@ -881,13 +982,17 @@ def varied_trail(app, db, client_as, make_product):
     assert bob.post(TXN_NEW, data=txn_form((make_product(sku="FLT-3"), 1))).status_code == 302
     with app.app_context():
         table = AuditEntry.__table__
-        days = [datetime(2020, 1, 10, 12, tzinfo=timezone.utc), datetime(2020, 2, 11, 12, tzinfo=timezone.utc),
-                datetime(2020, 3, 12, 12, tzinfo=timezone.utc)]
+        days = [
+            datetime(2020, 1, 10, 12, tzinfo=UTC),
+            datetime(2020, 2, 11, 12, tzinfo=UTC),
+            datetime(2020, 3, 12, 12, tzinfo=UTC),
+        ]
         dated = dict(zip(sorted(e["id"] for e in entries(app))[:3], days))
         options = as_dba(_db.session)  # test data: the filters need entries of other days
         for entry_id, moment in dated.items():
-            _db.session.execute(table.update().where(table.c.id == entry_id).values(at=moment),
-                                execution_options=options)
+            _db.session.execute(
+                table.update().where(table.c.id == entry_id).values(at=moment), execution_options=options
+            )
         _db.session.commit()
         _db.session.remove()
     return {"p1": p1, "p2": p2, "dated": dated}
@@ -902,8 +1007,10 @@ def test_filters_by_user_action_object_and_dates(app, auditor_client, varied_tra
     args = filter_args(listing)
     # The URL arguments are part of the interface: bookmarked and linked filtered views use them.
     assert args == {
-        "User": {"equals": "user_equals"}, "Action": {"equals": "action_equals"},
-        "Object type": {"equals": "object_type_equals"}, "Object ID": {"equals": "object_id_equals"},
+        "User": {"equals": "user_equals"},
+        "Action": {"equals": "action_equals"},
+        "Object type": {"equals": "object_type_equals"},
+        "Object ID": {"equals": "object_id_equals"},
         "When": {"from": "when_from", "to": "when_to"},
     }
 
@@ -916,10 +1023,12 @@ def test_filters_by_user_action_object_and_dates(app, auditor_client, varied_tra
     assert filtered({("User", "equals"): "bob"}) == ids_where(app, lambda e: e["username"] == "bob")
     assert filtered({("Action", "equals"): "update"}) == ids_where(app, lambda e: e["action"] == "update")
     assert filtered({("Object type", "equals"): "transaction"}) == ids_where(
-        app, lambda e: e["object_type"] == "transaction")
+        app, lambda e: e["object_type"] == "transaction"
+    )
     p1 = str(varied_trail["p1"])
     assert filtered({("Object type", "equals"): "product", ("Object ID", "equals"): p1}) == ids_where(
-        app, lambda e: e["object_type"] == "product" and e["object_id"] == p1)
+        app, lambda e: e["object_type"] == "product" and e["object_id"] == p1
+    )
     assert len(filtered({("Object type", "equals"): "product", ("Object ID", "equals"): p1})) == 2
 
     jan, feb, mar = sorted(varied_trail["dated"])
@@ -936,8 +1045,9 @@ def test_search_finds_entries_by_object_user_and_action(app, auditor_client, var
 
     assert found("FLT-2") == ids_where(app, lambda e: "FLT-2" in (e["object_repr"] or ""))
     assert len(found("FLT-2")) == 2  # created, deactivated
-    assert found("alice") == ids_where(app, lambda e: "alice" in (e["username"] or "") or
-                                       "alice" in (e["object_repr"] or ""))
+    assert found("alice") == ids_where(
+        app, lambda e: "alice" in (e["username"] or "") or "alice" in (e["object_repr"] or "")
+    )
     assert found("login_failed") == []
 
 
@@ -961,6 +1071,7 @@ def test_csv_export(app, auditor_client, varied_trail):
 
 # ============================================================================ history per object
 
+
 def test_history_links_on_edit_and_details_pages(app, admin_client, make_product, draft):
     pid = make_product()
     txn_id = draft((pid, 1))
@@ -980,7 +1091,9 @@ def test_product_history_newest_first_also_after_deletion(app, client_as, audito
     pid = make_product(sku="HIST-1", name="Name v1")
     other = make_product(sku="HIST-2", name="Unrelated")
     for version, name in ((1, "Name v2"), (2, "Name v3")):
-        response = client.post(f"/admin/product/edit/?id={pid}", data=product_form("HIST-1", name, stock="10", version=version))
+        response = client.post(
+            f"/admin/product/edit/?id={pid}", data=product_form("HIST-1", name, stock="10", version=version)
+        )
         assert response.status_code == 302, page(response)
     assert client.post(PRODUCT_ACTION, data={"action": "deactivate", "rowid": [other]}).status_code == 302
 
@@ -1005,8 +1118,13 @@ def test_transaction_history(app, client_as, make_product):
         txn_id = _db.session.scalar(select(func.max(Transaction.id)))
         _db.session.remove()
     state = txn_state(app, txn_id)
-    assert client.post(f"/admin/transaction/edit/?id={txn_id}",
-                       data=txn_form((pid, 2, state["line_ids"][0]), version=state["version"])).status_code == 302
+    assert (
+        client.post(
+            f"/admin/transaction/edit/?id={txn_id}",
+            data=txn_form((pid, 2, state["line_ids"][0]), version=state["version"]),
+        ).status_code
+        == 302
+    )
     assert client.post(TXN_ACTION, data={"action": "post", "rowid": [txn_id]}).status_code == 302
 
     rows = history_rows(client.get(f"/admin/transaction/history/?id={txn_id}"))
@@ -1016,14 +1134,19 @@ def test_transaction_history(app, client_as, make_product):
 
 # ============================================================================ dashboard
 
+
 def test_recent_actions_are_my_own_last_ten(app, client_as, make_product):
     sam, sam_id = client_as("sam")
     olga, _ = client_as("olga", "admin")
     pid = make_product(sku="REC-1", name="Recent")
     olgas = make_product(sku="OLGA-P", name="Olga's")
     for n in range(6):
-        assert sam.post(PRODUCT_ACTION, data={"action": "deactivate" if n % 2 == 0 else "activate",
-                                              "rowid": [pid]}).status_code == 302
+        assert (
+            sam.post(
+                PRODUCT_ACTION, data={"action": "deactivate" if n % 2 == 0 else "activate", "rowid": [pid]}
+            ).status_code
+            == 302
+        )
     for n in range(6):
         assert sam.post(TXN_NEW, data=txn_form((make_product(sku=f"REC-T{n}"), 1))).status_code == 302
     assert olga.post(PRODUCT_ACTION, data={"action": "deactivate", "rowid": [olgas]}).status_code == 302
@@ -1060,18 +1183,26 @@ def test_admin_and_auditor_can_see_everyones_recent_actions(app, client_as, as_r
 
 # ============================================================================ stale forms
 
+
 def test_stale_product_form_names_who_changed_it_and_when(app, client_as, make_product):
     alice, _ = client_as("alice")
     bob, _ = client_as("bob")
     pid = make_product(sku="STALE-1", name="Original")
     # Both opened the form at version 1; Bob saves first.
-    assert bob.post(f"/admin/product/edit/?id={pid}",
-                    data=product_form("STALE-1", "Bob's name", stock="10", version=1)).status_code == 302
+    assert (
+        bob.post(
+            f"/admin/product/edit/?id={pid}", data=product_form("STALE-1", "Bob's name", stock="10", version=1)
+        ).status_code
+        == 302
+    )
     bobs = newer(app, 0, object_type="product", object_id=str(pid))[-1]
     before = snapshot(app)
 
-    response = alice.post(f"/admin/product/edit/?id={pid}",
-                          data=product_form("STALE-1", "Alice's name", stock="10", version=1), follow_redirects=True)
+    response = alice.post(
+        f"/admin/product/edit/?id={pid}",
+        data=product_form("STALE-1", "Alice's name", stock="10", version=1),
+        follow_redirects=True,
+    )
 
     message = page(response)
     assert "changed by someone else (bob, at " + bobs["at"].strftime("%Y-%m-%d %H:%M UTC") + ")" in message
@@ -1086,14 +1217,21 @@ def test_stale_transaction_form_names_who_changed_it_and_when(app, client_as, ma
     txn_id = draft((pid, 1))
     opened = txn_state(app, txn_id)
     line_id = opened["line_ids"][0]
-    assert bob.post(f"/admin/transaction/edit/?id={txn_id}",
-                    data=txn_form((pid, 2, line_id), version=opened["version"])).status_code == 302
+    assert (
+        bob.post(
+            f"/admin/transaction/edit/?id={txn_id}", data=txn_form((pid, 2, line_id), version=opened["version"])
+        ).status_code
+        == 302
+    )
     bobs = newer(app, 0, object_type="transaction", object_id=str(txn_id))[-1]
     assert bobs["username"] == "bob"
     before = snapshot(app)
 
-    response = alice.post(f"/admin/transaction/edit/?id={txn_id}",
-                          data=txn_form((pid, 3, line_id), version=opened["version"]), follow_redirects=True)
+    response = alice.post(
+        f"/admin/transaction/edit/?id={txn_id}",
+        data=txn_form((pid, 3, line_id), version=opened["version"]),
+        follow_redirects=True,
+    )
 
     message = page(response)
     assert "changed by someone else (bob, at " + bobs["at"].strftime("%Y-%m-%d %H:%M UTC") + ")" in message
@@ -1101,6 +1239,7 @@ def test_stale_transaction_form_names_who_changed_it_and_when(app, client_as, ma
 
 
 # ============================================================================ the auditor writes nothing
+
 
 class Fixtures:
     """Fresh records for each request, so every write request would really change something."""
@@ -1129,8 +1268,12 @@ def admin_requests(endpoint, http_method, fx: Fixtures):
     if endpoint == "admin.index":
         return [(None, None), ({"recent": "all"}, None)]
     if method in ("details_view", "history_view") or (get and method == "edit_view"):
-        record = {"product": lambda: fx.product(), "transaction": lambda: fx.new_draft()[0],
-                  "user": fx.user, "audit": lambda: entries(fx.app)[0]["id"]}.get(view)
+        record = {
+            "product": lambda: fx.product(),
+            "transaction": lambda: fx.new_draft()[0],
+            "user": fx.user,
+            "audit": lambda: entries(fx.app)[0]["id"],
+        }.get(view)
         return [({"id": record()}, None)] if record else [(None, None)]
     if view == "product" and not get:
         if method == "create_view":
@@ -1141,9 +1284,11 @@ def admin_requests(endpoint, http_method, fx: Fixtures):
         if method == "delete_view":
             return [(None, {"id": fx.product()})]
         if method == "action_view":
-            return [(None, {"action": "delete", "rowid": [fx.product()]}),
-                    (None, {"action": "activate", "rowid": [fx.product(is_active=False)]}),
-                    (None, {"action": "deactivate", "rowid": [fx.product()]})]
+            return [
+                (None, {"action": "delete", "rowid": [fx.product()]}),
+                (None, {"action": "activate", "rowid": [fx.product(is_active=False)]}),
+                (None, {"action": "deactivate", "rowid": [fx.product()]}),
+            ]
         if method == "ajax_update":
             return [(None, {"list_form_pk": fx.product(), "name": "Edited inline"})]
     if view == "transaction":
@@ -1158,8 +1303,10 @@ def admin_requests(endpoint, http_method, fx: Fixtures):
         if method == "delete_view":
             return [(None, {"id": fx.new_draft()[0]})]
         if method == "action_view":
-            return [(None, {"action": "post", "rowid": [fx.new_draft()[0]]}),
-                    (None, {"action": "delete", "rowid": [fx.new_draft()[0]]})]
+            return [
+                (None, {"action": "post", "rowid": [fx.new_draft()[0]]}),
+                (None, {"action": "delete", "rowid": [fx.new_draft()[0]]}),
+            ]
         if method == "ajax_update":
             return [(None, {"list_form_pk": fx.new_draft()[0], "note": "inline"})]
         if method == "product_prices":
@@ -1167,8 +1314,18 @@ def admin_requests(endpoint, http_method, fx: Fixtures):
     if view == "user" and not get:
         if method == "create_view":
             secret = "a long enough secret 1"
-            return [(None, {"username": f"new-{uuid.uuid4().hex[:6]}", "role": "staff", "is_active": "y",
-                            "new_password": secret, "confirm_password": secret})]
+            return [
+                (
+                    None,
+                    {
+                        "username": f"new-{uuid.uuid4().hex[:6]}",
+                        "role": "staff",
+                        "is_active": "y",
+                        "new_password": secret,
+                        "confirm_password": secret,
+                    },
+                )
+            ]
         if method == "edit_view":
             uid = fx.user()
             with fx.app.app_context():
@@ -1184,13 +1341,18 @@ def admin_requests(endpoint, http_method, fx: Fixtures):
     if method == "action_view":
         return [(None, {"action": "delete", "rowid": ["1"]})]
     if method == "ajax_lookup":
-        return [({"name": "product", "query": "FX"}, None), ({"name": "transactionproduct-product", "query": "FX"}, None)]
+        return [
+            ({"name": "product", "query": "FX"}, None),
+            ({"name": "transactionproduct-product", "query": "FX"}, None),
+        ]
     return [(None, None if get else {"id": "1"})]
 
 
 def admin_rules(app):
-    return sorted((r for r in app.url_map.iter_rules() if r.rule.startswith("/admin") and r.endpoint != "admin.static"),
-                  key=lambda r: r.rule)
+    return sorted(
+        (r for r in app.url_map.iter_rules() if r.rule.startswith("/admin") and r.endpoint != "admin.static"),
+        key=lambda r: r.rule,
+    )
 
 
 def rule_url(app, rule):
@@ -1242,9 +1404,15 @@ def test_the_auditor_changes_nothing_through_any_endpoint(app, auditor_client, f
 
 
 WRITES = [  # (endpoint, http method): the write requests an admin makes to prove they are real
-    ("product.create_view", "POST"), ("product.edit_view", "POST"), ("product.delete_view", "POST"),
-    ("product.action_view", "POST"), ("transaction.create_view", "POST"), ("transaction.edit_view", "POST"),
-    ("transaction.delete_view", "POST"), ("transaction.action_view", "POST"), ("transaction.void_view", "POST"),
+    ("product.create_view", "POST"),
+    ("product.edit_view", "POST"),
+    ("product.delete_view", "POST"),
+    ("product.action_view", "POST"),
+    ("transaction.create_view", "POST"),
+    ("transaction.edit_view", "POST"),
+    ("transaction.delete_view", "POST"),
+    ("transaction.action_view", "POST"),
+    ("transaction.void_view", "POST"),
 ]
 
 
@@ -1270,6 +1438,7 @@ def test_the_same_requests_from_an_admin_change_data_and_are_recorded(app, clien
 
 
 # ============================================================================ cost of recording
+
 
 def test_recording_cost_does_not_grow_with_the_number_of_lines(app, client_as, make_product):
     client, _ = client_as("bulk-clerk")
@@ -1313,22 +1482,30 @@ def test_recording_cost_does_not_grow_with_the_number_of_lines(app, client_as, m
 
 # ======================================================================= verifying at scale
 
+
 def test_the_canonical_form_and_hash_of_an_entry_are_pinned():
     """Every stored hash depends on these exact bytes: a change here breaks existing chains."""
     actor = audit.Actor(user_id=7, username="zoë", remote_addr="10.0.0.2")
     at = datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=timezone(timedelta(hours=7)))
-    changes = {"price": [Decimal("10.50"), Decimal("9.99")], "name": ["a", "b"], "on": [True, None],
-               "lines": {"removed": [{"sku": "X", "qty": 2}], "added": []}}
-    entry = audit.entry(actor, "update", "product", 42, 'Café ☕ — "quoted"', changes, at=at.astimezone(timezone.utc))
+    changes = {
+        "price": [Decimal("10.50"), Decimal("9.99")],
+        "name": ["a", "b"],
+        "on": [True, None],
+        "lines": {"removed": [{"sku": "X", "qty": 2}], "added": []},
+    }
+    entry = audit.entry(actor, "update", "product", 42, 'Café ☕ — "quoted"', changes, at=at.astimezone(UTC))
 
     assert audit_chain.canonical(entry) == (
         '{"action":"update","at":"2024-02-29T16:59:58.123456+00:00","changes":{"lines":{"added":[],'
         '"removed":[{"qty":2,"sku":"X"}]},"name":["a","b"],"on":[true,null],"price":["10.50","9.99"]},'
         '"object_id":"42","object_repr":"Café ☕ — \\"quoted\\"","object_type":"product",'
-        '"remote_addr":"10.0.0.2","user_id":7,"username":"zoë"}')
+        '"remote_addr":"10.0.0.2","user_id":7,"username":"zoë"}'
+    )
     # The unkeyed hash of chains before migration 0007, which re-keys them (see test_audit_chain.py).
     assert audit_chain.legacy_hash(None, entry) == "0f3df7961447461da08f4358d32dd30a16c71831a1ccef767df32585d40c7910"
-    assert audit_chain.legacy_hash("ab" * 32, entry) == "06cc8768ba0f2da232f5c80176917aefae71e4acc59849503c51cf5d7b23348b"
+    assert (
+        audit_chain.legacy_hash("ab" * 32, entry) == "06cc8768ba0f2da232f5c80176917aefae71e4acc59849503c51cf5d7b23348b"
+    )
 
 
 @pytest.mark.parametrize("batch", [1, 4, 5, 12, 13])
@@ -1360,8 +1537,12 @@ def test_a_broken_link_is_found_wherever_it_falls_in_a_batch(app, chain, monkeyp
 
 def test_an_entry_inserted_below_the_first_id_is_found(app, chain):
     """The first read has no lower bound on the id: a forged entry placed before the chain is read too."""
-    run_sql(app, "INSERT INTO audit_entries (id, at, action, hash) SELECT 0, at, 'forged', 'forged' "
-                 "FROM audit_entries WHERE id = :id", id=chain[0])
+    run_sql(
+        app,
+        "INSERT INTO audit_entries (id, at, action, hash) SELECT 0, at, 'forged', 'forged' "
+        "FROM audit_entries WHERE id = :id",
+        id=chain[0],
+    )
     assert_broken_at(app, 0)
 
 
@@ -1450,8 +1631,14 @@ def test_the_bench_works_in_a_database_of_its_own_and_drops_it(someone_elses_dat
 def test_the_bench_drops_its_database_when_interrupted(someone_elses_database, tmp_path, signum):
     command, env = bench_command(tmp_path, "--entries", "5000000", "--database-url", someone_elses_database)
     # A shell may start background jobs with Ctrl-C ignored; the bench must see it as a user would.
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         first_line = process.stdout.readline()
         own = re.search(r"created database (adminapp_bench_\w+)", first_line).group(1)

@@ -8,7 +8,7 @@ Real SQLite and PostgreSQL through the real app, as in test_audit.py.
 import hashlib
 import hmac
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,7 +19,6 @@ from sqlalchemy import select, text
 from adminapp.domain import audit, audit_chain
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product
-
 from tests.support import another_app, as_dba, make_app, manage, statements, tamper
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +27,7 @@ CHECKPOINT_PAGE = "/admin/audit/checkpoint/"
 
 
 # ------------------------------------------------------------------------------ helpers
+
 
 def cli(app, *args):
     return app.test_cli_runner().invoke(args=list(args))
@@ -78,8 +78,12 @@ def rehash_from(app, first_id, hash_function):
             if entry["id"] >= first_id:
                 entry["prev_hash"] = prev
                 entry["hash"] = hash_function(prev, entry)
-                _db.session.execute(table.update().where(table.c.id == entry["id"])
-                                    .values(prev_hash=entry["prev_hash"], hash=entry["hash"]), execution_options=dba)
+                _db.session.execute(
+                    table.update()
+                    .where(table.c.id == entry["id"])
+                    .values(prev_hash=entry["prev_hash"], hash=entry["hash"]),
+                    execution_options=dba,
+                )
             prev = entry["hash"]
         _db.session.commit()
         _db.session.remove()
@@ -111,9 +115,15 @@ def forged_checkpoint(app, **fields) -> str:
 
 # ============================================================================ the keyed hash
 
-ENTRY = audit.entry(audit.Actor(user_id=7, username="zoë", remote_addr="10.0.0.2"), "update", "product", 42,
-                    "Café ☕", {"price": [Decimal("10.50"), Decimal("9.99")]},
-                    at=datetime(2024, 2, 29, 16, 59, 58, 123456, tzinfo=timezone.utc))
+ENTRY = audit.entry(
+    audit.Actor(user_id=7, username="zoë", remote_addr="10.0.0.2"),
+    "update",
+    "product",
+    42,
+    "Café ☕",
+    {"price": [Decimal("10.50"), Decimal("9.99")]},
+    at=datetime(2024, 2, 29, 16, 59, 58, 123456, tzinfo=UTC),
+)
 
 
 def test_the_keyed_hash_is_hmac_sha256_under_a_key_derived_from_audit_key():
@@ -121,13 +131,18 @@ def test_the_keyed_hash_is_hmac_sha256_under_a_key_derived_from_audit_key():
     derived = hmac.new(b"pinned-audit-key", b"adminapp audit chain v1", hashlib.sha256).digest()
     message = ("ab" * 32 + audit_chain.canonical(ENTRY)).encode()
 
-    assert audit_chain.chain_hash_for("pinned-audit-key")("ab" * 32, ENTRY) == \
-        hmac.new(derived, message, hashlib.sha256).hexdigest() == \
-        "36591debc16df270732443f5b7eb0b880deb60c54645b3f69e94d59d8e92124c"
-    assert audit_chain.ChainHash(b"k" * 100)(None, ENTRY) == \
-        hmac.new(b"k" * 100, audit_chain.canonical(ENTRY).encode(), hashlib.sha256).hexdigest()  # a long key too
+    assert (
+        audit_chain.chain_hash_for("pinned-audit-key")("ab" * 32, ENTRY)
+        == hmac.new(derived, message, hashlib.sha256).hexdigest()
+        == "36591debc16df270732443f5b7eb0b880deb60c54645b3f69e94d59d8e92124c"
+    )
+    assert (
+        audit_chain.ChainHash(b"k" * 100)(None, ENTRY)
+        == hmac.new(b"k" * 100, audit_chain.canonical(ENTRY).encode(), hashlib.sha256).hexdigest()
+    )  # a long key too
     assert audit_chain.chain_hash_for("another key")("ab" * 32, ENTRY) != audit_chain.chain_hash_for(
-        "pinned-audit-key")("ab" * 32, ENTRY)
+        "pinned-audit-key"
+    )("ab" * 32, ENTRY)
     assert audit_chain.legacy_hash("ab" * 32, ENTRY) != audit_chain.chain_hash_for("pinned-audit-key")("ab" * 32, ENTRY)
 
 
@@ -146,44 +161,60 @@ def test_an_entry_changed_and_the_chain_recomputed_without_the_key_is_detected(a
     hash function used to pass audit-verify."""
     victim = chain[4]
     tamper(app, "UPDATE audit_entries SET username = 'mallory' WHERE id = :id", id=victim)
-    rehash_from(app, victim, audit_chain.legacy_hash if recompute == "sha256"
-                else audit_chain.chain_hash_for("a guessed key"))
+    rehash_from(
+        app, victim, audit_chain.legacy_hash if recompute == "sha256" else audit_chain.chain_hash_for("a guessed key")
+    )
 
     result = verify(app)
 
-    assert_refused(result, f"Audit trail BROKEN at entry #{victim}: " + (
-        "its hash is a plain SHA-256, not made with the audit key" if recompute == "sha256"
-        else "its content does not match its hash under the audit key (it was altered, or hashed without the key)"))
+    assert_refused(
+        result,
+        f"Audit trail BROKEN at entry #{victim}: "
+        + (
+            "its hash is a plain SHA-256, not made with the audit key"
+            if recompute == "sha256"
+            else "its content does not match its hash under the audit key (it was altered, or hashed without the key)"
+        ),
+    )
     assert "4 entries before it are intact" in result.stderr
 
 
 def test_a_whole_chain_recomputed_without_the_key_is_detected_at_its_first_entry(app, chain):
     """As an unkeyed chain from before migration 0007 would be: the message says how to key it."""
     rehash_from(app, chain[0], audit_chain.legacy_hash)
-    assert_refused(verify(app), f"Audit trail BROKEN at entry #{chain[0]}: its hash is a plain SHA-256, not made "
-                                "with the audit key: the chain was recomputed without the key, or predates it "
-                                "(run `manage.py init-db`: migration 0007 keys an intact chain)")
+    assert_refused(
+        verify(app),
+        f"Audit trail BROKEN at entry #{chain[0]}: its hash is a plain SHA-256, not made "
+        "with the audit key: the chain was recomputed without the key, or predates it "
+        "(run `manage.py init-db`: migration 0007 keys an intact chain)",
+    )
 
 
 def test_the_chain_verifies_only_with_its_own_key(app, chain, tmp_path):
-    with another_app(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "other", AUDIT_KEY="not the chain's key") as other:
+    with another_app(
+        app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "other", AUDIT_KEY="not the chain's key"
+    ) as other:
         assert_refused(verify(other), f"BROKEN at entry #{chain[0]}")
         assert verify(app).exit_code == 0
 
 
 # ============================================================================ audit-checkpoint
 
+
 def test_audit_checkpoint_prints_one_line_naming_the_head(app, chain):
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     line = checkpoint_line(app)
     head = rows(app)[-1]
 
-    match = re.fullmatch(r"adminapp-audit-checkpoint:v1 last_id=(\d+) hash=([0-9a-f]{64}) count=(\d+) "
-                         r"at=(\S+Z) mac=([0-9a-f]{64})", line)
+    match = re.fullmatch(
+        r"adminapp-audit-checkpoint:v1 last_id=(\d+) hash=([0-9a-f]{64}) count=(\d+) "
+        r"at=(\S+Z) mac=([0-9a-f]{64})",
+        line,
+    )
     assert match, line
     assert (int(match[1]), match[2], int(match[3])) == (head["id"], head["hash"], len(chain))
-    taken = datetime.strptime(match[4], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    assert before <= taken <= datetime.now(timezone.utc)
+    taken = datetime.strptime(match[4], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert before <= taken <= datetime.now(UTC)
 
 
 def test_an_empty_chain_has_a_checkpoint_too_and_every_chain_extends_it(app, db):
@@ -219,6 +250,7 @@ def test_manage_py_audit_checkpoint_writes_one_line_to_stdout(tmp_path):
 
 # ============================================================================ audit-verify --checkpoint
 
+
 def test_a_chain_that_grew_extends_its_checkpoint(app, db, chain):
     line = checkpoint_line(app)
     make_changes(db, 4, start=100)
@@ -237,16 +269,20 @@ def test_entries_removed_at_the_end_pass_verify_but_not_the_checkpoint(app, chai
 
     assert verify(app).exit_code == 0, "a shorter chain is still a valid chain: what checkpoints are for"
     result = verify(app, line)
-    assert_refused(result, f"entry #{chain[-1]} named by the checkpoint is missing "
-                           f"(the chain ends at entry #{chain[6]} and has 7 entries)")
+    assert_refused(
+        result,
+        f"entry #{chain[-1]} named by the checkpoint is missing "
+        f"(the chain ends at entry #{chain[6]} and has 7 entries)",
+    )
     assert f"\nThe checkpoint of entry #{chain[-1]} taken at " in result.stderr
 
 
 def test_a_chain_emptied_does_not_extend_the_checkpoint(app, chain):
     line = checkpoint_line(app)
     tamper(app, "DELETE FROM audit_entries")
-    assert_refused(verify(app, line),
-                   f"entry #{chain[-1]} named by the checkpoint is missing (the chain has no entries)")
+    assert_refused(
+        verify(app, line), f"entry #{chain[-1]} named by the checkpoint is missing (the chain has no entries)"
+    )
 
 
 def test_entries_removed_at_the_end_and_new_ones_written_in_their_place(app, db, chain):
@@ -259,8 +295,9 @@ def test_entries_removed_at_the_end_and_new_ones_written_in_their_place(app, db,
     make_changes(db, 5, start=200)
     assert verify(app).exit_code == 0
 
-    assert_refused(verify(app, line),
-                   f"entry #{chain[-1]}'s hash differs from the checkpoint's (the entry was replaced)")
+    assert_refused(
+        verify(app, line), f"entry #{chain[-1]}'s hash differs from the checkpoint's (the entry was replaced)"
+    )
 
 
 def test_a_changed_entry_before_the_checkpoint_is_a_broken_chain(app, chain):
@@ -279,18 +316,22 @@ def test_a_chain_recomputed_without_the_key_fails_against_the_checkpoint(app, ch
 def test_fewer_entries_up_to_the_checkpoint_than_it_counted(app, chain):
     """Not reachable without the key (the hashes would differ first), but checked all the same."""
     line = forged_checkpoint(app, count=len(chain) + 2)
-    assert_refused(verify(app, line), f"the chain has fewer entries up to #{chain[-1]} than the checkpoint "
-                                      f"counted (10, not 12)")
+    assert_refused(
+        verify(app, line), f"the chain has fewer entries up to #{chain[-1]} than the checkpoint counted (10, not 12)"
+    )
 
 
 def test_a_checkpoint_made_with_another_key_is_refused(app, chain, tmp_path):
-    with another_app(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "other", AUDIT_KEY="another installation") as other:
+    with another_app(
+        app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "other", AUDIT_KEY="another installation"
+    ) as other:
         foreign = checkpoint_line(other)
     assert_refused(verify(app, foreign), "its MAC is not valid (not made with this key)")
 
 
-@pytest.mark.parametrize("field, value", [("last_id", "3"), ("count", "3"), ("at", "2020-01-01T00:00:00Z"),
-                                          ("hash", "0" * 64)])
+@pytest.mark.parametrize(
+    "field, value", [("last_id", "3"), ("count", "3"), ("at", "2020-01-01T00:00:00Z"), ("hash", "0" * 64)]
+)
 def test_a_checkpoint_line_edited_by_hand_is_refused(app, chain, field, value):
     line = re.sub(rf"\b{field}=\S+", f"{field}={value}", checkpoint_line(app))
     assert_refused(verify(app, line), "its MAC is not valid (not made with this key)")
@@ -313,16 +354,34 @@ def test_a_checkpoint_file_is_checked_line_by_line(app, db, chain, tmp_path):
     assert result.stderr.count("The checkpoint of entry") == 1
 
 
-@pytest.mark.parametrize("given, message", [
-    ("adminapp-audit-checkpoint:v1 last_id=x", "not a checkpoint line: expected"),
-    ("adminapp-audit-checkpoint:v9 last_id=1 hash=" + "a" * 64 + " count=1 at=2026-01-01T00:00:00Z mac=" + "b" * 64,
-     "adminapp-audit-checkpoint:v9 is not a checkpoint version this app reads"),
-    ("adminapp-audit-checkpoint:v1 last_id=0 hash=" + "a" * 64 + " count=0 at=2026-01-01T00:00:00Z mac=" + "b" * 64,
-     "contradict each other"),
-    ("adminapp-audit-checkpoint:v1 last_id=1 hash=" + "a" * 64 + " count=1 at=2026-02-30T00:00:00Z mac=" + "b" * 64,
-     "is not a time"),
-    ("/no/such/file", "neither a checkpoint line nor a readable file"),
-])
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ("adminapp-audit-checkpoint:v1 last_id=x", "not a checkpoint line: expected"),
+        (
+            "adminapp-audit-checkpoint:v9 last_id=1 hash="
+            + "a" * 64
+            + " count=1 at=2026-01-01T00:00:00Z mac="
+            + "b" * 64,
+            "adminapp-audit-checkpoint:v9 is not a checkpoint version this app reads",
+        ),
+        (
+            "adminapp-audit-checkpoint:v1 last_id=0 hash="
+            + "a" * 64
+            + " count=0 at=2026-01-01T00:00:00Z mac="
+            + "b" * 64,
+            "contradict each other",
+        ),
+        (
+            "adminapp-audit-checkpoint:v1 last_id=1 hash="
+            + "a" * 64
+            + " count=1 at=2026-02-30T00:00:00Z mac="
+            + "b" * 64,
+            "is not a time",
+        ),
+        ("/no/such/file", "neither a checkpoint line nor a readable file"),
+    ],
+)
 def test_what_is_not_a_checkpoint_is_a_usage_error(app, chain, given, message):
     result = verify(app, given)
     assert result.exit_code == 2, result.output
@@ -354,6 +413,7 @@ def test_checkpoints_cost_the_walk_no_extra_statement(app, chain, monkeypatch):
 
 # ============================================================================ the audit page
 
+
 def test_the_audit_page_shows_the_head_and_a_checkpoint_to_record(app, chain, auditor_client):
     head, count = rows(app)[-1], len(rows(app))  # the chain and the auditor's sign-in
     listing = auditor_client.get(AUDIT)
@@ -380,8 +440,14 @@ def test_the_head_costs_the_list_one_primary_key_lookup(app, chain, admin_client
     admin_client.get(AUDIT)
     with statements(app) as seen:
         assert admin_client.get(AUDIT).status_code == 200
-    heads = [sql for sql in seen if sql.startswith("select audit_entries.id, audit_entries.hash, audit_entries.at "
-                                                   "from audit_entries order by audit_entries.id desc limit")]
+    heads = [
+        sql
+        for sql in seen
+        if sql.startswith(
+            "select audit_entries.id, audit_entries.hash, audit_entries.at "
+            "from audit_entries order by audit_entries.id desc limit"
+        )
+    ]
     assert len(heads) == 1, seen
 
 
@@ -391,6 +457,7 @@ def test_staff_see_neither_the_head_nor_the_checkpoint(app, chain, staff_client)
 
 
 # ============================================================================ migration 0007
+
 
 @pytest.fixture
 def at_0006(empty_database_url, tmp_path):
@@ -410,12 +477,19 @@ def at_0006(empty_database_url, tmp_path):
 
 def write_legacy_chain(app, count):
     """A chain as the app wrote it before 0007: plain SHA-256 links."""
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     with app.app_context():
         prev, entries = None, []
         for n in range(count):
-            entry = audit.entry(audit.Actor(username="before"), "update", "product", n, f"OLD-{n}",
-                                {"stock": [n, n + 1], "price": ["1.00", "2.50"]}, at=start + timedelta(minutes=n))
+            entry = audit.entry(
+                audit.Actor(username="before"),
+                "update",
+                "product",
+                n,
+                f"OLD-{n}",
+                {"stock": [n, n + 1], "price": ["1.00", "2.50"]},
+                at=start + timedelta(minutes=n),
+            )
             entry["prev_hash"], entry["hash"] = prev, audit_chain.legacy_hash(prev, entry)
             prev = entry["hash"]
             entries.append(entry)
@@ -447,13 +521,17 @@ def test_migration_0007_rekeys_a_legacy_chain_and_records_its_old_head(at_0006):
     after = rows(app)
     assert len(after) == 13
     for old, new in zip(legacy, after):  # the same entries, only their hashes changed
-        assert {k: v for k, v in new.items() if k not in ("hash", "prev_hash")} == \
-            {k: v for k, v in old.items() if k not in ("hash", "prev_hash")}
+        assert {k: v for k, v in new.items() if k not in ("hash", "prev_hash")} == {
+            k: v for k, v in old.items() if k not in ("hash", "prev_hash")
+        }
         assert new["hash"] != old["hash"]
     keyed = after[-1]
     assert (keyed["action"], keyed["username"]) == ("audit_keyed", "system")
-    assert keyed["changes"] == {"legacy_last_id": legacy[-1]["id"], "legacy_head_hash": legacy[-1]["hash"],
-                                "legacy_count": 12}
+    assert keyed["changes"] == {
+        "legacy_last_id": legacy[-1]["id"],
+        "legacy_head_hash": legacy[-1]["hash"],
+        "legacy_count": 12,
+    }
     assert not {row["hash"] for row in after} & {row["hash"] for row in legacy}, "nothing unkeyed is left"
     result = verify(app)
     assert result.exit_code == 0, result.output
@@ -469,8 +547,10 @@ def test_migration_0007_refuses_a_legacy_chain_that_does_not_verify(at_0006, cap
     with pytest.raises(SystemExit):  # Flask-Migrate logs the error and exits 1
         upgrade(app)
 
-    assert ("entry #5 does not verify under SHA-256, so the chain was not rewritten and nothing was changed"
-            in capfd.readouterr().err)
+    assert (
+        "entry #5 does not verify under SHA-256, so the chain was not rewritten and nothing was changed"
+        in capfd.readouterr().err
+    )
     assert rows(app) == before
     assert revision(app) == "0006"
 
@@ -487,13 +567,20 @@ def test_migration_0007_rekeys_in_batches(at_0006):
 
     write_legacy_chain(at_0006, 23)
     spec = importlib.util.spec_from_file_location(
-        "migration_0007", ROOT / "migrations" / "versions" / "0007_audit_chain_keyed.py")
+        "migration_0007", ROOT / "migrations" / "versions" / "0007_audit_chain_keyed.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with at_0006.app_context():
         with _db.engine.begin() as connection:
-            head = module._rehash(connection, audit_chain.legacy_hash,
-                                  audit_chain.chain_hash_for(at_0006.config["AUDIT_KEY"]), "SHA-256", "", batch=5)
+            head = module._rehash(
+                connection,
+                audit_chain.legacy_hash,
+                audit_chain.chain_hash_for(at_0006.config["AUDIT_KEY"]),
+                "SHA-256",
+                "",
+                batch=5,
+            )
     assert head[-1] == 23
     result = verify(at_0006)
     assert result.exit_code == 0, result.output

@@ -9,12 +9,7 @@ from sqlalchemy import select
 from adminapp.domain.accounts import name_hash
 from adminapp.extensions import db as _db
 from adminapp.models import LoginFailures, User, utcnow
-
 from tests.support import OFFSITE_TARGETS, PASSWORD, another_app, flashed, login, make_app
-
-
-
-
 
 WRONG = "not the password"
 INVALID = "Invalid username or password."
@@ -55,6 +50,7 @@ def second_app(app, database_url, tmp_path):
 
 
 # --- sign-in ----------------------------------------------------------------------------------
+
 
 def test_login_page_renders(app):
     response = app.test_client().get("/login")
@@ -98,7 +94,9 @@ def test_login_follows_a_same_site_next(app, make_user):
     make_user("alice", "staff")
     for target in SAME_SITE_TARGETS:
         client = app.test_client()
-        response = client.post(f"/login?next={quote(target, safe='')}", data={"username": "alice", "password": PASSWORD})
+        response = client.post(
+            f"/login?next={quote(target, safe='')}", data={"username": "alice", "password": PASSWORD}
+        )
         assert response.status_code == 302, target
         assert response.headers["Location"] == target
 
@@ -107,9 +105,13 @@ def test_login_ignores_an_offsite_next(app, make_user):
     make_user("alice", "staff")
     for target in OFFSITE_TARGETS:
         client = app.test_client()
-        response = client.post(f"/login?next={quote(target, safe='')}", data={"username": "alice", "password": PASSWORD})
+        response = client.post(
+            f"/login?next={quote(target, safe='')}", data={"username": "alice", "password": PASSWORD}
+        )
         assert response.status_code == 302, repr(target)
-        assert response.headers["Location"] == "/admin/", f"next={target!r} sent the user to {response.headers['Location']!r}"
+        assert response.headers["Location"] == "/admin/", (
+            f"next={target!r} sent the user to {response.headers['Location']!r}"
+        )
 
 
 def test_signed_in_user_visiting_login_is_redirected_safely(staff_client):
@@ -189,6 +191,7 @@ def test_deactivated_user_loses_access_at_once(app, db, make_user):
 
 # --- sign-out -------------------------------------------------------------------------------
 
+
 def test_post_logout_signs_out(staff_client):
     response = staff_client.post("/logout")
     assert response.status_code == 302
@@ -209,6 +212,7 @@ def test_logout_when_anonymous_goes_to_login(app):
 
 
 # --- lockout ----------------------------------------------------------------------------------
+
 
 def test_lockout_after_max_attempts(app, db, make_user):
     make_user("alice", "staff")
@@ -257,8 +261,9 @@ def test_the_lock_on_an_unknown_username_expires(app, db):
         login(app.test_client(), "nobody", WRONG)
     assert login(app.test_client(), "nobody").status_code == 429
     with db() as session:
-        session.get(LoginFailures, name_hash(app.config["SECRET_KEY"], "nobody")).locked_until = (
-            utcnow() - timedelta(seconds=1))
+        session.get(LoginFailures, name_hash(app.config["SECRET_KEY"], "nobody")).locked_until = utcnow() - timedelta(
+            seconds=1
+        )
 
     assert login(app.test_client(), "nobody").status_code == 200
     with db() as session:

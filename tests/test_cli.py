@@ -22,14 +22,13 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, func, insert, inspect, select, text, update
 
+import manage as manage_py
 from adminapp import cli
 from adminapp.domain import bulk, guards, seeding
 from adminapp.extensions import db as _db
+from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
 from adminapp.models import triggers as model_triggers
 from adminapp.models.indexes import exists_on
-from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
-
-import manage as manage_py
 from tests.support import clean_environ, is_app_variable, login, make_app, manage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,8 +107,9 @@ def test_migrations_produce_exactly_the_models_schema(fresh_app):
     assert run(fresh_app, "init-db").exit_code == 0
 
     with fresh_app.app_context(), _db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={
-            "compare_type": True, "include_object": exists_on(conn.dialect.name)})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": exists_on(conn.dialect.name)}
+        )
         diffs = compare_metadata(context, _db.metadata)
 
     assert diffs == []
@@ -121,19 +121,41 @@ def test_postgresql_migrations_create_the_indexes_lists_rely_on(fresh_app):
     assert run(fresh_app, "init-db").exit_code == 0
 
     with fresh_app.app_context():
-        indexes = {table: {ix["name"] for ix in inspect(_db.engine).get_indexes(table)}
-                   for table in ("products", "transactions", "audit_entries")}
+        indexes = {
+            table: {ix["name"] for ix in inspect(_db.engine).get_indexes(table)}
+            for table in ("products", "transactions", "audit_entries")
+        }
         jit = _db.session.scalar(text("SHOW jit"))
         _db.session.remove()
 
-    assert {"ix_products_sku_trgm", "ix_products_name_trgm", "ix_products_name_id", "ix_products_price_id",
-            "ix_products_stock_id", "ix_products_is_active_id"} <= indexes["products"]
-    assert {"ix_transactions_note_trgm", "ix_transactions_created_at_id", "ix_transactions_status_id",
-            "ix_transactions_total_id", "ix_transactions_line_count_id", "ix_transactions_created_by_created_at_id",
-            "ix_transactions_drafts", "ix_transactions_posted_at"} <= indexes["transactions"]
-    assert {"ix_audit_entries_object_repr_trgm", "ix_audit_entries_username_trgm", "ix_audit_entries_action_trgm",
-            "ix_audit_entries_at_id", "ix_audit_entries_username_id", "ix_audit_entries_user_id_id",
-            "ix_audit_entries_object_id_id", "ix_products_active_stock"} <= indexes["audit_entries"] | indexes["products"]
+    assert {
+        "ix_products_sku_trgm",
+        "ix_products_name_trgm",
+        "ix_products_name_id",
+        "ix_products_price_id",
+        "ix_products_stock_id",
+        "ix_products_is_active_id",
+    } <= indexes["products"]
+    assert {
+        "ix_transactions_note_trgm",
+        "ix_transactions_created_at_id",
+        "ix_transactions_status_id",
+        "ix_transactions_total_id",
+        "ix_transactions_line_count_id",
+        "ix_transactions_created_by_created_at_id",
+        "ix_transactions_drafts",
+        "ix_transactions_posted_at",
+    } <= indexes["transactions"]
+    assert {
+        "ix_audit_entries_object_repr_trgm",
+        "ix_audit_entries_username_trgm",
+        "ix_audit_entries_action_trgm",
+        "ix_audit_entries_at_id",
+        "ix_audit_entries_username_id",
+        "ix_audit_entries_user_id_id",
+        "ix_audit_entries_object_id_id",
+        "ix_products_active_stock",
+    } <= indexes["audit_entries"] | indexes["products"]
     assert jit == "off"  # the app's connections: JIT costs pages more than it saves
 
 
@@ -142,9 +164,13 @@ def search_index_schema(app) -> list[tuple]:
     with app.app_context(), _db.engine.connect() as conn:
         if conn.dialect.name != "sqlite":
             return [] if "products_fts" not in inspect(conn).get_table_names() else ["products_fts"]
-        return conn.execute(text("SELECT type, name, sql FROM sqlite_master WHERE name LIKE 'products_fts%' "
-                                 "AND sql IS NOT NULL AND (type = 'trigger' OR name = 'products_fts') "
-                                 "ORDER BY name")).all()
+        return conn.execute(
+            text(
+                "SELECT type, name, sql FROM sqlite_master WHERE name LIKE 'products_fts%' "
+                "AND sql IS NOT NULL AND (type = 'trigger' OR name = 'products_fts') "
+                "ORDER BY name"
+            )
+        ).all()
 
 
 def search_index_finds(app, term: str) -> list[str]:
@@ -152,8 +178,15 @@ def search_index_finds(app, term: str) -> list[str]:
     against the table."""
     with app.app_context(), _db.engine.begin() as conn:
         conn.execute(text("INSERT INTO products_fts(products_fts, rank) VALUES ('integrity-check', 1)"))
-        return list(conn.scalars(text("SELECT sku FROM products WHERE id IN (SELECT rowid FROM products_fts "
-                                      "WHERE products_fts MATCH :term) ORDER BY sku"), {"term": f'"{term}"'}))
+        return list(
+            conn.scalars(
+                text(
+                    "SELECT sku FROM products WHERE id IN (SELECT rowid FROM products_fts "
+                    "WHERE products_fts MATCH :term) ORDER BY sku"
+                ),
+                {"term": f'"{term}"'},
+            )
+        )
 
 
 def test_migrations_create_the_search_index_on_sqlite_as_create_all_does(fresh_app, tmp_path):
@@ -168,8 +201,11 @@ def test_migrations_create_the_search_index_on_sqlite_as_create_all_does(fresh_a
     with created.app_context():
         _db.create_all()
     assert [(kind, name) for kind, name, _ in migrated] == [
-        ("table", "products_fts"), ("trigger", "products_fts_delete"), ("trigger", "products_fts_insert"),
-        ("trigger", "products_fts_update")]
+        ("table", "products_fts"),
+        ("trigger", "products_fts_delete"),
+        ("trigger", "products_fts_insert"),
+        ("trigger", "products_fts_update"),
+    ]
     assert migrated == search_index_schema(created)
     with created.app_context():
         _db.engine.dispose()
@@ -180,11 +216,31 @@ def test_the_search_index_migration_indexes_the_products_there_already(fresh_app
         pytest.skip("SQLite's search index")
     with fresh_app.app_context():
         flask_migrate.upgrade(revision="0005")
-        _db.session.execute(insert(Product), [
-            {"sku": "KOPI-1", "name": "Sari Coffee", "price": 1, "stock": 1, "is_active": True,
-             "created_at": utcnow(), "updated_at": utcnow(), "version": 1},
-            {"sku": "TEH-1", "name": "Sari Tea", "price": 1, "stock": 1, "is_active": True,
-             "created_at": utcnow(), "updated_at": utcnow(), "version": 1}])
+        _db.session.execute(
+            insert(Product),
+            [
+                {
+                    "sku": "KOPI-1",
+                    "name": "Sari Coffee",
+                    "price": 1,
+                    "stock": 1,
+                    "is_active": True,
+                    "created_at": utcnow(),
+                    "updated_at": utcnow(),
+                    "version": 1,
+                },
+                {
+                    "sku": "TEH-1",
+                    "name": "Sari Tea",
+                    "price": 1,
+                    "stock": 1,
+                    "is_active": True,
+                    "created_at": utcnow(),
+                    "updated_at": utcnow(),
+                    "version": 1,
+                },
+            ],
+        )
         _db.session.commit()
         flask_migrate.upgrade()
 
@@ -199,11 +255,13 @@ def test_the_search_index_migration_indexes_the_products_there_already(fresh_app
 def guard_schema(app) -> list[tuple]:
     """PostgreSQL's guard triggers and their functions, as the database prints them."""
     with app.app_context(), _db.engine.connect() as conn:
-        triggers = conn.execute(text("SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
-                                     "WHERE NOT tgisinternal ORDER BY tgname")).all()
-        functions = conn.execute(text("SELECT proname, pg_get_functiondef(oid) FROM pg_proc "
-                                      "WHERE proname = ANY(:names) ORDER BY proname"),
-                                 {"names": model_triggers.FUNCTIONS}).all()
+        triggers = conn.execute(
+            text("SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname")
+        ).all()
+        functions = conn.execute(
+            text("SELECT proname, pg_get_functiondef(oid) FROM pg_proc WHERE proname = ANY(:names) ORDER BY proname"),
+            {"names": model_triggers.FUNCTIONS},
+        ).all()
     return triggers + functions
 
 
@@ -213,7 +271,8 @@ def test_migrations_install_the_guard_triggers_as_create_all_does(fresh_app):
     assert run(fresh_app, "init-db").exit_code == 0
     migrated = guard_schema(fresh_app)
     assert [name for name, _ in migrated] == sorted(sum(model_triggers.TRIGGERS.values(), [])) + sorted(
-        model_triggers.FUNCTIONS)
+        model_triggers.FUNCTIONS
+    )
 
     with fresh_app.app_context():
         flask_migrate.downgrade(revision="0007")
@@ -324,7 +383,14 @@ def test_create_user_prompts_for_the_password(app):
 
 
 def test_create_user_prompt_asks_again_when_the_two_entries_differ(app):
-    result = run(app, "create-user", "dave", "--role", "admin", input="one-one-one-1\ntwo-two-two-2\nthree-three-3\nthree-three-3\n")
+    result = run(
+        app,
+        "create-user",
+        "dave",
+        "--role",
+        "admin",
+        input="one-one-one-1\ntwo-two-two-2\nthree-three-3\nthree-three-3\n",
+    )
 
     assert result.exit_code == 0, result.output
     assert "do not match" in result.output
@@ -372,12 +438,15 @@ def test_create_user_strips_the_username_and_still_finds_duplicates(app):
     assert "already exists" in result.output
 
 
-@pytest.mark.parametrize("username, password, message", [
-    ("", "Kopi-tubruk-42", "A username is required."),
-    ("   ", "Kopi-tubruk-42", "A username is required."),
-    ("u" * 65, "Kopi-tubruk-42", "Use at most 64 characters."),
-    ("henry", "", "A password is required."),
-])
+@pytest.mark.parametrize(
+    "username, password, message",
+    [
+        ("", "Kopi-tubruk-42", "A username is required."),
+        ("   ", "Kopi-tubruk-42", "A username is required."),
+        ("u" * 65, "Kopi-tubruk-42", "Use at most 64 characters."),
+        ("henry", "", "A password is required."),
+    ],
+)
 def test_create_user_refuses_bad_values(app, username, password, message):
     result = run(app, "create-user", username, "--role", "staff", "--password", password)
 
@@ -391,8 +460,14 @@ def test_create_user_refuses_bad_values(app, username, password, message):
 
 
 def test_set_password_changes_it_and_unlocks(app, make_user):
-    make_user("ivan", role="staff", password="old-password", failed_login_count=3,
-              locked_until=utcnow() + timedelta(hours=1), must_change_password=True)
+    make_user(
+        "ivan",
+        role="staff",
+        password="old-password",
+        failed_login_count=3,
+        locked_until=utcnow() + timedelta(hours=1),
+        must_change_password=True,
+    )
     assert login(app.test_client(), "ivan", "old-password").status_code == 429  # locked
 
     result = run(app, "set-password", "ivan", "--password", "new-password")
@@ -462,10 +537,11 @@ def test_seed_adds_products(app):
     assert "Added 25 products." in result.output
     rows = catalog(app)
     assert [row[0] for row in rows] == [f"DEMO-{n:07d}" for n in range(1, 26)]
-    for sku, name, price, stock, is_active in rows:
+    for _sku, name, price, stock, _is_active in rows:
         brand, adjective, noun, size = name.split(" ", 3)  # words to search for
         assert (brand, adjective, noun, size) in itertools.product(
-            seeding.BRANDS, seeding.ADJECTIVES, seeding.NOUNS, seeding.SIZES)
+            seeding.BRANDS, seeding.ADJECTIVES, seeding.NOUNS, seeding.SIZES
+        )
         assert isinstance(price, Decimal) and price == price.quantize(Decimal("0.01")) and price > 0
         assert 0 <= stock < 500
     with app.app_context():
@@ -511,8 +587,10 @@ def test_seeding_in_batches(app, monkeypatch):
 
 def index_names(app) -> dict[str, str]:
     """Every index of the database with its definition, as the database itself gives it."""
-    query = {"sqlite": "SELECT name, sql FROM sqlite_master WHERE type = 'index'",
-             "postgresql": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"}
+    query = {
+        "sqlite": "SELECT name, sql FROM sqlite_master WHERE type = 'index'",
+        "postgresql": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()",
+    }
     with app.app_context():
         return dict(_db.session.execute(text(query[_db.engine.dialect.name])).all())
 
@@ -524,8 +602,11 @@ def test_a_large_seed_builds_the_indexes_anew(app, monkeypatch):
     monkeypatch.setattr(seeding, "BATCH", 7)
     before = index_names(app)
     dropped = []
-    monkeypatch.setattr(sqlalchemy.Index, "drop", lambda index, bind: dropped.append(index.name) or
-                        bind.execute(text(f"DROP INDEX {index.name}")))
+    monkeypatch.setattr(
+        sqlalchemy.Index,
+        "drop",
+        lambda index, bind: dropped.append(index.name) or bind.execute(text(f"DROP INDEX {index.name}")),
+    )
 
     result = run(app, "seed", "--products", "30", "--transactions", "40", "--lines", "2")
 
@@ -538,7 +619,7 @@ def test_a_large_seed_builds_the_indexes_anew(app, monkeypatch):
         analysed = {  # the planner knows the tables as they are now (and PostgreSQL vacuumed them)
             "sqlite": "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'transactions'",
             "postgresql": "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'transactions' "
-                          "AND last_analyze IS NOT NULL AND last_vacuum IS NOT NULL",
+            "AND last_analyze IS NOT NULL AND last_vacuum IS NOT NULL",
         }[_db.engine.dialect.name]
         assert _db.session.scalar(text(analysed)) >= 1
 
@@ -569,8 +650,9 @@ def test_a_seed_leaves_the_search_index_complete(app, monkeypatch, rebuild_from)
     assert search_index_schema(app) == before  # the triggers are back
     assert len(search_index_finds(app, "demo-")) == 2000
     with app.app_context():
-        coffee = list(_db.session.scalars(
-            select(Product.sku).where(Product.name.like("%coffee%")).order_by(Product.sku)))
+        coffee = list(
+            _db.session.scalars(select(Product.sku).where(Product.name.like("%coffee%")).order_by(Product.sku))
+        )
     assert search_index_finds(app, "COFFEE") == coffee and coffee
 
 
@@ -630,8 +712,10 @@ def test_seed_transactions(app, make_user):
         _db.session.expunge_all()
     count = {status: sum(t.status == status for t in txns) for status in ("draft", "posted", "void")}
     assert len(txns) == 400
-    assert f"Added 400 transactions: {count['posted']} posted, {count['void']} void, {count['draft']} drafts." \
+    assert (
+        f"Added 400 transactions: {count['posted']} posted, {count['void']} void, {count['draft']} drafts."
         in result.output
+    )
     assert count["posted"] > count["draft"] > 0 and count["void"] > 0  # mostly posted, some of each
     assert {n for _, n in line_counts} == {2}
     oldest = utcnow() - seeding.HISTORY
@@ -649,8 +733,10 @@ def test_seeded_sales_do_not_happen_in_the_future(app):
     """Sales made in the last minutes are not posted yet, nor voided: no time lies ahead."""
     run(app, "seed", "--products", "5")
     with app.app_context():  # a catalog created just now: every sale is recent
-        _db.session.execute(update(Product).values(created_at=utcnow() - timedelta(minutes=5)),
-                            execution_options=guards.RECORDS_ITS_OWN_ENTRY)  # test data, not a change to record
+        _db.session.execute(
+            update(Product).values(created_at=utcnow() - timedelta(minutes=5)),
+            execution_options=guards.RECORDS_ITS_OWN_ENTRY,
+        )  # test data, not a change to record
         _db.session.commit()
 
     result = run(app, "seed", "--transactions", "200", "--lines", "1")
@@ -693,19 +779,28 @@ def test_manage_py_help_lists_the_commands(tmp_path):
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("variables, message", [
-    ({"ADMINAPP_ENV": "prod"}, "manage.py: ADMINAPP_ENV='prod' is not known"),
-    ({"ADMINAPP_ENV": "production"}, "manage.py: SECRET_KEY is not set"),
-    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "short"}, "manage.py: SECRET_KEY is too short"),
-    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32, "FLASK_DEBUG": "1"}, "manage.py: FLASK_DEBUG is on"),
-    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32}, "manage.py: AUDIT_KEY is not set"),
-    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32, "AUDIT_KEY": "short"}, "manage.py: AUDIT_KEY is too short"),
-])
+@pytest.mark.parametrize(
+    "variables, message",
+    [
+        ({"ADMINAPP_ENV": "prod"}, "manage.py: ADMINAPP_ENV='prod' is not known"),
+        ({"ADMINAPP_ENV": "production"}, "manage.py: SECRET_KEY is not set"),
+        ({"ADMINAPP_ENV": "production", "SECRET_KEY": "short"}, "manage.py: SECRET_KEY is too short"),
+        ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32, "FLASK_DEBUG": "1"}, "manage.py: FLASK_DEBUG is on"),
+        ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32}, "manage.py: AUDIT_KEY is not set"),
+        (
+            {"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32, "AUDIT_KEY": "short"},
+            "manage.py: AUDIT_KEY is too short",
+        ),
+    ],
+)
 def test_manage_py_says_what_is_wrong_with_the_environment(tmp_path, monkeypatch, variables, message):
     for name in [name for name in os.environ if is_app_variable(name)]:
         monkeypatch.delenv(name)
-    for name, value in {"ADMINAPP_INSTANCE_PATH": str(tmp_path / "instance"),
-                        "DATABASE_URL": f"sqlite:///{tmp_path / 'manage.db'}", **variables}.items():
+    for name, value in {
+        "ADMINAPP_INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'manage.db'}",
+        **variables,
+    }.items():
         monkeypatch.setenv(name, value)
 
     with pytest.raises(SystemExit) as refused:
@@ -743,10 +838,19 @@ def test_manage_py_run_serves_a_fresh_database_with_a_first_admin(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = clean_environ(ADMINAPP_INSTANCE_PATH=str(tmp_path / "instance"),
-                        DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}", PYTHONUNBUFFERED="1")
-    server = subprocess.Popen([sys.executable, "manage.py", "run", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = clean_environ(
+        ADMINAPP_INSTANCE_PATH=str(tmp_path / "instance"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}",
+        PYTHONUNBUFFERED="1",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "run", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         output = []
         while "one-time password" not in "".join(output) and server.poll() is None:
@@ -762,7 +866,8 @@ def test_manage_py_run_serves_a_fresh_database_with_a_first_admin(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'run.db'}")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT username, role, must_change_password FROM users")).all() == [
-            ("admin", "admin", True)]
+            ("admin", "admin", True)
+        ]
     engine.dispose()
 
 
@@ -789,11 +894,36 @@ def upgrade_to_before_usernames(app):
 
 
 def add_users_raw(*names):
-    users = sqlalchemy.table("users", *(sqlalchemy.column(c) for c in (
-        "username", "password_hash", "role", "is_active", "created_at", "failed_login_count", "must_change_password")))
-    _db.session.execute(insert(users), [
-        {"username": name, "password_hash": "x", "role": "staff", "is_active": True, "created_at": utcnow(),
-         "failed_login_count": 0, "must_change_password": False} for name in names])
+    users = sqlalchemy.table(
+        "users",
+        *(
+            sqlalchemy.column(c)
+            for c in (
+                "username",
+                "password_hash",
+                "role",
+                "is_active",
+                "created_at",
+                "failed_login_count",
+                "must_change_password",
+            )
+        ),
+    )
+    _db.session.execute(
+        insert(users),
+        [
+            {
+                "username": name,
+                "password_hash": "x",
+                "role": "staff",
+                "is_active": True,
+                "created_at": utcnow(),
+                "failed_login_count": 0,
+                "must_change_password": False,
+            }
+            for name in names
+        ],
+    )
     _db.session.commit()
 
 
@@ -833,13 +963,16 @@ def test_the_usernames_migration_keeps_what_points_at_users(fresh_app):
     with fresh_app.app_context():
         upgrade_to_before_usernames(fresh_app)
         add_users_raw("carol")
-        _db.session.execute(text(
-            "INSERT INTO user_sessions (user_id, token_hash, created_at) "
-            "SELECT id, 'abc', created_at FROM users"))
-        _db.session.execute(text(
-            "INSERT INTO audit_entries (at, user_id, username, action, object_type, object_id, "
-            "object_repr, changes, prev_hash, hash) SELECT created_at, id, username, 'login', 'user', id, "
-            "username, '{}', NULL, 'x' FROM users"))
+        _db.session.execute(
+            text("INSERT INTO user_sessions (user_id, token_hash, created_at) SELECT id, 'abc', created_at FROM users")
+        )
+        _db.session.execute(
+            text(
+                "INSERT INTO audit_entries (at, user_id, username, action, object_type, object_id, "
+                "object_repr, changes, prev_hash, hash) SELECT created_at, id, username, 'login', 'user', id, "
+                "username, '{}', NULL, 'x' FROM users"
+            )
+        )
         _db.session.commit()
 
         flask_migrate.upgrade()

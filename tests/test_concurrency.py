@@ -18,12 +18,7 @@ from sqlalchemy.exc import OperationalError
 from adminapp.domain import sales
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, User
-
 from tests.support import PASSWORD, flashed, fresh_schema, login, make_app, product_form
-
-
-
-
 
 ACTION = "/admin/transaction/action/"
 TIMEOUT = 60  # seconds; a thread still waiting after this means a lock was never released
@@ -85,9 +80,9 @@ def product(pg):
 def draft(pg):
     def make(*lines):
         with pg.app_context():
-            txn = Transaction(lines=[
-                TransactionProduct(product=_db.session.get(Product, pid), product_qty=qty) for pid, qty in lines
-            ])
+            txn = Transaction(
+                lines=[TransactionProduct(product=_db.session.get(Product, pid), product_qty=qty) for pid, qty in lines]
+            )
             _db.session.add(txn)
             sales.save_draft(_db.session, txn, None, is_new=True)
             _db.session.commit()
@@ -105,10 +100,14 @@ def snapshot(pg):
             s = _db.session
             result = {
                 "stock": dict(s.execute(select(Product.id, Product.stock)).all()),
-                "txns": {t.id: (t.status, t.total, t.posted_at, t.posted_by_id, t.version)
-                         for t in s.scalars(select(Transaction))},
-                "lines": {tp.id: (tp.transaction_id, tp.product_id, tp.product_qty, tp.unit_price)
-                          for tp in s.scalars(select(TransactionProduct))},
+                "txns": {
+                    t.id: (t.status, t.total, t.posted_at, t.posted_by_id, t.version)
+                    for t in s.scalars(select(Transaction))
+                },
+                "lines": {
+                    tp.id: (tp.transaction_id, tp.product_id, tp.product_qty, tp.unit_price)
+                    for tp in s.scalars(select(TransactionProduct))
+                },
                 "audit": s.scalar(select(func.count(AuditEntry.id))),
             }
             s.rollback()
@@ -188,11 +187,14 @@ def test_the_same_draft_posted_by_many_at_once_posts_once(pg, clients, product, 
     assert after["txns"][txn_id][0] == "posted"
 
 
-@pytest.mark.parametrize("table, target", [
-    ("products", "third product"),
-    ("transaction_products", "third line"),
-    ("transactions", "the transaction"),
-])
+@pytest.mark.parametrize(
+    "table, target",
+    [
+        ("products", "third product"),
+        ("transaction_products", "third line"),
+        ("transactions", "the transaction"),
+    ],
+)
 def test_a_failure_half_way_through_posting_changes_nothing(
     pg, clients, product, draft, snapshot, run_sql, table, target
 ):
@@ -208,10 +210,14 @@ def test_a_failure_half_way_through_posting_changes_nothing(
     (client,) = clients(1)
     before = snapshot()
 
-    run_sql("CREATE FUNCTION test_injected_failure() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'injected failure on %', TG_TABLE_NAME; END $$")
-    run_sql(f"CREATE TRIGGER test_injected_failure BEFORE UPDATE ON {table} FOR EACH ROW "
-            f"WHEN (OLD.id = {int(failing_id)}) EXECUTE FUNCTION test_injected_failure()")
+    run_sql(
+        "CREATE FUNCTION test_injected_failure() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'injected failure on %', TG_TABLE_NAME; END $$"
+    )
+    run_sql(
+        f"CREATE TRIGGER test_injected_failure BEFORE UPDATE ON {table} FOR EACH ROW "
+        f"WHEN (OLD.id = {int(failing_id)}) EXECUTE FUNCTION test_injected_failure()"
+    )
     try:
         status, page = post(client, txn_id)
     finally:
@@ -240,10 +246,14 @@ def test_a_failure_while_voiding_changes_nothing(pg, clients, product, draft, sn
     assert f"Transaction #{txn_id} posted." in post(client, txn_id)[1]
     before = snapshot()
 
-    run_sql("CREATE FUNCTION test_injected_failure() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$")
-    run_sql(f"CREATE TRIGGER test_injected_failure BEFORE UPDATE ON products FOR EACH ROW "
-            f"WHEN (OLD.id = {int(second)}) EXECUTE FUNCTION test_injected_failure()")
+    run_sql(
+        "CREATE FUNCTION test_injected_failure() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
+    )
+    run_sql(
+        f"CREATE TRIGGER test_injected_failure BEFORE UPDATE ON products FOR EACH ROW "
+        f"WHEN (OLD.id = {int(second)}) EXECUTE FUNCTION test_injected_failure()"
+    )
     try:
         response = client.post(f"/admin/transaction/void/?id={txn_id}", data={"reason": "returned"})
     finally:
@@ -277,15 +287,22 @@ def test_a_post_holding_its_products_lets_new_lines_sell_them_but_no_other_post(
     meanwhile does not wait for it (it would for FOR UPDATE), another post's lock does."""
     item = product("NOKEY-1", stock=10)
     txn_id = draft((item, 2))
-    insert_draft = ("INSERT INTO transactions (status, total, created_at, line_count, version) "
-                    "VALUES ('draft', 0, now(), 1, 1) RETURNING id")
+    insert_draft = (
+        "INSERT INTO transactions (status, total, created_at, line_count, version) "
+        "VALUES ('draft', 0, now(), 1, 1) RETURNING id"
+    )
     with pg.app_context():
         sales.post(_db.session, _db.session.get(Transaction, txn_id), None)  # locked until the commit
         with _db.engine.connect() as other:
             other.execute(text("SET LOCAL lock_timeout = '2s'"))
             other_id = other.execute(text(insert_draft)).scalar()
-            other.execute(text("INSERT INTO transaction_products (transaction_id, product_id, product_qty) "
-                               "VALUES (:txn, :product, 1)"), {"txn": other_id, "product": item})
+            other.execute(
+                text(
+                    "INSERT INTO transaction_products (transaction_id, product_id, product_qty) "
+                    "VALUES (:txn, :product, 1)"
+                ),
+                {"txn": other_id, "product": item},
+            )
             other.commit()
 
             other.execute(text("SET LOCAL lock_timeout = '200ms'"))
@@ -307,8 +324,7 @@ def test_concurrent_edit_and_post_of_one_draft_stay_consistent(pg, clients, prod
             line_ids = [tp.id for tp in _db.session.get(Transaction, txn_id).lines]
         form = {"note": "edited", "version": "1"}
         for i, (pid, line_id) in enumerate(zip(items, line_ids)):
-            form.update({f"lines-{i}-id": str(line_id), f"lines-{i}-product": str(pid),
-                         f"lines-{i}-product_qty": "5"})
+            form.update({f"lines-{i}-id": str(line_id), f"lines-{i}-product": str(pid), f"lines-{i}-product_qty": "5"})
 
         def edit():
             response = editor.post(f"/admin/transaction/edit/?id={txn_id}", data=form, follow_redirects=True)
@@ -343,16 +359,25 @@ def test_a_failure_half_way_through_saving_a_draft_changes_nothing(
         existing = draft((other, 1))
         with pg.app_context():
             line_id = _db.session.get(Transaction, existing).lines[0].id
-        form = {"note": "edited", "version": "1", "lines-3-id": str(line_id),
-                "lines-3-product": str(other), "lines-3-product_qty": "4"}
+        form = {
+            "note": "edited",
+            "version": "1",
+            "lines-3-id": str(line_id),
+            "lines-3-product": str(other),
+            "lines-3-product_qty": "4",
+        }
     for i, pid in enumerate((first, second, third)):
         form.update({f"lines-{i}-id": "", f"lines-{i}-product": str(pid), f"lines-{i}-product_qty": "2"})
     before = snapshot()
 
-    run_sql("CREATE FUNCTION test_injected_failure() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$")
-    run_sql(f"CREATE TRIGGER test_injected_failure BEFORE INSERT ON transaction_products FOR EACH ROW "
-            f"WHEN (NEW.product_id = {int(third)}) EXECUTE FUNCTION test_injected_failure()")
+    run_sql(
+        "CREATE FUNCTION test_injected_failure() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
+    )
+    run_sql(
+        f"CREATE TRIGGER test_injected_failure BEFORE INSERT ON transaction_products FOR EACH ROW "
+        f"WHEN (NEW.product_id = {int(third)}) EXECUTE FUNCTION test_injected_failure()"
+    )
     try:
         url = "/admin/transaction/new/" if mode == "create" else f"/admin/transaction/edit/?id={existing}"
         response = client.post(url, data=form)
@@ -372,8 +397,7 @@ def test_a_stock_edit_saved_while_a_post_holds_the_product_waits_and_sees_the_sa
     (editor,) = clients(1)
     item = product("EDIT-1", stock=10)
     txn_id = draft((item, 2))
-    form = product_form(sku="EDIT-1", name="Product EDIT-1", price="10.00", stock="15", initial_stock="10",
-                        version="1")
+    form = product_form(sku="EDIT-1", name="Product EDIT-1", price="10.00", stock="15", initial_stock="10", version="1")
     with pg.app_context():
         sales.post(_db.session, _db.session.get(Transaction, txn_id), None)  # locked until the commit
         with ThreadPoolExecutor(1) as pool:
@@ -411,16 +435,20 @@ def edit_draft(pg, client, txn_id, qty):
             return 200, "not a draft any more"
         form = {"note": "edited", "version": str(txn.version)}
         for i, line in enumerate(reversed(txn.lines)):
-            form.update({f"lines-{i}-id": str(line.id), f"lines-{i}-product": str(line.product_id),
-                         f"lines-{i}-product_qty": str(qty)})
+            form.update(
+                {
+                    f"lines-{i}-id": str(line.id),
+                    f"lines-{i}-product": str(line.product_id),
+                    f"lines-{i}-product_qty": str(qty),
+                }
+            )
         _db.session.rollback()
     response = client.post(f"/admin/transaction/edit/?id={txn_id}", data=form, follow_redirects=True)
     return response.status_code, page_text(response)
 
 
 def void(client, txn_id):
-    response = client.post(f"/admin/transaction/void/?id={txn_id}", data={"reason": "returned"},
-                           follow_redirects=True)
+    response = client.post(f"/admin/transaction/void/?id={txn_id}", data={"reason": "returned"}, follow_redirects=True)
     return response.status_code, page_text(response)
 
 
@@ -441,8 +469,7 @@ def ids_of(pg, status):
     return found
 
 
-def test_drafts_edits_posts_voids_and_price_edits_over_shared_products_never_deadlock(
-        pg, clients, product, snapshot):
+def test_drafts_edits_posts_voids_and_price_edits_over_shared_products_never_deadlock(pg, clients, product, snapshot):
     """Saves put their lines in any order, posts and voids lock products, price edits update
     them, all at once for half a minute: no deadlock, no "busy", no 5xx, and the books agree."""
     import random
@@ -466,17 +493,22 @@ def test_drafts_edits_posts_voids_and_price_edits_over_shared_products_never_dea
                 if not candidates:
                     continue
                 txn_id = rnd.choice(candidates)
-                result = {"edit": lambda: edit_draft(pg, client, txn_id, rnd.randint(1, 4)),
-                          "post": lambda: post(client, txn_id),
-                          "void": lambda: void(client, txn_id)}[kind]()
+                result = {
+                    "edit": lambda: edit_draft(pg, client, txn_id, rnd.randint(1, 4)),
+                    "post": lambda: post(client, txn_id),
+                    "void": lambda: void(client, txn_id),
+                }[kind]()
             outcomes.append((kind, *result))
 
     with ThreadPoolExecutor(LOAD_THREADS) as pool:
         for future in [pool.submit(work, client, n) for n, client in enumerate(signed_in)]:
             future.result(timeout=LOAD_SECONDS + TIMEOUT)
 
-    failures = [(kind, status, page[:300]) for kind, status, page in outcomes
-                if status >= 500 or "unexpected error" in page or "busy" in page or "deadlock" in page.lower()]
+    failures = [
+        (kind, status, page[:300])
+        for kind, status, page in outcomes
+        if status >= 500 or "unexpected error" in page or "busy" in page or "deadlock" in page.lower()
+    ]
     assert not failures, failures
     assert {kind for kind, *_ in outcomes} >= {"save", "post", "void", "price"}
     # Not one deadlock, even one a retry would have hidden from the pages.
@@ -500,19 +532,27 @@ def assert_books_agree(pg, items, initial):
     and the audit chain verifies."""
     with pg.app_context():
         s = _db.session
-        sold = dict(s.execute(
-            select(TransactionProduct.product_id, func.sum(TransactionProduct.product_qty))
-            .join(Transaction).where(Transaction.status == "posted").group_by(TransactionProduct.product_id)).all())
+        sold = dict(
+            s.execute(
+                select(TransactionProduct.product_id, func.sum(TransactionProduct.product_qty))
+                .join(Transaction)
+                .where(Transaction.status == "posted")
+                .group_by(TransactionProduct.product_id)
+            ).all()
+        )
         stock = dict(s.execute(select(Product.id, Product.stock).where(Product.id.in_(items))).all())
         assert stock == {pid: initial - sold.get(pid, 0) for pid in items}
         assert min(stock.values()) >= 0
         for txn in s.scalars(select(Transaction).where(Transaction.status != "draft")):
             assert txn.total == sum(line.unit_price * line.product_qty for line in txn.lines)
             assert txn.posted_at is not None and txn.posted_by_id is not None
-            entries = dict(s.execute(
-                select(AuditEntry.action, func.count()).where(AuditEntry.object_type == "transaction",
-                                                              AuditEntry.object_id == str(txn.id))
-                .group_by(AuditEntry.action)).all())
+            entries = dict(
+                s.execute(
+                    select(AuditEntry.action, func.count())
+                    .where(AuditEntry.object_type == "transaction", AuditEntry.object_id == str(txn.id))
+                    .group_by(AuditEntry.action)
+                ).all()
+            )
             assert entries.get("post") == 1 and entries.get("void", 0) == (txn.status == "void")
         s.rollback()
     result = pg.test_cli_runner().invoke(args=["audit-verify"])
@@ -520,6 +560,7 @@ def assert_books_agree(pg, items, initial):
 
 
 # ------------------------------------------------------ price edits while the product sells
+
 
 def test_a_price_edit_saved_while_the_product_sells_goes_through_and_keeps_the_sales(pg, clients, product, draft):
     item = product("SELL-1", stock=100, price="5.00")
@@ -543,8 +584,10 @@ def test_two_people_editing_one_price_still_conflict(pg, clients, product):
     alice, bob = clients(2)
     with pg.app_context():
         opened = _db.session.get(Product, item)
-        forms = [product_form(sku=opened.sku, name=opened.name, price=price, stock="10", version=str(opened.version))
-                 for price in ("6.00", "7.00")]
+        forms = [
+            product_form(sku=opened.sku, name=opened.name, price=price, stock="10", version=str(opened.version))
+            for price in ("6.00", "7.00")
+        ]
         _db.session.rollback()
 
     def save(client, form):

@@ -14,7 +14,6 @@ from sqlalchemy import text
 from adminapp import create_app
 from adminapp.config import ConfigError, load_config
 from adminapp.extensions import db as _db
-
 from tests.support import ROOT, clean_environ, is_app_variable, login, make_app
 
 
@@ -37,6 +36,7 @@ def dispose(app):
 
 # --- secret key and production -----------------------------------------------------------------
 
+
 def test_production_without_secret_key_refuses_to_start(env, monkeypatch):
     monkeypatch.setenv("ADMINAPP_ENV", "production")
     with pytest.raises(ConfigError, match="SECRET_KEY is not set") as error:
@@ -53,10 +53,15 @@ def test_an_unknown_environment_refuses_to_start(env, monkeypatch, name):
         create_app()
 
 
-BAD_COUNTS = [(variable, value, 1) for variable in ("LOGIN_MAX_ATTEMPTS", "ADMINAPP_SESSION_IDLE_MINUTES",
-                                                    "ADMINAPP_SESSION_MAX_HOURS")
-              for value in ("five", "-1", "2.5", "0")] + [
-    (variable, value, 0) for variable in ("LOGIN_LOCKOUT_SECONDS", "ADMINAPP_LOW_STOCK") for value in ("five", "-1", "2.5")]
+BAD_COUNTS = [
+    (variable, value, 1)
+    for variable in ("LOGIN_MAX_ATTEMPTS", "ADMINAPP_SESSION_IDLE_MINUTES", "ADMINAPP_SESSION_MAX_HOURS")
+    for value in ("five", "-1", "2.5", "0")
+] + [
+    (variable, value, 0)
+    for variable in ("LOGIN_LOCKOUT_SECONDS", "ADMINAPP_LOW_STOCK")
+    for value in ("five", "-1", "2.5")
+]
 
 
 @pytest.mark.parametrize("variable, value, minimum", BAD_COUNTS)
@@ -146,8 +151,12 @@ def test_empty_key_file_is_refused(env):
 
 def test_a_generated_key_keeps_sessions_across_restarts(env, make_user, database_url):
     """Two app instances reading the same generated key accept each other's session cookie."""
-    config = {"TESTING": True, "WTF_CSRF_ENABLED": False, "SQLALCHEMY_DATABASE_URI": database_url,
-              "INSTANCE_PATH": str(env)}
+    config = {
+        "TESTING": True,
+        "WTF_CSRF_ENABLED": False,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "INSTANCE_PATH": str(env),
+    }
     first, second = create_app(config), None
     try:
         client = first.test_client()
@@ -186,12 +195,16 @@ def test_session_limits_are_read(env, monkeypatch):
 
 # --- DATABASE_URL ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("given, used", [
-    ("postgres://u:p@db.internal:5432/shop", "postgresql+psycopg://u:p@db.internal:5432/shop"),
-    ("postgresql://u:p@db.internal:5432/shop", "postgresql+psycopg://u:p@db.internal:5432/shop"),
-    ("postgresql+psycopg://u:p@db.internal/shop", "postgresql+psycopg://u:p@db.internal/shop"),
-    ("sqlite:////var/lib/adminapp/app.db", "sqlite:////var/lib/adminapp/app.db"),
-])
+
+@pytest.mark.parametrize(
+    "given, used",
+    [
+        ("postgres://u:p@db.internal:5432/shop", "postgresql+psycopg://u:p@db.internal:5432/shop"),
+        ("postgresql://u:p@db.internal:5432/shop", "postgresql+psycopg://u:p@db.internal:5432/shop"),
+        ("postgresql+psycopg://u:p@db.internal/shop", "postgresql+psycopg://u:p@db.internal/shop"),
+        ("sqlite:////var/lib/adminapp/app.db", "sqlite:////var/lib/adminapp/app.db"),
+    ],
+)
 def test_database_url_is_honoured(env, monkeypatch, given, used):
     monkeypatch.setenv("DATABASE_URL", given)
     app = create_app()
@@ -400,6 +413,7 @@ def test_production_asks_browsers_for_https_only(env, monkeypatch):
 
 # --- the audit chain's key (AUDIT_KEY) ---------------------------------------------------------
 
+
 def test_development_audit_key_is_generated_once_owner_only_and_reused(env):
     first = create_app()
     key_file = env / "audit_key"
@@ -495,8 +509,12 @@ def test_limit_defaults(env, monkeypatch, environment, proxies):
 
 
 def test_limits_are_read_from_the_environment(env, monkeypatch):
-    for variable, value in (("LOGIN_MAX_FAILURES_PER_ADDRESS", "250"), ("LOGIN_ADDRESS_WINDOW_SECONDS", "60"),
-                            ("ADMINAPP_PROXY_COUNT", "2"), ("ADMINAPP_MAX_TRANSACTION_LINES", "50")):
+    for variable, value in (
+        ("LOGIN_MAX_FAILURES_PER_ADDRESS", "250"),
+        ("LOGIN_ADDRESS_WINDOW_SECONDS", "60"),
+        ("ADMINAPP_PROXY_COUNT", "2"),
+        ("ADMINAPP_MAX_TRANSACTION_LINES", "50"),
+    ):
         monkeypatch.setenv(variable, value)
     app = create_app()
     try:
@@ -505,9 +523,15 @@ def test_limits_are_read_from_the_environment(env, monkeypatch):
         dispose(app)
 
 
-@pytest.mark.parametrize("variable, minimum", [("LOGIN_MAX_FAILURES_PER_ADDRESS", 1),
-                                               ("LOGIN_ADDRESS_WINDOW_SECONDS", 1), ("ADMINAPP_PROXY_COUNT", 0),
-                                               ("ADMINAPP_MAX_TRANSACTION_LINES", 1)])
+@pytest.mark.parametrize(
+    "variable, minimum",
+    [
+        ("LOGIN_MAX_FAILURES_PER_ADDRESS", 1),
+        ("LOGIN_ADDRESS_WINDOW_SECONDS", 1),
+        ("ADMINAPP_PROXY_COUNT", 0),
+        ("ADMINAPP_MAX_TRANSACTION_LINES", 1),
+    ],
+)
 def test_a_limit_that_is_not_a_count_refuses_to_start(env, monkeypatch, variable, minimum):
     for value in ("many", "-1", str(minimum - 1) if minimum else "1.5"):
         monkeypatch.setenv(variable, value)
@@ -520,13 +544,25 @@ def test_a_limit_that_is_not_a_count_refuses_to_start(env, monkeypatch, variable
 # Every kind of setting the shell running the tests might have, each one that would change what
 # a test sees or stop the app from starting.
 SHELL_SETTINGS = {
-    "ADMINAPP_ENV": "production", "ADMINAPP_INSTANCE_PATH": "/nonexistent/instance",
-    "DATABASE_URL": "postgresql://nobody@unreachable.invalid/none", "SECRET_KEY": "short", "AUDIT_KEY": "short",
-    "FLASK_DEBUG": "1", "LOGIN_MAX_ATTEMPTS": "3", "LOGIN_LOCKOUT_SECONDS": "not a number",
-    "LOGIN_MAX_FAILURES_PER_ADDRESS": "1", "LOGIN_ADDRESS_WINDOW_SECONDS": "0", "ADMINAPP_PROXY_COUNT": "2",
-    "ADMINAPP_CURRENCY": "EUR", "ADMINAPP_TIMEZONE": "Asia/Jakarta", "ADMINAPP_LOW_STOCK": "-1",
-    "ADMINAPP_SESSION_IDLE_MINUTES": "1", "ADMINAPP_SESSION_MAX_HOURS": "1", "ADMINAPP_LOCK_TIMEOUT_MS": "1",
-    "ADMINAPP_MAX_TRANSACTION_LINES": "1", "ADMINAPP_MAX_REQUEST_BYTES": "1024",
+    "ADMINAPP_ENV": "production",
+    "ADMINAPP_INSTANCE_PATH": "/nonexistent/instance",
+    "DATABASE_URL": "postgresql://nobody@unreachable.invalid/none",
+    "SECRET_KEY": "short",
+    "AUDIT_KEY": "short",
+    "FLASK_DEBUG": "1",
+    "LOGIN_MAX_ATTEMPTS": "3",
+    "LOGIN_LOCKOUT_SECONDS": "not a number",
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": "1",
+    "LOGIN_ADDRESS_WINDOW_SECONDS": "0",
+    "ADMINAPP_PROXY_COUNT": "2",
+    "ADMINAPP_CURRENCY": "EUR",
+    "ADMINAPP_TIMEZONE": "Asia/Jakarta",
+    "ADMINAPP_LOW_STOCK": "-1",
+    "ADMINAPP_SESSION_IDLE_MINUTES": "1",
+    "ADMINAPP_SESSION_MAX_HOURS": "1",
+    "ADMINAPP_LOCK_TIMEOUT_MS": "1",
+    "ADMINAPP_MAX_TRANSACTION_LINES": "1",
+    "ADMINAPP_MAX_REQUEST_BYTES": "1024",
 }
 
 
@@ -537,7 +573,9 @@ def test_load_config_reads_only_the_mapping_it_is_given(monkeypatch, tmp_path):
 
     assert load_config({}) == {}
     assert load_config({"LOGIN_MAX_ATTEMPTS": "3", "ADMINAPP_CURRENCY": "EUR", "UNRELATED": "x"}) == {
-        "LOGIN_MAX_ATTEMPTS": 3, "CURRENCY": "EUR"}
+        "LOGIN_MAX_ATTEMPTS": 3,
+        "CURRENCY": "EUR",
+    }
     assert list(tmp_path.iterdir()) == []  # nothing written either
 
 
@@ -550,14 +588,17 @@ def test_an_app_given_its_config_reads_nothing_from_the_environment(monkeypatch,
     assert make_app(url, tmp_path).config == made_in_a_clean_shell
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"ADMINAPP_ENV": "prod"}, "ADMINAPP_ENV='prod' is not known"),
-    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "short"}, "SECRET_KEY is too short"),
-    ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32, "DEBUG": True}, "FLASK_DEBUG is on"),
-    ({"LOGIN_MAX_ATTEMPTS": 0}, "LOGIN_MAX_ATTEMPTS=0 is not a whole number of 1 or more"),
-    ({"LOGIN_LOCKOUT_SECONDS": "900"}, "LOGIN_LOCKOUT_SECONDS='900' is not a whole number of 0 or more"),
-    ({"SQLITE_SYNCHRONOUS": "SOMETIMES"}, "SQLITE_SYNCHRONOUS='SOMETIMES' is not one of OFF, NORMAL, FULL, EXTRA"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"ADMINAPP_ENV": "prod"}, "ADMINAPP_ENV='prod' is not known"),
+        ({"ADMINAPP_ENV": "production", "SECRET_KEY": "short"}, "SECRET_KEY is too short"),
+        ({"ADMINAPP_ENV": "production", "SECRET_KEY": "k" * 32, "DEBUG": True}, "FLASK_DEBUG is on"),
+        ({"LOGIN_MAX_ATTEMPTS": 0}, "LOGIN_MAX_ATTEMPTS=0 is not a whole number of 1 or more"),
+        ({"LOGIN_LOCKOUT_SECONDS": "900"}, "LOGIN_LOCKOUT_SECONDS='900' is not a whole number of 0 or more"),
+        ({"SQLITE_SYNCHRONOUS": "SOMETIMES"}, "SQLITE_SYNCHRONOUS='SOMETIMES' is not one of OFF, NORMAL, FULL, EXTRA"),
+    ],
+)
 def test_a_given_config_is_checked_as_the_environment_is(tmp_path, settings, message):
     with pytest.raises(ConfigError, match=message):
         create_app({"INSTANCE_PATH": str(tmp_path / "instance"), **settings})
@@ -570,9 +611,28 @@ def test_the_tests_pass_whatever_the_shell_sets(tmp_path):
     env = clean_environ(**SHELL_SETTINGS, PYTHONDONTWRITEBYTECODE="1")
     env.pop("TEST_DATABASE_URL", None)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-k", "lock or key or login",
-         "tests/test_auth.py", "tests/test_config.py", "tests/test_smoke.py", f"--basetemp={tmp_path / 'run'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",
+            "-k",
+            "lock or key or login",
+            "tests/test_auth.py",
+            "tests/test_config.py",
+            "tests/test_smoke.py",
+            f"--basetemp={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert " passed" in run.stdout
 
@@ -580,8 +640,9 @@ def test_the_tests_pass_whatever_the_shell_sets(tmp_path):
 @pytest.mark.parametrize("settings, level", [({}, 1), ({"SQLITE_SYNCHRONOUS": "OFF"}, 0)])
 def test_sqlite_syncs_at_checkpoints_unless_told_otherwise(tmp_path, settings, level):
     """NORMAL in WAL mode: durable but for the last commits at a power cut; the tests turn it off."""
-    app = create_app({"INSTANCE_PATH": str(tmp_path), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 's.db'}",
-                      **settings})
+    app = create_app(
+        {"INSTANCE_PATH": str(tmp_path), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 's.db'}", **settings}
+    )
     with app.app_context():
         assert _db.session.execute(text("PRAGMA synchronous")).scalar() == level
         _db.session.remove()

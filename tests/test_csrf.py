@@ -7,7 +7,6 @@ import pytest
 from sqlalchemy import func, select
 
 from adminapp.models import Product, User
-
 from tests.support import PASSWORD, another_app, snapshot
 
 PRODUCT_FORM = {"description": "", "price": "12.50", "stock": "7", "initial_stock": "7", "is_active": "y"}
@@ -32,8 +31,12 @@ class FormParser(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "form":
-            self._current = {"action": attrs.get("action"), "id": attrs.get("id"),
-                             "method": (attrs.get("method") or "get").lower(), "inputs": {}}
+            self._current = {
+                "action": attrs.get("action"),
+                "id": attrs.get("id"),
+                "method": (attrs.get("method") or "get").lower(),
+                "inputs": {},
+            }
             self.forms.append(self._current)
         elif tag == "input" and self._current is not None and attrs.get("name"):
             self._current["inputs"][attrs["name"]] = attrs.get("value") or ""
@@ -92,6 +95,7 @@ def signed_in(client):
 
 # --- without a token: 400, nothing happens ----------------------------------------------------
 
+
 def test_login_without_token_is_refused(csrf_app, db, user):
     client = csrf_app.test_client()
     client.get("/login")  # a session exists, but the POST carries no token
@@ -128,8 +132,11 @@ def test_logout_without_token_is_refused(client):
 
 def post_routes(app) -> list[str]:
     """Every address of the app that accepts a POST (those with a part in the path filled in)."""
-    return sorted(rule.rule.replace("<path:filename>", "x").replace("<int:id>", "1")
-                  for rule in app.url_map.iter_rules() if "POST" in rule.methods)
+    return sorted(
+        rule.rule.replace("<path:filename>", "x").replace("<int:id>", "1")
+        for rule in app.url_map.iter_rules()
+        if "POST" in rule.methods
+    )
 
 
 def test_every_post_route_refuses_a_post_without_a_token(csrf_app, client, db, make_product):
@@ -138,8 +145,9 @@ def test_every_post_route_refuses_a_post_without_a_token(csrf_app, client, db, m
     routes = post_routes(csrf_app)
     assert "/account/sign-out-everywhere" in routes and "/admin/transaction/void/" in routes  # the table is real
 
-    answers = {route: client.post(route, data={"action": "post", "rowid": ["1"], "id": "1"}).status_code
-               for route in routes}
+    answers = {
+        route: client.post(route, data={"action": "post", "rowid": ["1"], "id": "1"}).status_code for route in routes
+    }
 
     assert answers == {route: 400 for route in routes}
     assert snapshot(csrf_app) == before
@@ -155,8 +163,9 @@ def test_create_without_token_is_refused(client, db):
 def test_edit_without_token_is_refused(client, db, make_product):
     pid = make_product(sku="KEEP-1", name="Keep")
     before = product(db, pid)
-    response = client.post(f"/admin/product/edit/?id={pid}",
-                           data={**PRODUCT_FORM, "sku": "KEEP-1", "name": "Changed", "version": "1"})
+    response = client.post(
+        f"/admin/product/edit/?id={pid}", data={**PRODUCT_FORM, "sku": "KEEP-1", "name": "Changed", "version": "1"}
+    )
     assert response.status_code == 400
     assert product(db, pid) == before
 
@@ -178,6 +187,7 @@ def test_action_without_token_is_refused(client, db, make_product, action):
 
 # --- with the token scraped from the page: it works -------------------------------------------
 
+
 def test_login_and_logout_with_tokens(csrf_app, db, user):
     client = sign_in(csrf_app.test_client())
     assert signed_in(client)
@@ -193,8 +203,9 @@ def test_create_and_edit_with_tokens(client, db):
     page = client.get("/admin/product/new/")
     assert page.status_code == 200
     token = token_in(page.text, action="")
-    response = client.post("/admin/product/new/",
-                           data={**PRODUCT_FORM, "sku": "NEW-1", "name": "New", "csrf_token": token})
+    response = client.post(
+        "/admin/product/new/", data={**PRODUCT_FORM, "sku": "NEW-1", "name": "New", "csrf_token": token}
+    )
     assert response.status_code == 302
     with db() as session:
         pid = session.scalar(select(Product.id).where(Product.sku == "NEW-1"))
@@ -202,17 +213,23 @@ def test_create_and_edit_with_tokens(client, db):
 
     page = client.get(f"/admin/product/edit/?id={pid}")
     fields = next(f for f in forms(page.text) if "csrf_token" in f["inputs"] and "sku" in f["inputs"])["inputs"]
-    response = client.post(f"/admin/product/edit/?id={pid}", data={
-        **PRODUCT_FORM, "sku": fields["sku"], "name": "Renamed",
-        "version": fields["version"], "csrf_token": fields["csrf_token"],
-    })
+    response = client.post(
+        f"/admin/product/edit/?id={pid}",
+        data={
+            **PRODUCT_FORM,
+            "sku": fields["sku"],
+            "name": "Renamed",
+            "version": fields["version"],
+            "csrf_token": fields["csrf_token"],
+        },
+    )
     assert response.status_code == 302
     assert product(db, pid)[1] == "Renamed"
 
 
 def test_delete_with_token_from_the_confirmation_page(client, db, make_product):
     pid = make_product()
-    link = re.search(r'href="(/admin/product/delete/\?id=%s[^"]*)"' % pid, client.get("/admin/product/").text)
+    link = re.search(rf'href="(/admin/product/delete/\?id={pid}[^"]*)"', client.get("/admin/product/").text)
     page = client.get(link.group(1).replace("&amp;", "&"))
     delete_form = next(f for f in forms(page.text) if f["action"] == "/admin/product/delete/")
     assert delete_form["method"] == "post" and delete_form["inputs"]["id"] == str(pid)
@@ -224,7 +241,9 @@ def test_delete_with_token_from_the_confirmation_page(client, db, make_product):
 def test_actions_with_token_from_the_list_page(client, db, make_product):
     a, b = make_product(is_active=True), make_product(is_active=True)
     token = token_in(client.get("/admin/product/").text, form_id="action_form")
-    response = client.post("/admin/product/action/", data={"action": "deactivate", "rowid": [a, b], "csrf_token": token})
+    response = client.post(
+        "/admin/product/action/", data={"action": "deactivate", "rowid": [a, b], "csrf_token": token}
+    )
     assert response.status_code == 302
     assert product(db, a)[2] is False and product(db, b)[2] is False
     response = client.post("/admin/product/action/", data={"action": "activate", "rowid": [a], "csrf_token": token})
@@ -236,6 +255,7 @@ def test_actions_with_token_from_the_list_page(client, db, make_product):
 
 
 # --- the list page carries the tokens ---------------------------------------------------------
+
 
 def test_list_page_renders_tokens_in_every_post_form(client, make_product):
     ids = [make_product() for _ in range(3)]

@@ -9,7 +9,7 @@ past sales get their `posted_at` set directly in the database.
 
 import html
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,6 @@ from sqlalchemy import update
 from adminapp.domain import sales
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct
-
 from tests.support import as_dba, count_statements, make_app, save_draft, signed_in, statements
 
 DASHBOARD = "/admin/"
@@ -57,8 +56,9 @@ def low_stock_rows(response) -> list[tuple[str, str, int]]:
         return []
     rows = []
     for row in re.findall(r"<tr>(.*?)</tr>", table.group(0).split("<tbody>", 1)[1], re.S):
-        sku, name, stock = (html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
-                            for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S))
+        sku, name, stock = (
+            html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        )
         rows.append((sku, name, int(stock.replace(",", ""))))
     return rows
 
@@ -85,8 +85,10 @@ def recent_items(response) -> list[str]:
     """The recent-actions entries as text."""
     assert response.status_code == 200
     section = response.text.split('id="recent-actions"', 1)[1].split("</ul>", 1)[0]
-    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split())
-            for item in re.findall(r"<li>(.*?)</li>", section, re.S)]
+    return [
+        " ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split())
+        for item in re.findall(r"<li>(.*?)</li>", section, re.S)
+    ]
 
 
 def listed(response, column) -> list[str]:
@@ -103,15 +105,17 @@ def local_today(app) -> date:
 
 def local_time(app, day: date, hour: int, minute: int = 0) -> datetime:
     """A local wall-clock time of the app's zone, as the aware UTC datetime the database stores."""
-    return datetime.combine(day, time(hour, minute), tzinfo=zone(app)).astimezone(timezone.utc)
+    return datetime.combine(day, time(hour, minute), tzinfo=zone(app)).astimezone(UTC)
 
 
 def set_posted_at(session, txn_ids, at):
     """Move posted_at (and created_at: a sale is posted after it was created) in the database
     directly, with the guards lifted as a DBA would (the app keeps posted transactions as they are)."""
     table = Transaction.__table__
-    session.execute(update(table).where(table.c.id.in_(txn_ids)).values(posted_at=at, created_at=at),
-                    execution_options=as_dba(session))
+    session.execute(
+        update(table).where(table.c.id.in_(txn_ids)).values(posted_at=at, created_at=at),
+        execution_options=as_dba(session),
+    )
 
 
 # ------------------------------------------------------------------ fixtures
@@ -244,12 +248,17 @@ def test_cards_link_to_lists_of_the_same_records(app, admin_client, make_product
     draft((stockroom, 1))
     draft((stockroom, 1))
     posted((stockroom, 1))
-    posted((stockroom, 1), at=datetime.now(timezone.utc) - timedelta(days=2))
+    posted((stockroom, 1), at=datetime.now(UTC) - timedelta(days=2))
     page = admin_client.get(DASHBOARD)
 
     assert count(page, "posted-today") == 1
-    for element_id, column in (("product-count", "sku"), ("active-count", "sku"),
-                               ("low-stock-count", "sku"), ("draft-count", "id"), ("posted-today", "id")):
+    for element_id, column in (
+        ("product-count", "sku"),
+        ("active-count", "sku"),
+        ("low-stock-count", "sku"),
+        ("draft-count", "id"),
+        ("posted-today", "id"),
+    ):
         listing = admin_client.get(card_link(page, element_id))
         assert listing.status_code == 200, element_id
         assert len(listed(listing, column)) == count(page, element_id), element_id
@@ -260,9 +269,7 @@ def test_cards_link_to_lists_of_the_same_records(app, admin_client, make_product
 # ----------------------------------------------------------------- low stock
 
 
-def test_low_stock_list_names_the_active_products_at_or_below_the_threshold(
-    admin_client, make_product, threshold
-):
+def test_low_stock_list_names_the_active_products_at_or_below_the_threshold(admin_client, make_product, threshold):
     make_product(sku="B-LOW", name="Bolts", stock=threshold)
     make_product(sku="A-LOW", name="Anchors", stock=threshold)
     make_product(sku="C-EMPTY", name="Clamps", stock=0)
@@ -273,7 +280,9 @@ def test_low_stock_list_names_the_active_products_at_or_below_the_threshold(
 
     # Lowest stock first, then by SKU.
     assert low_stock_rows(response) == [
-        ("C-EMPTY", "Clamps", 0), ("A-LOW", "Anchors", threshold), ("B-LOW", "Bolts", threshold),
+        ("C-EMPTY", "Clamps", 0),
+        ("A-LOW", "Anchors", threshold),
+        ("B-LOW", "Bolts", threshold),
     ]
     assert f"Low stock (at or below {threshold})" in response.text
 
@@ -423,15 +432,24 @@ def recent_toggle(response) -> str:
 
 
 @pytest.mark.parametrize("role, sees_everyone", [("admin", True), ("auditor", True), ("staff", False)])
-def test_recent_actions_are_the_users_own_and_everyones_only_for_audit_readers(
-    app, make_user, role, sees_everyone
-):
+def test_recent_actions_are_the_users_own_and_everyones_only_for_audit_readers(app, make_user, role, sees_everyone):
     make_user("sam")
     make_user("reader", role)
     sam = signed_in(app, "sam")
-    assert sam.post("/admin/product/new/", data={
-        "sku": "SAMS-1", "name": "Sam's", "price": "1.00", "stock": "1", "is_active": "y", "version": "",
-    }).status_code == 302
+    assert (
+        sam.post(
+            "/admin/product/new/",
+            data={
+                "sku": "SAMS-1",
+                "name": "Sam's",
+                "price": "1.00",
+                "stock": "1",
+                "is_active": "y",
+                "version": "",
+            },
+        ).status_code
+        == 302
+    )
     reader = signed_in(app, "reader")
 
     own = reader.get(DASHBOARD)
@@ -439,13 +457,18 @@ def test_recent_actions_are_the_users_own_and_everyones_only_for_audit_readers(
 
     assert [item.split(" — ", 1)[1] for item in recent_items(own)] == ["login user reader"]
     assert [item.split(" — ", 1)[1] for item in recent_items(sam.get(DASHBOARD))] == [
-        "create product SAMS-1 — Sam's", "login user sam"]
+        "create product SAMS-1 — Sam's",
+        "login user sam",
+    ]
     if sees_everyone:
         assert recent_toggle(own) == "/admin/?recent=all"  # "Everyone"
         assert recent_toggle(asked_for_all) == "/admin/"  # back to "Mine"
         everyone = [item.split(" — ", 1)[1] for item in recent_items(asked_for_all)]
-        assert everyone[:3] == ["reader: login user reader", "sam: create product SAMS-1 — Sam's",
-                                "sam: login user sam"]
+        assert everyone[:3] == [
+            "reader: login user reader",
+            "sam: create product SAMS-1 — Sam's",
+            "sam: login user sam",
+        ]
     else:
         assert recent_items(asked_for_all) == recent_items(own)
         assert recent_toggle(own) == recent_toggle(asked_for_all) == ""

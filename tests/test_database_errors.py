@@ -17,7 +17,6 @@ from adminapp.database_errors import Failure, failure_of, retrying
 from adminapp.domain import sales
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct
-
 from tests.support import another_app, flashed, login, make_app, product_form, signed_in, snapshot
 
 BUSY = "The database was busy; nothing was changed. Try again."
@@ -72,8 +71,9 @@ def holding_row(url, table, row_id, seconds):
 
 
 def post(client, txn_id):
-    return client.post("/admin/transaction/action/", data={"action": "post", "rowid": str(txn_id)},
-                       follow_redirects=True)
+    return client.post(
+        "/admin/transaction/action/", data={"action": "post", "rowid": str(txn_id)}, follow_redirects=True
+    )
 
 
 def test_a_lock_held_briefly_is_waited_out_by_a_retry(app, impatient, draft):
@@ -108,8 +108,10 @@ def test_a_save_that_waited_out_a_brief_lock_is_saved_once(app, impatient, make_
     product = make_product(sku="WAIT-1", stock=5)
     holding_row(postgres_url, "products", product, seconds=LOCK_TIMEOUT_MS * 1.5 / 1000)
 
-    response = clerk.post(f"/admin/product/edit/?id={product}",
-                          data=product_form(sku="WAIT-1", name="Renamed", price="9.99", stock="5", version="1"))
+    response = clerk.post(
+        f"/admin/product/edit/?id={product}",
+        data=product_form(sku="WAIT-1", name="Renamed", price="9.99", stock="5", version="1"),
+    )
 
     assert response.status_code == 302, flashed(response)
     with patient_app.app_context():
@@ -125,8 +127,16 @@ def test_a_draft_edit_that_waited_out_a_brief_lock_keeps_one_set_of_lines(app, i
     added = make_product(sku="ADD-1", stock=5)
     with patient_app.app_context():
         line_id = _db.session.get(Transaction, txn_id).lines[0].id
-    form = {"note": "edited", "version": "1", "lines-0-id": str(line_id), "lines-0-product": str(product),
-            "lines-0-product_qty": "3", "lines-1-id": "", "lines-1-product": str(added), "lines-1-product_qty": "1"}
+    form = {
+        "note": "edited",
+        "version": "1",
+        "lines-0-id": str(line_id),
+        "lines-0-product": str(product),
+        "lines-0-product_qty": "3",
+        "lines-1-id": "",
+        "lines-1-product": str(added),
+        "lines-1-product_qty": "1",
+    }
     holding_row(postgres_url, "transactions", txn_id, seconds=LOCK_TIMEOUT_MS * 1.5 / 1000)
 
     response = clerk.post(f"/admin/transaction/edit/?id={txn_id}", data=form)
@@ -143,8 +153,10 @@ def test_a_busy_save_keeps_the_form_and_its_input(app, impatient, make_product):
     product = make_product(sku="BUSY-1", stock=5)
     release = holding_row(postgres_url, "products", product, seconds=None)
     try:
-        response = clerk.post(f"/admin/product/edit/?id={product}",
-                              data=product_form(sku="BUSY-1", name="Typed in", price="9.99", stock="5", version="1"))
+        response = clerk.post(
+            f"/admin/product/edit/?id={product}",
+            data=product_form(sku="BUSY-1", name="Typed in", price="9.99", stock="5", version="1"),
+        )
     finally:
         release()
 
@@ -198,8 +210,7 @@ def test_sign_in_answers_503_while_the_database_is_away(app_away_from_its_databa
     assert AWAY in flashed(response) and "adminapp" in response.text  # the app's frame
 
 
-def test_a_signed_in_page_answers_503_while_the_database_is_away(app, make_user, app_away_from_its_database,
-                                                                 tmp_path):
+def test_a_signed_in_page_answers_503_while_the_database_is_away(app, make_user, app_away_from_its_database, tmp_path):
     make_user("ann", "staff")
     live = signed_in(app, "ann")
     away = app_away_from_its_database(tmp_path / "away").test_client()
@@ -220,10 +231,14 @@ def refusing_entries(app):
     sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
     statements = (
         ["CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'refused'); END"]
-        if sqlite else
-        ["CREATE FUNCTION refuse_entries() RETURNS trigger LANGUAGE plpgsql AS "
-         "$$ BEGIN RAISE EXCEPTION 'refused'; END $$",
-         "CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION refuse_entries()"])
+        if sqlite
+        else [
+            "CREATE FUNCTION refuse_entries() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+            "CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_entries FOR EACH ROW "
+            "EXECUTE FUNCTION refuse_entries()",
+        ]
+    )
     with app.app_context():
         for statement in statements:
             _db.session.execute(text(statement))
@@ -232,8 +247,9 @@ def refusing_entries(app):
         yield
     finally:
         with app.app_context():
-            _db.session.execute(text("DROP TRIGGER refuse_entries" if sqlite else
-                                     "DROP TRIGGER refuse_entries ON audit_entries"))
+            _db.session.execute(
+                text("DROP TRIGGER refuse_entries" if sqlite else "DROP TRIGGER refuse_entries ON audit_entries")
+            )
             if not sqlite:
                 _db.session.execute(text("DROP FUNCTION refuse_entries()"))
             _db.session.commit()
@@ -245,8 +261,9 @@ def test_a_save_whose_entry_cannot_be_written_says_so_and_saves_nothing(app, mak
     product = make_product(sku="REC-1", stock=5)
     before = snapshot(app)
     with refusing_entries(app):
-        response = clerk.post(f"/admin/product/edit/?id={product}",
-                              data=product_form(sku="REC-1", name="Renamed", stock="5", version="1"))
+        response = clerk.post(
+            f"/admin/product/edit/?id={product}", data=product_form(sku="REC-1", name="Renamed", stock="5", version="1")
+        )
 
     assert response.status_code == 200
     assert UNRECORDED in flashed(response) and 'value="Renamed"' in response.text
@@ -304,22 +321,30 @@ def wrapped(orig, statement="UPDATE products SET price = 1", invalidated=False):
     return DBAPIError(statement, {}, orig, connection_invalidated=invalidated)
 
 
-@pytest.mark.parametrize("error, failure", [
-    (wrapped(psycopg.errors.DeadlockDetected("deadlock detected")), Failure.BUSY),
-    (wrapped(psycopg.errors.SerializationFailure("could not serialize access")), Failure.BUSY),
-    (wrapped(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")), Failure.BUSY),
-    (wrapped(psycopg.errors.QueryCanceled("canceling statement due to statement timeout")), Failure.BUSY),
-    (wrapped(sqlite3.OperationalError("database is locked")), Failure.BUSY),
-    (PoolTimeout("QueuePool limit of size 5 overflow 5 reached"), Failure.BUSY),
-    (wrapped(psycopg.OperationalError("connection refused")), Failure.UNAVAILABLE),
-    (wrapped(psycopg.errors.AdminShutdown("terminating connection due to administrator command")), Failure.UNAVAILABLE),
-    (wrapped(sqlite3.OperationalError("unable to open database file")), Failure.UNAVAILABLE),
-    (wrapped(psycopg.errors.RaiseException("refused"), "INSERT INTO audit_entries (at) VALUES (now())"),
-     Failure.UNRECORDED),
-    (wrapped(psycopg.errors.UniqueViolation("duplicate key")), None),
-    (wrapped(sqlite3.IntegrityError("UNIQUE constraint failed")), None),
-    (ValueError("not the database's"), None),
-])
+@pytest.mark.parametrize(
+    "error, failure",
+    [
+        (wrapped(psycopg.errors.DeadlockDetected("deadlock detected")), Failure.BUSY),
+        (wrapped(psycopg.errors.SerializationFailure("could not serialize access")), Failure.BUSY),
+        (wrapped(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")), Failure.BUSY),
+        (wrapped(psycopg.errors.QueryCanceled("canceling statement due to statement timeout")), Failure.BUSY),
+        (wrapped(sqlite3.OperationalError("database is locked")), Failure.BUSY),
+        (PoolTimeout("QueuePool limit of size 5 overflow 5 reached"), Failure.BUSY),
+        (wrapped(psycopg.OperationalError("connection refused")), Failure.UNAVAILABLE),
+        (
+            wrapped(psycopg.errors.AdminShutdown("terminating connection due to administrator command")),
+            Failure.UNAVAILABLE,
+        ),
+        (wrapped(sqlite3.OperationalError("unable to open database file")), Failure.UNAVAILABLE),
+        (
+            wrapped(psycopg.errors.RaiseException("refused"), "INSERT INTO audit_entries (at) VALUES (now())"),
+            Failure.UNRECORDED,
+        ),
+        (wrapped(psycopg.errors.UniqueViolation("duplicate key")), None),
+        (wrapped(sqlite3.IntegrityError("UNIQUE constraint failed")), None),
+        (ValueError("not the database's"), None),
+    ],
+)
 def test_each_database_error_is_told_apart(error, failure):
     assert failure_of(error) is failure
 

@@ -20,13 +20,12 @@ from sqlalchemy import select
 
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct, User
-
 from tests.support import FAST_HASH, PASSWORD, flashed, make_app, product_form, save_draft, signed_in, snapshot
 
 PRODUCTS = "/admin/product/"
 PRODUCT_NEW = "/admin/product/new/"
 TXN_NEW = "/admin/transaction/new/"
-SECRET = "zq-internal-detail: connection to 10.0.0.7 refused"  
+SECRET = "zq-internal-detail: connection to 10.0.0.7 refused"
 BUTTONS = {  # the name and value a browser posts for each submit button of a create/edit form
     "save": {},
     "save and add another": {"_add_another": "Save and Add Another"},
@@ -116,9 +115,9 @@ def is_checked(page: str, field: str) -> bool:
 def line_row(page: str, index: int) -> str:
     """The HTML of one line of the transaction form, up to the next line (or the blank template)."""
     start = page.index(f'<div id="lines-{index}" class="inline-field')
-    rest = page[start + 1:]
+    rest = page[start + 1 :]
     ends = [rest.find(marker) for marker in ('<div id="lines-', '<div class="inline-field-template')]
-    return page[start:start + 1 + min(end for end in ends if end >= 0)]
+    return page[start : start + 1 + min(end for end in ends if end >= 0)]
 
 
 def location(response) -> tuple[str, dict]:
@@ -159,8 +158,10 @@ def products(db):
 
     def take():
         with db() as session:
-            return [(p.sku, p.name, p.description, p.price, p.stock, p.is_active, p.version)
-                    for p in session.scalars(select(Product).order_by(Product.id))]
+            return [
+                (p.sku, p.name, p.description, p.price, p.stock, p.is_active, p.version)
+                for p in session.scalars(select(Product).order_by(Product.id))
+            ]
 
     return take
 
@@ -205,12 +206,20 @@ def transactions(db):
 
 ERROR_PAGES = {
     # name: (url, role, status, English title and message, Indonesian title and message)
-    "403": ("/admin/user/", "staff", 403,
-            ("Forbidden", "Your role does not allow this. Nothing was changed."),
-            ("Akses ditolak", "Peran Anda tidak mengizinkan tindakan ini. Tidak ada yang diubah.")),
-    "404": ("/admin/no-such-page/", "admin", 404,
-            ("Not found", "There is no page at this address."),
-            ("Tidak ditemukan", "Tidak ada halaman di alamat ini.")),
+    "403": (
+        "/admin/user/",
+        "staff",
+        403,
+        ("Forbidden", "Your role does not allow this. Nothing was changed."),
+        ("Akses ditolak", "Peran Anda tidak mengizinkan tindakan ini. Tidak ada yang diubah."),
+    ),
+    "404": (
+        "/admin/no-such-page/",
+        "admin",
+        404,
+        ("Not found", "There is no page at this address."),
+        ("Tidak ditemukan", "Tidak ada halaman di alamat ini."),
+    ),
 }
 LANGUAGES = {
     "English": ({}, {}, "en"),
@@ -242,8 +251,8 @@ def test_error_page_has_its_status_the_admins_look_and_the_users_language(app, m
     assert brand(response) == brand(client.get("/admin/")) == ("/admin", "adminapp")
     assert 'href="/admin/product/"' in response.text and 'action="/logout"' in response.text
     assert 'class="active"' not in response.text  # no menu item is the current page
-    assert '/admin/static/bootstrap/bootstrap4/css/bootstrap.min.css' in response.text
-    assert '/static/css/adminapp.css' in response.text
+    assert "/admin/static/bootstrap/bootstrap4/css/bootstrap.min.css" in response.text
+    assert "/static/css/adminapp.css" in response.text
     assert ("Back to the dashboard" if locale == "en" else "Kembali ke dasbor") in page_text
     assert 'id="request-id"' not in response.text  # only a server error needs one reported
 
@@ -299,8 +308,11 @@ def test_server_error_page_shows_nothing_internal(failing_app, make_user):
         assert internal not in page, internal
 
 
-@pytest.mark.parametrize("fields, headers", [({"locale": "id"}, {}), ({}, {"Accept-Language": "id"})],
-                         ids=["Indonesian user", "Indonesian browser"])
+@pytest.mark.parametrize(
+    "fields, headers",
+    [({"locale": "id"}, {}), ({}, {"Accept-Language": "id"})],
+    ids=["Indonesian user", "Indonesian browser"],
+)
 def test_server_error_page_is_in_the_users_language(failing_app, make_user, fields, headers):
     make_user("someone", "staff", **fields)
 
@@ -362,19 +374,29 @@ def test_save_and_add_another_on_create_opens_a_fresh_form(admin_client, product
 
 
 def test_save_and_continue_editing_on_create_opens_the_new_record(admin_client, product_id, products):
-    response = admin_client.post(PRODUCT_NEW, data=product_form(
-        sku="CONT-1", name="Continued", price="3.25", **BUTTONS["save and continue editing"]))
+    response = admin_client.post(
+        PRODUCT_NEW,
+        data=product_form(sku="CONT-1", name="Continued", price="3.25", **BUTTONS["save and continue editing"]),
+    )
 
     pid = product_id("CONT-1")
     assert location(response) == ("/admin/product/edit/", {"id": str(pid), "url": PRODUCTS})
     editing = admin_client.get(response.headers["Location"])
     assert editing.status_code == 200
     assert "Record was successfully created." in text(editing)
-    assert (field_value(editing.text, "sku"), field_value(editing.text, "name"), field_value(editing.text, "price"),
-            field_value(editing.text, "version")) == ("CONT-1", "Continued", "3.25", "1")
+    assert (
+        field_value(editing.text, "sku"),
+        field_value(editing.text, "name"),
+        field_value(editing.text, "price"),
+        field_value(editing.text, "version"),
+    ) == ("CONT-1", "Continued", "3.25", "1")
     # ... and the form it opened saves (it is not stale).
-    again = admin_client.post(response.headers["Location"], data=product_form(
-        sku="CONT-1", name="Continued twice", price="3.25", version=field_value(editing.text, "version")))
+    again = admin_client.post(
+        response.headers["Location"],
+        data=product_form(
+            sku="CONT-1", name="Continued twice", price="3.25", version=field_value(editing.text, "version")
+        ),
+    )
     assert location(again) == (PRODUCTS, {})
     assert products()[0][1] == "Continued twice"
 
@@ -388,8 +410,9 @@ def test_buttons_on_edit_go_where_djangos_do(admin_client, make_product, product
         "save and continue editing": ("/admin/product/edit/", {"id": str(pid), "url": PRODUCTS}),
     }[button]
 
-    response = admin_client.post(product_edit_url(pid), data=product_form(
-        sku="EDIT-1", name="After", version="1", **BUTTONS[button]))
+    response = admin_client.post(
+        product_edit_url(pid), data=product_form(sku="EDIT-1", name="After", version="1", **BUTTONS[button])
+    )
 
     assert location(response) == expected
     assert products()[0][:2] == ("EDIT-1", "After")
@@ -399,8 +422,9 @@ def test_buttons_on_edit_go_where_djangos_do(admin_client, make_product, product
     if button == "save and continue editing":
         assert field_value(landing.text, "name") == "After"
         assert field_value(landing.text, "version") == "2"  # the form is current: saving it again works
-        again = admin_client.post(response.headers["Location"], data=product_form(
-            sku="EDIT-1", name="After again", version="2"))
+        again = admin_client.post(
+            response.headers["Location"], data=product_form(sku="EDIT-1", name="After again", version="2")
+        )
         assert location(again) == (PRODUCTS, {})
         assert products()[0][1] == "After again"
 
@@ -411,10 +435,14 @@ def test_every_button_keeps_the_list_the_user_came_from(admin_client, make_produ
     filtered = "/admin/product/?search=KEEP&sort=1"
     pid = make_product(sku="KEEP-0")
 
-    created = admin_client.post(f"{PRODUCT_NEW}?url=/admin/product/%3Fsearch%3DKEEP%26sort%3D1",
-                                data=product_form(sku="KEEP-1", **BUTTONS[button]))
-    edited = admin_client.post(product_edit_url(pid, url="/admin/product/%3Fsearch%3DKEEP%26sort%3D1"),
-                               data=product_form(sku="KEEP-0", version="1", **BUTTONS[button]))
+    created = admin_client.post(
+        f"{PRODUCT_NEW}?url=/admin/product/%3Fsearch%3DKEEP%26sort%3D1",
+        data=product_form(sku="KEEP-1", **BUTTONS[button]),
+    )
+    edited = admin_client.post(
+        product_edit_url(pid, url="/admin/product/%3Fsearch%3DKEEP%26sort%3D1"),
+        data=product_form(sku="KEEP-0", version="1", **BUTTONS[button]),
+    )
 
     for response, record in ((created, product_id("KEEP-1")), (edited, pid)):
         path, args = location(response)
@@ -450,12 +478,17 @@ def test_a_validation_error_is_shown_in_its_fields_group_with_the_input_kept(adm
     stock = field_group(page, "stock")
     assert errors_in(stock) == ["Number must be between 0 and 2147483647."]
     assert re.search(r'<input [^>]*class="form-control is-invalid" id="stock"[^>]*value="-3"', stock)
-    assert [field for field in ("sku", "name", "description", "price", "is_active")
-            if errors_in(field_group(page, field))] == []
+    assert [
+        field for field in ("sku", "name", "description", "price", "is_active") if errors_in(field_group(page, field))
+    ] == []
     assert page.count('<div class="invalid-feedback">') == 1
-    assert (field_value(page, "sku"), field_value(page, "name"), field_value(page, "description"),
-            field_value(page, "price"), field_value(page, "stock")) == (
-        "KEPT-1", "Kept name", "Kept\ndescription", "4.50", "-3")
+    assert (
+        field_value(page, "sku"),
+        field_value(page, "name"),
+        field_value(page, "description"),
+        field_value(page, "price"),
+        field_value(page, "stock"),
+    ) == ("KEPT-1", "Kept name", "Kept\ndescription", "4.50", "-3")
     assert is_checked(page, "is_active")
     assert help_in(field_group(page, "price")) == HELP["price"]  # the other fields keep their help
     assert "Failed to create record." in text(response)
@@ -466,22 +499,39 @@ def test_a_validation_error_on_edit_keeps_the_input_and_the_form_still_saves(adm
     pid = make_product(sku="ED-1", name="Stored", price="9.00", stock=4)
     before = products()
 
-    response = admin_client.post(product_edit_url(pid), data=product_form(
-        sku="ED-1", name="Typed", price="9.999", stock="8", is_active=None, version="1", initial_stock="4"))
+    response = admin_client.post(
+        product_edit_url(pid),
+        data=product_form(
+            sku="ED-1", name="Typed", price="9.999", stock="8", is_active=None, version="1", initial_stock="4"
+        ),
+    )
 
     assert response.status_code == 200
     page = response.text
     assert errors_in(field_group(page, "price")) == ["Use at most 2 decimal places."]
-    assert (field_value(page, "name"), field_value(page, "price"), field_value(page, "stock"),
-            field_value(page, "version"), field_value(page, "initial_stock")) == (
-        "Typed", "9.999", "8", "1", "4")  # what the user typed, not the record
+    assert (
+        field_value(page, "name"),
+        field_value(page, "price"),
+        field_value(page, "stock"),
+        field_value(page, "version"),
+        field_value(page, "initial_stock"),
+    ) == ("Typed", "9.999", "8", "1", "4")  # what the user typed, not the record
     assert not is_checked(page, "is_active")
     assert "Failed to save record." in text(response)
     assert products() == before
     # Corrected and sent again, the re-rendered form (same version) saves.
-    fixed = admin_client.post(product_edit_url(pid), data=product_form(
-        sku="ED-1", name="Typed", price="9.99", stock="8", is_active=None, version=field_value(page, "version"),
-        initial_stock=field_value(page, "initial_stock")))
+    fixed = admin_client.post(
+        product_edit_url(pid),
+        data=product_form(
+            sku="ED-1",
+            name="Typed",
+            price="9.99",
+            stock="8",
+            is_active=None,
+            version=field_value(page, "version"),
+            initial_stock=field_value(page, "initial_stock"),
+        ),
+    )
     assert location(fixed) == (PRODUCTS, {})
     assert products()[0][:6] == ("ED-1", "Typed", None, Decimal("9.99"), 8, False)
 
@@ -496,8 +546,9 @@ def test_help_text_stays_under_a_field_that_has_an_error(admin_client):
 
 
 def test_help_text_is_shown_once_on_the_change_password_form(admin_client):
-    response = admin_client.post("/account/password", data={
-        "current_password": PASSWORD, "new_password": "short", "confirm_password": "short"})
+    response = admin_client.post(
+        "/account/password", data={"current_password": PASSWORD, "new_password": "short", "confirm_password": "short"}
+    )
 
     new_password = field_group(response.text, "new_password")
     assert "Use at least 10 characters." in html.unescape(new_password)
@@ -583,10 +634,15 @@ def test_a_rule_about_lines_is_shown_on_the_lines_it_concerns(staff_client, make
 
     assert "TEA-1 is on several lines" in text(repeated)  # the summary at the top stays
     assert [errors_in(field_group(line_row(repeated.text, row), f"lines-{row}-product")) for row in range(3)] == [
-        ["This product is on another line too."], [], ["This product is on another line too."]]
+        ["This product is on another line too."],
+        [],
+        ["This product is on another line too."],
+    ]
     assert "Inactive products cannot be sold: OLD-1." in text(inactive)
     assert [errors_in(field_group(line_row(inactive.text, row), f"lines-{row}-product")) for row in range(2)] == [
-        [], ["This product is inactive and cannot be sold."]]
+        [],
+        ["This product is inactive and cannot be sold."],
+    ]
     assert transactions() == before
 
 
@@ -643,17 +699,29 @@ def test_a_form_over_the_limit_saves_nothing_and_says_so_in_the_users_language(a
     assert snapshot(app) == before
 
 
-@pytest.mark.parametrize("args, status", [
-    ({"limit": "-1"}, 400), ({"limit": "0"}, 400), ({"limit": "abc"}, 400), ({"limit": "1e3"}, 400),
-    ({"offset": "-1"}, 400), ({"offset": str(10**30)}, 400), ({"offset": "10001"}, 400), ({"offset": "x"}, 400),
-    ({"limit": str(10**30)}, 400), ({"limit": "1000"}, 200), ({}, 200),
-])
+@pytest.mark.parametrize(
+    "args, status",
+    [
+        ({"limit": "-1"}, 400),
+        ({"limit": "0"}, 400),
+        ({"limit": "abc"}, 400),
+        ({"limit": "1e3"}, 400),
+        ({"offset": "-1"}, 400),
+        ({"offset": str(10**30)}, 400),
+        ({"offset": "10001"}, 400),
+        ({"offset": "x"}, 400),
+        ({"limit": str(10**30)}, 400),
+        ({"limit": "1000"}, 200),
+        ({}, 200),
+    ],
+)
 def test_the_lookup_checks_its_paging(admin_client, make_product, args, status):
     for n in range(60):
         make_product(sku=f"LOOK-{n:02d}", name="Lookup item")
 
-    response = admin_client.get("/admin/transaction/ajax/lookup/",
-                                query_string={"name": "transactionproduct-product", "query": "LOOK", **args})
+    response = admin_client.get(
+        "/admin/transaction/ajax/lookup/", query_string={"name": "transactionproduct-product", "query": "LOOK", **args}
+    )
 
     assert response.status_code == status
     if status == 200:

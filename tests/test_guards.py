@@ -1,7 +1,7 @@
 """The audit boundary below the views: PostgreSQL's triggers against any SQL, the ORM's guard
 against bulk statements, and post and void recording their own entries."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -9,10 +9,9 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from adminapp.domain import guards, sales
-from adminapp.extensions import db as _db
 from adminapp.domain.errors import Immutable
+from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, LoginFailures, Product, Transaction, TransactionProduct, User, utcnow
-
 from tests.support import save_draft, snapshot
 
 
@@ -66,8 +65,9 @@ def refused(app, statement, **params) -> str:
 
 def line_of(app, txn_id) -> int:
     with app.app_context():
-        line_id = _db.session.scalar(select(func.min(TransactionProduct.id))
-                                     .where(TransactionProduct.transaction_id == txn_id))
+        line_id = _db.session.scalar(
+            select(func.min(TransactionProduct.id)).where(TransactionProduct.transaction_id == txn_id)
+        )
         _db.session.remove()
     return line_id
 
@@ -78,25 +78,32 @@ def spare_product(app, make_product) -> int:
 
 # ======================================================================= PostgreSQL triggers
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_entries SET username = 'someone else'",
-    "DELETE FROM audit_entries",
-    "TRUNCATE audit_entries",
-])
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_entries SET username = 'someone else'",
+        "DELETE FROM audit_entries",
+        "TRUNCATE audit_entries",
+    ],
+)
 def test_the_audit_trail_refuses_any_change_but_an_append(pg, txn, statement):
     txn()  # a few entries
     assert "audit_entries is append-only" in refused(pg, statement)
 
 
 @pytest.mark.parametrize("status", ["posted", "void"])
-@pytest.mark.parametrize("statement", [
-    "UPDATE transactions SET note = 'changed' WHERE id = :id",
-    "UPDATE transactions SET total = 0 WHERE id = :id",
-    "UPDATE transactions SET status = 'draft' WHERE id = :id",
-    "UPDATE transactions SET void_reason = 'rewritten' WHERE id = :id",
-    "UPDATE transactions SET version = version + 1 WHERE id = :id",
-    "DELETE FROM transactions WHERE id = :id",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE transactions SET note = 'changed' WHERE id = :id",
+        "UPDATE transactions SET total = 0 WHERE id = :id",
+        "UPDATE transactions SET status = 'draft' WHERE id = :id",
+        "UPDATE transactions SET void_reason = 'rewritten' WHERE id = :id",
+        "UPDATE transactions SET version = version + 1 WHERE id = :id",
+        "DELETE FROM transactions WHERE id = :id",
+    ],
+)
 def test_a_final_transaction_refuses_raw_updates_and_deletes(pg, txn, status, statement):
     txn_id = txn(status)
     message = refused(pg, statement, id=txn_id)
@@ -105,42 +112,61 @@ def test_a_final_transaction_refuses_raw_updates_and_deletes(pg, txn, status, st
 
 def test_voiding_refuses_to_change_anything_else_on_the_way(pg, txn):
     txn_id = txn("posted")
-    refused(pg, "UPDATE transactions SET status = 'void', void_reason = 'r', voided_at = now(), total = 0 "
-                "WHERE id = :id", id=txn_id)
-    refused(pg, "UPDATE transactions SET status = 'void', void_reason = 'r', voided_at = now(), "
-                "posted_at = posted_at - interval '1 day' WHERE id = :id", id=txn_id)
+    refused(
+        pg,
+        "UPDATE transactions SET status = 'void', void_reason = 'r', voided_at = now(), total = 0 WHERE id = :id",
+        id=txn_id,
+    )
+    refused(
+        pg,
+        "UPDATE transactions SET status = 'void', void_reason = 'r', voided_at = now(), "
+        "posted_at = posted_at - interval '1 day' WHERE id = :id",
+        id=txn_id,
+    )
 
 
 def test_the_void_transition_passes_in_raw_sql(pg, txn):
     txn_id = txn("posted")
-    sql(pg, "UPDATE transactions SET status = 'void', voided_at = now(), void_reason = 'by hand', "
-            "version = version + 1 WHERE id = :id", id=txn_id)
+    sql(
+        pg,
+        "UPDATE transactions SET status = 'void', voided_at = now(), void_reason = 'by hand', "
+        "version = version + 1 WHERE id = :id",
+        id=txn_id,
+    )
     with pg.app_context():
         assert _db.session.get(Transaction, txn_id).void_reason == "by hand"
         _db.session.remove()
 
 
 @pytest.mark.parametrize("status", ["posted", "void"])
-@pytest.mark.parametrize("statement", [
-    "INSERT INTO transaction_products (transaction_id, product_id, product_qty, unit_price) "
-    "VALUES (:id, :spare, 1, 1)",
-    "UPDATE transaction_products SET product_qty = 9 WHERE id = :line",
-    "UPDATE transaction_products SET unit_price = 0 WHERE transaction_id = :id",
-    "UPDATE transaction_products SET transaction_id = :draft WHERE id = :line",
-    "DELETE FROM transaction_products WHERE id = :line",
-    "DELETE FROM transaction_products WHERE transaction_id = :id",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO transaction_products (transaction_id, product_id, product_qty, unit_price) "
+        "VALUES (:id, :spare, 1, 1)",
+        "UPDATE transaction_products SET product_qty = 9 WHERE id = :line",
+        "UPDATE transaction_products SET unit_price = 0 WHERE transaction_id = :id",
+        "UPDATE transaction_products SET transaction_id = :draft WHERE id = :line",
+        "DELETE FROM transaction_products WHERE id = :line",
+        "DELETE FROM transaction_products WHERE transaction_id = :id",
+    ],
+)
 def test_the_lines_of_a_final_transaction_refuse_any_change(pg, txn, make_product, status, statement):
     txn_id, draft_id = txn(status), txn("draft")
-    message = refused(pg, statement, id=txn_id, line=line_of(pg, txn_id), draft=draft_id,
-                      spare=spare_product(pg, make_product))
+    message = refused(
+        pg, statement, id=txn_id, line=line_of(pg, txn_id), draft=draft_id, spare=spare_product(pg, make_product)
+    )
     assert f"the lines of transaction {txn_id} are {status}" in message
 
 
 def test_a_line_cannot_move_into_a_final_transaction(pg, txn):
     posted_id, draft_id = txn("posted"), txn("draft")
-    message = refused(pg, "UPDATE transaction_products SET transaction_id = :posted WHERE id = :line",
-                      posted=posted_id, line=line_of(pg, draft_id))
+    message = refused(
+        pg,
+        "UPDATE transaction_products SET transaction_id = :posted WHERE id = :line",
+        posted=posted_id,
+        line=line_of(pg, draft_id),
+    )
     assert f"the lines of transaction {posted_id} are posted" in message
 
 
@@ -149,8 +175,12 @@ def test_drafts_and_their_lines_change_freely_in_raw_sql(pg, txn, make_product):
     spare = spare_product(pg, make_product)
     sql(pg, "UPDATE transactions SET note = 'by hand', total = 1 WHERE id = :id", id=draft_id)
     sql(pg, "UPDATE transaction_products SET product_qty = 5 WHERE id = :line", line=line_of(pg, draft_id))
-    sql(pg, "INSERT INTO transaction_products (transaction_id, product_id, product_qty) VALUES (:id, :p, 1)",
-        id=draft_id, p=spare)
+    sql(
+        pg,
+        "INSERT INTO transaction_products (transaction_id, product_id, product_qty) VALUES (:id, :p, 1)",
+        id=draft_id,
+        p=spare,
+    )
     sql(pg, "DELETE FROM transaction_products WHERE id = :line", line=line_of(pg, draft_id))
     sql(pg, "DELETE FROM transactions WHERE id = :id", id=draft_id)  # its lines go with it
     with pg.app_context():
@@ -167,18 +197,26 @@ def test_a_transaction_inserted_final_takes_its_lines_in_the_same_database_trans
         txn = Transaction(status="posted", total=Decimal("10.00"), created_at=now, posted_at=now, line_count=1)
         _db.session.add(txn)
         _db.session.flush()
-        _db.session.execute(text("INSERT INTO transaction_products (transaction_id, product_id, product_qty, "
-                                 "unit_price) VALUES (:id, :p, 1, 10)"), {"id": txn.id, "p": product})
+        _db.session.execute(
+            text(
+                "INSERT INTO transaction_products (transaction_id, product_id, product_qty, "
+                "unit_price) VALUES (:id, :p, 1, 10)"
+            ),
+            {"id": txn.id, "p": product},
+        )
         _db.session.commit()
         txn_id = txn.id
         _db.session.remove()
     refused(pg, "UPDATE transaction_products SET product_qty = 2 WHERE transaction_id = :id", id=txn_id)
 
 
-@pytest.mark.parametrize("transition", [
-    "UPDATE transactions SET status = 'posted', posted_at = now() WHERE id = :id",
-    "UPDATE transactions SET status = 'void', posted_at = now(), voided_at = now() WHERE id = :id",
-])
+@pytest.mark.parametrize(
+    "transition",
+    [
+        "UPDATE transactions SET status = 'posted', posted_at = now() WHERE id = :id",
+        "UPDATE transactions SET status = 'void', posted_at = now(), voided_at = now() WHERE id = :id",
+    ],
+)
 def test_lines_freeze_at_the_post_not_at_the_commit(pg, txn, make_product, transition):
     """Posted (or voided) by this very database transaction, the row carries its id as well: its
     lines are frozen at once all the same."""
@@ -187,8 +225,10 @@ def test_lines_freeze_at_the_post_not_at_the_commit(pg, txn, make_product, trans
     before = snapshot(pg)
     with pg.app_context(), pytest.raises(DBAPIError, match=f"the lines of transaction {draft_id}"):
         _db.session.execute(text(transition), {"id": draft_id})
-        _db.session.execute(text("INSERT INTO transaction_products (transaction_id, product_id, product_qty) "
-                                 "VALUES (:id, :p, 1)"), {"id": draft_id, "p": spare})
+        _db.session.execute(
+            text("INSERT INTO transaction_products (transaction_id, product_id, product_qty) VALUES (:id, :p, 1)"),
+            {"id": draft_id, "p": spare},
+        )
     with pg.app_context():
         _db.session.remove()
     assert snapshot(pg) == before
@@ -201,8 +241,9 @@ def test_a_superuser_in_replica_mode_lifts_the_triggers_as_the_readme_says(pg, t
     with pg.app_context():
         _db.session.execute(text("SET LOCAL session_replication_role = replica"))
         _db.session.execute(text("UPDATE transactions SET note = 'repaired' WHERE id = :id"), {"id": txn_id})
-        _db.session.execute(text("UPDATE transaction_products SET product_qty = 1 WHERE transaction_id = :id"),
-                            {"id": txn_id})
+        _db.session.execute(
+            text("UPDATE transaction_products SET product_qty = 1 WHERE transaction_id = :id"), {"id": txn_id}
+        )
         entry_id = _db.session.scalar(select(AuditEntry.id).order_by(AuditEntry.id).limit(1))
         _db.session.execute(text("UPDATE audit_entries SET username = 'forged' WHERE id = :id"), {"id": entry_id})
         _db.session.commit()
@@ -218,8 +259,9 @@ def test_the_app_still_posts_voids_and_edits_drafts_with_the_triggers_in_place(p
     """post fixes line prices while the transaction is still a draft, then writes its status."""
     txn_id = txn("draft")
     with pg.app_context():
-        _db.session.execute(update(Product).values(price=Decimal("2.50")),
-                            execution_options=guards.RECORDS_ITS_OWN_ENTRY)
+        _db.session.execute(
+            update(Product).values(price=Decimal("2.50")), execution_options=guards.RECORDS_ITS_OWN_ENTRY
+        )
         _db.session.commit()
         sales.post(_db.session, _db.session.get(Transaction, txn_id), None)
         _db.session.commit()
@@ -232,21 +274,33 @@ def test_the_app_still_posts_voids_and_edits_drafts_with_the_triggers_in_place(p
 
 # ============================================================================ the ORM's guard
 
+
 def _targets(app, txn, make_user):
     """A row of each audited table, by model."""
     draft_id = txn("draft")
     user_id = make_user("guarded-user")
     with app.app_context():
-        line = _db.session.scalars(select(TransactionProduct)
-                                   .where(TransactionProduct.transaction_id == draft_id)).first()
-        ids = {Product: line.product_id, Transaction: draft_id, TransactionProduct: line.id, User: user_id,
-               AuditEntry: _db.session.scalar(select(AuditEntry.id).limit(1))}
+        line = _db.session.scalars(
+            select(TransactionProduct).where(TransactionProduct.transaction_id == draft_id)
+        ).first()
+        ids = {
+            Product: line.product_id,
+            Transaction: draft_id,
+            TransactionProduct: line.id,
+            User: user_id,
+            AuditEntry: _db.session.scalar(select(AuditEntry.id).limit(1)),
+        }
         _db.session.remove()
     return ids
 
 
-CHANGES = {Product: {"name": "bulk"}, Transaction: {"note": "bulk"}, TransactionProduct: {"product_qty": 7},
-           User: {"locale": "id"}, AuditEntry: {"username": "bulk"}}
+CHANGES = {
+    Product: {"name": "bulk"},
+    Transaction: {"note": "bulk"},
+    TransactionProduct: {"product_qty": 7},
+    User: {"locale": "id"},
+    AuditEntry: {"username": "bulk"},
+}
 
 
 @pytest.mark.parametrize("model", list(CHANGES), ids=lambda model: model.__name__)
@@ -274,11 +328,17 @@ def test_a_bulk_statement_marked_as_recording_its_own_entry_runs(app, txn, make_
     targets = _targets(app, txn, make_user)
     with app.app_context():
         for model in (Product, Transaction, TransactionProduct, User):
-            result = _db.session.execute(update(model).where(model.id == targets[model]).values(CHANGES[model]),
-                                         execution_options=guards.RECORDS_ITS_OWN_ENTRY)
+            result = _db.session.execute(
+                update(model).where(model.id == targets[model]).values(CHANGES[model]),
+                execution_options=guards.RECORDS_ITS_OWN_ENTRY,
+            )
             assert result.rowcount == 1
-        _db.session.execute(update(Product).where(Product.id == targets[Product]).values(stock=Product.stock + 1)
-                            .execution_options(**guards.RECORDS_ITS_OWN_ENTRY))
+        _db.session.execute(
+            update(Product)
+            .where(Product.id == targets[Product])
+            .values(stock=Product.stock + 1)
+            .execution_options(**guards.RECORDS_ITS_OWN_ENTRY)
+        )
         _db.session.commit()
         assert _db.session.get(Product, targets[Product]).name == "bulk"
         assert _db.session.get(User, targets[User]).locale == "id"
@@ -297,11 +357,14 @@ def test_reads_and_unaudited_tables_pass_the_guard(app, txn):
 
 # ============================================================ post and void record themselves
 
+
 def _entries_of(app, txn_id, after) -> list[dict]:
     with app.app_context():
-        rows = _db.session.scalars(select(AuditEntry).where(
-            AuditEntry.id > after, AuditEntry.object_type == "transaction",
-            AuditEntry.object_id == str(txn_id)).order_by(AuditEntry.id)).all()
+        rows = _db.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.id > after, AuditEntry.object_type == "transaction", AuditEntry.object_id == str(txn_id))
+            .order_by(AuditEntry.id)
+        ).all()
         found = [{"action": e.action, "changes": e.changes} for e in rows]
         _db.session.remove()
     return found
@@ -314,7 +377,7 @@ def _last_entry_id(app) -> int:
     return last
 
 
-FIXED_TIME = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+FIXED_TIME = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def _post_and_void(app, monkeypatch, txn_id, flush_inside: bool) -> list[dict]:
@@ -349,13 +412,11 @@ def test_post_and_void_entries_do_not_depend_on_where_flushes_happen(app, txn, d
     got = _post_and_void(app, monkeypatch, flushed, flush_inside=True)
 
     assert [e["action"] for e in got] == ["post", "void"], "one entry each, never a second 'update'"
-    assert got[0]["changes"].keys() == expected[0]["changes"].keys() == {
-        "status", "posted_at", "total", "stock"}
+    assert got[0]["changes"].keys() == expected[0]["changes"].keys() == {"status", "posted_at", "total", "stock"}
     assert got[0]["changes"]["status"] == ["draft", "posted"]
     assert got[0]["changes"]["posted_at"] == [None, FIXED_TIME.isoformat()]
     assert got[0]["changes"]["total"] == ["30.00", "9.00"]
-    assert got[1]["changes"].keys() == expected[1]["changes"].keys() == {
-        "status", "voided_at", "void_reason", "stock"}
+    assert got[1]["changes"].keys() == expected[1]["changes"].keys() == {"status", "voided_at", "void_reason", "stock"}
     assert got[1]["changes"]["void_reason"] == [None, "returned"]
     assert list(got[0]["changes"]["stock"].values()) == [[10, 9], [10, 8]]
     assert list(got[1]["changes"]["stock"].values()) == [[9, 10], [8, 10]]

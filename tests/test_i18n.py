@@ -4,7 +4,7 @@ translated, money and dates follow the locale, and the language a user picks sti
 import html
 import json
 import re
-from datetime import timezone
+from datetime import UTC
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -44,7 +44,8 @@ def source_messages() -> dict[tuple, tuple]:
         method_map, options_map = parse_mapping_cfg(cfg)
     found = {}
     for filename, lineno, message, _comments, context in extract_from_dir(
-            str(ROOT), method_map, options_map, keywords=KEYWORDS):
+        str(ROOT), method_map, options_map, keywords=KEYWORDS
+    ):
         msgid = message[0] if isinstance(message, (tuple, list)) else message
         found.setdefault((context, msgid), (filename, lineno))
     return found
@@ -82,9 +83,11 @@ def assert_translates(catalog, wanted: dict, what: str):
     done = translations(catalog)
     fuzzy = sorted(key(m)[1] for m in catalog if m.id and m.fuzzy)
     assert not fuzzy, f"fuzzy entries in {what} (check them, then drop the fuzzy flag): {fuzzy}"
-    missing = [f"{msgid!r} ({where})" if where else repr(msgid)
-               for (context, msgid), where in sorted(wanted.items(), key=lambda kv: str(kv[0]))
-               if (context, msgid) not in done]
+    missing = [
+        f"{msgid!r} ({where})" if where else repr(msgid)
+        for (context, msgid), where in sorted(wanted.items(), key=lambda kv: str(kv[0]))
+        if (context, msgid) not in done
+    ]
     assert not missing, f"{len(missing)} string(s) without a translation in {what}:\n  " + "\n  ".join(missing)
 
 
@@ -94,11 +97,15 @@ def assert_placeholders_kept(catalog, what: str):
 
 
 def assert_compiled(language, domain):
-    compiled = {key(m): tuple(m.string) if isinstance(m.string, (tuple, list)) else (m.string,)
-                for m in mo(language, domain) if m.id}
+    compiled = {
+        key(m): tuple(m.string) if isinstance(m.string, (tuple, list)) else (m.string,)
+        for m in mo(language, domain)
+        if m.id
+    }
     assert compiled == translations(po(language, domain)), (
         f"{domain}.mo is out of date for {language!r}: run `pybabel compile -d adminapp/translations "
-        f"-D {domain}` (see README, Translations)")
+        f"-D {domain}` (see README, Translations)"
+    )
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -137,8 +144,9 @@ def page_size_strings() -> dict:
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_flask_admin_and_validator_strings_are_translated(language):
     catalog = po(language, "admin")
-    assert_translates(catalog, {**flask_admin_strings(), **wtforms_strings(), **page_size_strings()},
-                      f"{language}/admin.po")
+    assert_translates(
+        catalog, {**flask_admin_strings(), **wtforms_strings(), **page_size_strings()}, f"{language}/admin.po"
+    )
     assert_placeholders_kept(catalog, f"{language}/admin.po")
     assert_compiled(language, "admin")
 
@@ -147,10 +155,23 @@ def test_flask_admin_and_validator_strings_are_translated(language):
 
 # Nodes that read the same in English and Indonesian, and may: names, codes, words both use.
 SAME_IN_BOTH = {
-    "adminapp", "English", "Bahasa", "Indonesia",  # the brand; each language named in its own language
-    "SKU", "ID", "CSV", "IDR", "Rp", "UTC", "#",
-    "admin", "auditor",  # roles ("staff" is "staf")
-    "Status", "Total", "Subtotal", "Filter",  # the same words in Indonesian
+    "adminapp",
+    "English",
+    "Bahasa",
+    "Indonesia",  # the brand; each language named in its own language
+    "SKU",
+    "ID",
+    "CSV",
+    "IDR",
+    "Rp",
+    "UTC",
+    "#",
+    "admin",
+    "auditor",  # roles ("staff" is "staf")
+    "Status",
+    "Total",
+    "Subtotal",
+    "Filter",  # the same words in Indonesian
 }
 NEUTRAL = [
     re.compile(r"\b[0-9a-f]{12,}\b"),  # hashes, request IDs
@@ -158,9 +179,22 @@ NEUTRAL = [
 ]
 # The data the pages show: made-up tokens, so they are never mistaken for interface words.
 STAFF, ADMIN, LOCAL, LOCAL_STAFF = "zqxstaff", "zqxadmin", "zqxlocal", "zqxlocalstaff"
-DATA = ["ZQX-1", "ZQX-2", "ZQX-3", "Zqx Widget", "Zqx Gadget", "Zqx Spare", "Zqx zqxnote", "Zqx zqxreason", "Zqx zqxdesc",
-        STAFF, ADMIN, LOCAL, LOCAL_STAFF,
-        "system"]  # the username audit entries store for changes made outside a request (the fixtures')
+DATA = [
+    "ZQX-1",
+    "ZQX-2",
+    "ZQX-3",
+    "Zqx Widget",
+    "Zqx Gadget",
+    "Zqx Spare",
+    "Zqx zqxnote",
+    "Zqx zqxreason",
+    "Zqx zqxdesc",
+    STAFF,
+    ADMIN,
+    LOCAL,
+    LOCAL_STAFF,
+    "system",
+]  # the username audit entries store for changes made outside a request (the fixtures')
 
 JSON_NODES = {"filter-groups-data", "actions-confirmation-data", "message-data"}
 TEXT_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt", "data-placeholder"}
@@ -258,8 +292,6 @@ def untranslated(english: str, indonesian: str) -> list[str]:
     return sorted({t for t in page_texts(indonesian) if t in english_texts and residue(t)})
 
 
-
-
 @pytest.fixture
 def shop(app, db, make_user, make_product):
     """Users, products, transactions (draft, posted, void) and audit entries, all made through
@@ -288,8 +320,16 @@ def shop(app, db, make_user, make_product):
     for txn in (posted, voided):
         assert client.post("/admin/transaction/action/", data={"action": "post", "rowid": [txn]}).status_code == 302
     assert client.post(f"/admin/transaction/void/?id={voided}", data={"reason": "Zqx zqxreason"}).status_code == 302
-    edit = {"sku": "ZQX-2", "name": "Zqx Gadget", "description": "Zqx zqxdesc", "price": "25.00", "stock": "48",
-            "initial_stock": "48", "is_active": "y", "version": "2"}
+    edit = {
+        "sku": "ZQX-2",
+        "name": "Zqx Gadget",
+        "description": "Zqx zqxdesc",
+        "price": "25.00",
+        "stock": "48",
+        "initial_stock": "48",
+        "is_active": "y",
+        "version": "2",
+    }
     with app.app_context():
         edit["version"] = str(_db.session.get(Product, gadget).version)
     assert client.post(f"/admin/product/edit/?id={gadget}", data=edit).status_code == 302
@@ -297,8 +337,17 @@ def shop(app, db, make_user, make_product):
         update = _db.session.scalar(select(func.max(AuditEntry.id)).where(AuditEntry.action == "update"))
         staff_id = _db.session.scalar(select(User.id).where(User.username == STAFF))
         created = _db.session.get(Transaction, posted).created_at
-    return {"widget": widget, "gadget": gadget, "spare": spare, "draft": draft, "posted": posted, "voided": voided,
-            "update": update, "staff": staff_id, "created": created}
+    return {
+        "widget": widget,
+        "gadget": gadget,
+        "spare": spare,
+        "draft": draft,
+        "posted": posted,
+        "voided": voided,
+        "update": update,
+        "staff": staff_id,
+        "created": created,
+    }
 
 
 def pages(shop) -> dict[str, tuple]:
@@ -318,9 +367,12 @@ def pages(shop) -> dict[str, tuple]:
         "product delete, refused": ("GET", f"/admin/product/delete/?id={shop['widget']}", None, "admin"),
         "transaction list": ("GET", "/admin/transaction/", None, "admin"),
         "transaction create": ("GET", "/admin/transaction/new/", None, "admin"),
-        "transaction create, errors": ("POST", "/admin/transaction/new/",
-                                       {"note": "", "version": "", "lines-0-id": "", "lines-0-product": "",
-                                        "lines-0-product_qty": "x"}, "admin"),
+        "transaction create, errors": (
+            "POST",
+            "/admin/transaction/new/",
+            {"note": "", "version": "", "lines-0-id": "", "lines-0-product": "", "lines-0-product_qty": "x"},
+            "admin",
+        ),
         "transaction edit": ("GET", f"/admin/transaction/edit/?id={shop['draft']}", None, "admin"),
         "transaction details, draft": ("GET", f"/admin/transaction/details/?id={shop['draft']}", None, "admin"),
         "transaction details, posted": ("GET", f"/admin/transaction/details/?id={shop['posted']}", None, "admin"),
@@ -333,27 +385,48 @@ def pages(shop) -> dict[str, tuple]:
         "transaction read-only (flash)": ("GET", f"/admin/transaction/edit/?id={shop['posted']}", None, "admin"),
         "user list": ("GET", "/admin/user/", None, "admin"),
         "user create": ("GET", "/admin/user/new/", None, "admin"),
-        "user create, errors": ("POST", "/admin/user/new/",
-                                {"username": "a b", "role": "", "new_password": "123",
-                                 "confirm_password": "456"}, "admin"),
+        "user create, errors": (
+            "POST",
+            "/admin/user/new/",
+            {"username": "a b", "role": "", "new_password": "123", "confirm_password": "456"},
+            "admin",
+        ),
         "user edit": ("GET", f"/admin/user/edit/?id={shop['staff']}", None, "admin"),
         "user details": ("GET", f"/admin/user/details/?id={shop['staff']}", None, "admin"),
         "user delete, refused": ("GET", f"/admin/user/delete/?id={shop['staff']}", None, "admin"),
         "audit list": ("GET", "/admin/audit/", None, "admin"),
         "audit details": ("GET", f"/admin/audit/details/?id={shop['update']}", None, "admin"),
         "change password": ("GET", "/account/password", None, "admin"),
-        "change password, errors": ("POST", "/account/password",
-                                    {"current_password": "wrong", "new_password": "short",
-                                     "confirm_password": "other"}, "admin"),
-        "change password, domain error": ("POST", "/account/password",
-                                          {"current_password": "wrong password!", "new_password": "1234567890123",
-                                           "confirm_password": "1234567890123"}, "admin"),
+        "change password, errors": (
+            "POST",
+            "/account/password",
+            {"current_password": "wrong", "new_password": "short", "confirm_password": "other"},
+            "admin",
+        ),
+        "change password, domain error": (
+            "POST",
+            "/account/password",
+            {
+                "current_password": "wrong password!",
+                "new_password": "1234567890123",
+                "confirm_password": "1234567890123",
+            },
+            "admin",
+        ),
         "403": ("GET", "/admin/user/", None, "staff"),
         "404": ("GET", "/admin/no-such-page/", None, "admin"),
-        "product delete refused (flash)": ("POST", "/admin/product/action/",
-                                           {"action": "delete", "rowid": [shop["widget"]]}, "admin"),
-        "product activate (flash)": ("POST", "/admin/product/action/",
-                                     {"action": "activate", "rowid": [shop["widget"], shop["gadget"]]}, "admin"),
+        "product delete refused (flash)": (
+            "POST",
+            "/admin/product/action/",
+            {"action": "delete", "rowid": [shop["widget"]]},
+            "admin",
+        ),
+        "product activate (flash)": (
+            "POST",
+            "/admin/product/action/",
+            {"action": "activate", "rowid": [shop["widget"], shop["gadget"]]},
+            "admin",
+        ),
     }
 
 
@@ -373,8 +446,9 @@ def language_of(response) -> str:
     assert language, "the response does not say its language"
     if response.mimetype == "text/html":
         page = response.get_data(as_text=True)
-        assert (f'<meta http-equiv="Content-Language" content="{language}">' in page
-                or f'<html lang="{language}">' in page), "the page does not say its language"
+        assert (
+            f'<meta http-equiv="Content-Language" content="{language}">' in page or f'<html lang="{language}">' in page
+        ), "the page does not say its language"
     return language
 
 
@@ -390,8 +464,9 @@ def assert_pages_translated(app, shop, indonesian_clients, english_clients):
 
 
 def test_pages_are_indonesian_for_a_browser_asking_for_it(app, shop):
-    indonesian = {role: signed_in(app, user, **{"Accept-Language": "id"}) for role, user in
-                  (("admin", ADMIN), ("staff", STAFF))}
+    indonesian = {
+        role: signed_in(app, user, **{"Accept-Language": "id"}) for role, user in (("admin", ADMIN), ("staff", STAFF))
+    }
     english = {role: signed_in(app, user) for role, user in (("admin", ADMIN), ("staff", STAFF))}
     assert_pages_translated(app, shop, indonesian, english)
 
@@ -399,18 +474,23 @@ def test_pages_are_indonesian_for_a_browser_asking_for_it(app, shop):
 def test_pages_are_indonesian_for_a_user_who_chose_it(app, shop):
     """users.locale = "id", and no Accept-Language header at all."""
     indonesian = {"admin": signed_in(app, LOCAL), "staff": signed_in(app, LOCAL_STAFF)}
-    english = {role: signed_in(app, user, **{"Accept-Language": "en"}) for role, user in
-               (("admin", ADMIN), ("staff", STAFF))}
+    english = {
+        role: signed_in(app, user, **{"Accept-Language": "en"}) for role, user in (("admin", ADMIN), ("staff", STAFF))
+    }
     assert_pages_translated(app, shop, indonesian, english)
 
 
 def test_sign_in_page_and_its_errors_are_indonesian(app, shop):
     english, indonesian = app.test_client(), app.test_client()
     indonesian.environ_base["HTTP_ACCEPT_LANGUAGE"] = "id-ID,id;q=0.9,en;q=0.5"
-    for method, data in (("GET", None), ("POST", {"username": "", "password": ""}),
-                         ("POST", {"username": "nobody", "password": "wrong"})):
-        found = untranslated(render(english, method, "/login", data, "en"),
-                             render(indonesian, method, "/login", data, "id"))
+    for method, data in (
+        ("GET", None),
+        ("POST", {"username": "", "password": ""}),
+        ("POST", {"username": "nobody", "password": "wrong"}),
+    ):
+        found = untranslated(
+            render(english, method, "/login", data, "en"), render(indonesian, method, "/login", data, "id")
+        )
         assert not found, f"English left on the sign-in page ({method}): {found}"
     page = render(indonesian, "POST", "/login", {"username": "nobody", "password": "wrong"})
     assert "Nama pengguna atau kata sandi salah." in page
@@ -445,7 +525,7 @@ def test_money_and_dates_follow_the_locale(app, shop):
         listing = html.unescape(client.get("/admin/product/").get_data(as_text=True))
         assert format_currency(price, "IDR", locale=locale) in listing, locale
         details = html.unescape(client.get(f"/admin/transaction/details/?id={shop['posted']}").get_data(as_text=True))
-        created = format_datetime(shop["created"], "medium", tzinfo=timezone.utc, locale=locale)
+        created = format_datetime(shop["created"], "medium", tzinfo=UTC, locale=locale)
         assert created in details, (locale, created)
     assert format_currency(price, "IDR", locale="id") == "Rp1.234,50"  # Babel's Indonesian format
     listing = html.unescape(indonesian.get("/admin/product/").get_data(as_text=True))
@@ -454,7 +534,9 @@ def test_money_and_dates_follow_the_locale(app, shop):
 
 def test_currency_is_configurable(app, shop):
     app.config["CURRENCY"] = "EUR"
-    listing = html.unescape(signed_in(app, ADMIN, **{"Accept-Language": "id"}).get("/admin/product/").get_data(as_text=True))
+    listing = html.unescape(
+        signed_in(app, ADMIN, **{"Accept-Language": "id"}).get("/admin/product/").get_data(as_text=True)
+    )
     assert format_currency(Decimal("1234.50"), "EUR", locale="id") in listing
 
 
@@ -468,7 +550,8 @@ def test_filter_urls_do_not_depend_on_the_language(app, shop):
     skus = lambda response: re.findall(r'<td class="col-sku">\s*(.*?)\s*</td>', response.text)  # noqa: E731
     assert skus(indonesian.get("/admin/product/?flt0_price_at_least=30")) == ["ZQX-1"]
     assert skus(indonesian.get("/admin/product/?flt0_price_at_least=30")) == skus(
-        english.get("/admin/product/?flt0_price_at_least=30"))
+        english.get("/admin/product/?flt0_price_at_least=30")
+    )
 
 
 def filter_args(response) -> set[str]:
@@ -480,8 +563,13 @@ def filter_args(response) -> set[str]:
 def test_csv_exports_stay_english(app, shop):
     indonesian = signed_in(app, ADMIN, **{"Accept-Language": "id"})
     english = signed_in(app, ADMIN)
-    for url in ("/admin/product/export/csv/", "/admin/user/export/csv/", "/admin/audit/export/csv/",
-                "/admin/transaction/export/csv/", "/admin/transaction/export-lines/"):
+    for url in (
+        "/admin/product/export/csv/",
+        "/admin/user/export/csv/",
+        "/admin/audit/export/csv/",
+        "/admin/transaction/export/csv/",
+        "/admin/transaction/export-lines/",
+    ):
         header = lambda client: client.get(url).get_data(as_text=True).splitlines()[0]  # noqa: E731
         assert header(indonesian) == header(english), url
 

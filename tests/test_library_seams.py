@@ -38,8 +38,13 @@ ATTRIBUTES = [
 
 # Private methods of adminapp's own classes that override nothing, on purpose.
 OUR_PRIVATE_HELPERS = {
-    "_export_formatters", "_reload_products_after_refusal", "_refuse_too_many_lines",
-    "_key_with_username", "_values", "_play", "_write",
+    "_export_formatters",
+    "_reload_products_after_refusal",
+    "_refuse_too_many_lines",
+    "_key_with_username",
+    "_values",
+    "_play",
+    "_write",
 }
 
 
@@ -86,8 +91,9 @@ def test_flask_still_keeps_flashed_messages_under_flashes(app):
     """auth.views.require_password_change reads session["_flashes"] to flash a message once."""
     with app.test_request_context("/"):
         flash("Choose a new password", "warning")
-        assert session.get("_flashes") == [("warning", "Choose a new password")], \
+        assert session.get("_flashes") == [("warning", "Choose a new password")], (
             'Flask no longer stores flashed messages in session["_flashes"]'
+        )
 
 
 def test_flask_login_still_takes_the_user_from_g_login_user(app):
@@ -100,8 +106,9 @@ def test_flask_login_still_takes_the_user_from_g_login_user(app):
 
 def test_flask_admin_unique_validator_still_reads_the_form_obj():
     """admin.base.AdminForm keeps the edited record as ``_obj`` for it."""
-    assert "form._obj" in inspect.getsource(sqla_validators.Unique), \
+    assert "form._obj" in inspect.getsource(sqla_validators.Unique), (
         "Flask-Admin's Unique validator no longer reads form._obj: AdminForm keeps it for nothing"
+    )
 
 
 def adminapp_classes():
@@ -118,7 +125,10 @@ def test_our_private_methods_override_a_library_method():
         f"{cls.__module__}.{cls.__qualname__}.{name}"
         for cls in adminapp_classes()
         for name, value in vars(cls).items()
-        if name.startswith("_") and not name.startswith("__") and callable(getattr(value, "__get__", None))
-        and name not in OUR_PRIVATE_HELPERS and not any(hasattr(base, name) for base in cls.__mro__[1:])
+        if name.startswith("_")
+        and not name.startswith("__")
+        and callable(getattr(value, "__get__", None))
+        and name not in OUR_PRIVATE_HELPERS
+        and not any(hasattr(base, name) for base in cls.__mro__[1:])
     ]
     assert not orphans, f"these override nothing in the installed libraries: {orphans}"

@@ -53,4 +53,3 @@ def test_the_apps_session_is_guarded_and_audited_once_with_a_second_app_in_the_p
             _db.session.flush()
             assert _db.session.scalar(select(func.count()).select_from(AuditEntry)) == 1  # not one per app
             _db.session.rollback()
-

@@ -15,12 +15,7 @@ from flask import url_for
 from sqlalchemy import select
 
 from adminapp.models import Product, User
-
 from tests.support import OFFSITE_TARGETS, login, snapshot
-
-
-
-
 
 ROLES = ("admin", "staff", "auditor")
 READ, WRITE = "read", "write"
@@ -146,8 +141,10 @@ def requests_for(endpoint, http_method, url, make_product):
         if method == "delete_view":
             return [(None, {"id": make_product()})]
         if method == "action_view":
-            return [(None, {"action": action, "rowid": make_product(is_active=(action != "activate"))})
-                    for action in ("delete", "activate", "deactivate")]
+            return [
+                (None, {"action": action, "rowid": make_product(is_active=(action != "activate"))})
+                for action in ("delete", "activate", "deactivate")
+            ]
         if method == "ajax_update":
             return [(None, {"list_form_pk": make_product(), "name": "Edited inline"})]
         if method == "ajax_lookup":
@@ -173,6 +170,7 @@ def is_login_redirect(response) -> bool:
 
 
 # --- the enumeration itself ---------------------------------------------------------------
+
 
 def test_every_admin_endpoint_is_classified(app):
     """Fails, naming each one, when a view or view method appears that the tables above don't know."""
@@ -209,6 +207,7 @@ def test_static_assets_need_no_login(app):
 
 # --- anonymous ----------------------------------------------------------------------------
 
+
 def test_anonymous_is_sent_to_login_everywhere(app, make_product):
     client = app.test_client()
     checked = []
@@ -241,6 +240,7 @@ def test_anonymous_next_keeps_the_query_string(app, make_product):
 
 
 # --- every role against every endpoint -----------------------------------------------------
+
 
 @pytest.mark.parametrize("role", ROLES)
 def test_role_matrix(app, db, as_role, make_product, role):
@@ -275,6 +275,7 @@ def test_dashboard_is_open_to_every_role(as_role, make_product, role):
 
 
 # --- product writes in detail: refused for the auditor, with the database unchanged -------
+
 
 def test_auditor_cannot_create_a_product(auditor_client, db, make_product):
     make_product()
@@ -428,6 +429,7 @@ def test_writers_can_run_actions(as_role, db, make_product, role):
 
 
 # --- the role is read on every request -----------------------------------------------------
+
 
 def test_role_change_applies_to_a_signed_in_user(app, db, make_user, make_product):
     make_user("demoted", "staff")

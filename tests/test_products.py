@@ -14,7 +14,6 @@ from sqlalchemy.exc import DatabaseError
 
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, utcnow
 from adminapp.permissions import ALL, ROLE_RIGHTS
-
 from tests.support import count_statements, flashed, product_form, save_draft
 
 LIST = "/admin/product/"
@@ -102,7 +101,9 @@ def sell(db):
     def make(product_id, qty=1):
         with db() as session:
             transaction = Transaction(status="posted")
-            transaction.lines.append(TransactionProduct(product_id=product_id, product_qty=qty, unit_price=Decimal("1.00")))
+            transaction.lines.append(
+                TransactionProduct(product_id=product_id, product_qty=qty, unit_price=Decimal("1.00"))
+            )
             session.add(transaction)
             session.flush()
             return transaction.id
@@ -115,11 +116,22 @@ def many_products(db):
     def make(count, prefix="BULK"):
         now = utcnow()
         with db() as session:
-            session.execute(insert(Product), [
-                {"sku": f"{prefix}-{n:04d}", "name": f"Bulk {n}", "price": Decimal("1.00") + n, "stock": n,
-                 "is_active": True, "created_at": now, "updated_at": now, "version": 1}
-                for n in range(count)
-            ])
+            session.execute(
+                insert(Product),
+                [
+                    {
+                        "sku": f"{prefix}-{n:04d}",
+                        "name": f"Bulk {n}",
+                        "price": Decimal("1.00") + n,
+                        "stock": n,
+                        "is_active": True,
+                        "created_at": now,
+                        "updated_at": now,
+                        "version": 1,
+                    }
+                    for n in range(count)
+                ],
+            )
 
     return make
 
@@ -288,8 +300,18 @@ def test_page_size_choice(admin_client, many_products):
 
 
 ODD_LIST_QUERIES = [
-    "page=-1", "page=abc", "page=" + TOO_BIG_ID, "sort=99", "sort=-1", "sort=x&desc=y", "page_size=-5",
-    "search=%00", "search=a%00b", "search=" + "x" * 10000, "search=%25", "search=_",
+    "page=-1",
+    "page=abc",
+    "page=" + TOO_BIG_ID,
+    "sort=99",
+    "sort=-1",
+    "sort=x&desc=y",
+    "page_size=-5",
+    "search=%00",
+    "search=a%00b",
+    "search=" + "x" * 10000,
+    "search=%25",
+    "search=_",
 ]
 
 
@@ -344,15 +366,22 @@ def test_details_edit_and_delete_of_a_missing_product_redirect(admin_client, mak
 
 
 def test_create_product(admin_client, db):
-    response = admin_client.post(NEW, data=product_form(sku="CR-1", name="Created", description="Text",
-                                                      price="12.50", stock="7"))
+    response = admin_client.post(
+        NEW, data=product_form(sku="CR-1", name="Created", description="Text", price="12.50", stock="7")
+    )
 
     assert response.status_code == 302
     assert "successfully created" in flashed(admin_client.get(LIST))
     with db() as session:
         product = session.scalars(select(Product)).one()
         assert (product.sku, product.name, product.description, product.price, product.stock, product.is_active) == (
-            "CR-1", "Created", "Text", Decimal("12.50"), 7, True)
+            "CR-1",
+            "Created",
+            "Text",
+            Decimal("12.50"),
+            7,
+            True,
+        )
         assert product.version == 1
 
 
@@ -394,8 +423,12 @@ def test_edit_product(admin_client, make_product, load):
     assert field_value(form, "version") == "1"
     assert field_value(form, "name") == "Before"
     assert field_value(form, "initial_stock") == "1"
-    response = admin_client.post(edit_url(product_id), data=product_form(
-        sku="ED-1", name="After", price="2.50", stock="9", is_active=None, version="1", initial_stock="1"))
+    response = admin_client.post(
+        edit_url(product_id),
+        data=product_form(
+            sku="ED-1", name="After", price="2.50", stock="9", is_active=None, version="1", initial_stock="1"
+        ),
+    )
 
     assert response.status_code == 302
     assert "successfully saved" in flashed(admin_client.get(LIST))
@@ -528,8 +561,14 @@ def test_several_bad_fields_are_reported_together(admin_client, snapshot):
 
 
 def test_boundary_prices_are_accepted(admin_client, db):
-    cases = [("B-1", "0", "0.00"), ("B-2", "0.5", "0.50"), ("B-3", "9999999999.99", "9999999999.99"),
-             ("B-4", "1e2", "100.00"), ("B-5", " 3.10 ", "3.10"), ("B-6", "007.70", "7.70")]
+    cases = [
+        ("B-1", "0", "0.00"),
+        ("B-2", "0.5", "0.50"),
+        ("B-3", "9999999999.99", "9999999999.99"),
+        ("B-4", "1e2", "100.00"),
+        ("B-5", " 3.10 ", "3.10"),
+        ("B-6", "007.70", "7.70"),
+    ]
     for sku, price, _ in cases:
         response = admin_client.post(NEW, data=product_form(sku=sku, price=price))
         assert response.status_code == 302, (price, field_errors(response, "price"))
@@ -617,8 +656,10 @@ def test_stale_edit_is_refused_and_keeps_the_newer_data(admin_client, make_produ
         session.get(Product, product_id).name = "Theirs"
     assert load(product_id).version == 2
 
-    response = admin_client.post(edit_url(product_id), data=product_form(
-        sku="LOCK-1", name="Mine", price="6.00", stock="6", version=seen_version))
+    response = admin_client.post(
+        edit_url(product_id),
+        data=product_form(sku="LOCK-1", name="Mine", price="6.00", stock="6", version=seen_version),
+    )
 
     assert response.status_code == 200
     page = flashed(response)
@@ -635,8 +676,9 @@ def test_stale_edit_is_refused_and_keeps_the_newer_data(admin_client, make_produ
     # reopened at the current version, the same change goes through
     reopened = admin_client.get(edit_url(product_id))
     assert field_value(reopened, "version") == "2"
-    response = admin_client.post(edit_url(product_id), data=product_form(
-        sku="LOCK-1", name="Mine", price="6.00", stock="6", version="2"))
+    response = admin_client.post(
+        edit_url(product_id), data=product_form(sku="LOCK-1", name="Mine", price="6.00", stock="6", version="2")
+    )
     assert response.status_code == 302
     assert (load(product_id).name, load(product_id).version) == ("Mine", 3)
 
@@ -658,8 +700,9 @@ def test_missing_or_wrong_version_is_refused(admin_client, make_product, snapsho
     before = snapshot()
 
     for version in [None, "", "abc", "1.0", "1\x00", "2", "0", "-1", TOO_BIG_ID]:
-        response = admin_client.post(edit_url(product_id), data=product_form(sku="VER-1", name="Changed",
-                                                                             version=version))
+        response = admin_client.post(
+            edit_url(product_id), data=product_form(sku="VER-1", name="Changed", version=version)
+        )
 
         assert response.status_code == 200, repr(version)
         page = flashed(response)
@@ -678,8 +721,10 @@ def test_a_product_form_without_the_stock_it_was_opened_with_is_refused(
     product_id = make_product(sku="INIT-1", name="Original", stock=10)
     before = snapshot()
 
-    response = admin_client.post(edit_url(product_id), data=product_form(
-        sku="INIT-1", name="Changed", stock="10", version="1", initial_stock=initial_stock))
+    response = admin_client.post(
+        edit_url(product_id),
+        data=product_form(sku="INIT-1", name="Changed", stock="10", version="1", initial_stock=initial_stock),
+    )
 
     assert response.status_code == 200
     assert "missing the stock it was opened with" in flashed(response)
@@ -705,8 +750,9 @@ def sold(db, staff_client):
     def post(product_id, qty):
         with db() as session:
             txn_id = save_draft(session, [(product_id, qty)]).id
-        response = staff_client.post("/admin/transaction/action/", data={"action": "post", "rowid": str(txn_id)},
-                                     follow_redirects=True)
+        response = staff_client.post(
+            "/admin/transaction/action/", data={"action": "post", "rowid": str(txn_id)}, follow_redirects=True
+        )
         assert f"Transaction #{txn_id} posted." in flashed(response)
 
     return post
@@ -725,8 +771,9 @@ def test_a_product_form_opened_before_a_sale_keeps_the_sale_when_saved(admin_cli
     product = load(product_id)
     assert (product.name, product.stock, product.version) == ("After", 7, 2)
     with db() as session:
-        edit = session.scalars(select(AuditEntry).where(AuditEntry.object_type == "product")
-                               .order_by(AuditEntry.id.desc()).limit(1)).one()
+        edit = session.scalars(
+            select(AuditEntry).where(AuditEntry.object_type == "product").order_by(AuditEntry.id.desc()).limit(1)
+        ).one()
         assert (edit.action, edit.changes) == ("update", {"name": ["Before", "After"]})
 
 
@@ -824,8 +871,7 @@ def test_confirmation_page_asks_before_deleting(admin_client, make_product, load
     assert load(product_id) is None
 
 
-def test_confirmation_page_of_a_product_in_use_says_why_and_offers_no_delete(
-        admin_client, make_product, sell, load):
+def test_confirmation_page_of_a_product_in_use_says_why_and_offers_no_delete(admin_client, make_product, sell, load):
     product_id = make_product(sku="USED-1")
     first, second = sell(product_id), sell(product_id)
 
@@ -835,8 +881,9 @@ def test_confirmation_page_of_a_product_in_use_says_why_and_offers_no_delete(
     page = flashed(response)
     assert "Cannot delete product “USED-1 — Product 1”" in page
     assert "Cannot delete USED-1: transactions refer to it." in page
-    links = re.findall(r'<li><a href="/admin/transaction/details/\?id=(\d+)">Transaction #\d+ \(posted\)</a></li>',
-                       response.text)
+    links = re.findall(
+        r'<li><a href="/admin/transaction/details/\?id=(\d+)">Transaction #\d+ \(posted\)</a></li>', response.text
+    )
     assert links == [str(second), str(first)]  # newest first
     assert 'action="/admin/product/delete/"' not in response.text
     assert load(product_id) is not None
@@ -860,8 +907,12 @@ def test_confirmation_page_counts_what_it_does_not_list(app, admin_client, make_
     def sold_in(count):
         with db() as session:
             for _ in range(count):
-                session.add(Transaction(status="posted", lines=[
-                    TransactionProduct(product_id=product_id, product_qty=1, unit_price=Decimal("1.00"))]))
+                session.add(
+                    Transaction(
+                        status="posted",
+                        lines=[TransactionProduct(product_id=product_id, product_qty=1, unit_price=Decimal("1.00"))],
+                    )
+                )
 
     sold_in(1)
     admin_client.get(confirm_url(product_id))  # warm up
@@ -887,7 +938,7 @@ def test_confirmation_page_of_a_missing_product_goes_back_to_the_list(admin_clie
 def test_list_details_and_edit_link_to_the_confirmation_page(admin_client, make_product):
     product_id = make_product()
     for url in (LIST, details_url(product_id), edit_url(product_id)):
-        assert re.search(r'href="/admin/product/delete/\?id=%s&amp;url=' % product_id, admin_client.get(url).text), url
+        assert re.search(rf'href="/admin/product/delete/\?id={product_id}&amp;url=', admin_client.get(url).text), url
 
 
 # ------------------------------------------------------------- bulk actions
@@ -946,10 +997,13 @@ def post_action(client, action, *ids):
     return client.post(ACTION, data={"action": action, "rowid": [str(i) for i in ids]}, follow_redirects=True)
 
 
-@pytest.mark.parametrize("action, start, end, message", [
-    ("activate", False, True, "2 products activated."),
-    ("deactivate", True, False, "2 products deactivated."),
-])
+@pytest.mark.parametrize(
+    "action, start, end, message",
+    [
+        ("activate", False, True, "2 products activated."),
+        ("deactivate", True, False, "2 products deactivated."),
+    ],
+)
 def test_bulk_activate_and_deactivate(admin_client, make_product, load, action, start, end, message):
     first = make_product(is_active=start)
     second = make_product(is_active=start)
@@ -970,8 +1024,9 @@ def test_bulk_action_bumps_the_version_so_open_forms_go_stale(admin_client, make
     opened = admin_client.get(edit_url(product_id))
 
     post_action(admin_client, "deactivate", product_id)
-    response = admin_client.post(edit_url(product_id), data=product_form(
-        sku="BV-1", name="Edited", version=field_value(opened, "version")))
+    response = admin_client.post(
+        edit_url(product_id), data=product_form(sku="BV-1", name="Edited", version=field_value(opened, "version"))
+    )
 
     assert response.status_code == 200
     assert "changed by someone else" in flashed(response)
@@ -1084,7 +1139,10 @@ def test_csv_export_honours_search_and_filters(admin_client, filter_catalog, mak
     make_product(sku="SPECIAL-1", name="Special", price="40.00", stock=1)
 
     assert [r["SKU"] for r in export_rows(admin_client, "?flt0_price_at_least=30&flt1_price_at_most=50")] == [
-        "C", "D", "SPECIAL-1"]
+        "C",
+        "D",
+        "SPECIAL-1",
+    ]
     assert [r["SKU"] for r in export_rows(admin_client, "?flt0_active_equals=0")] == ["B", "D"]
     assert [r["SKU"] for r in export_rows(admin_client, "?search=special")] == ["SPECIAL-1"]
     assert [r["SKU"] for r in export_rows(admin_client, "?search=special&flt0_stock_at_or_below=0")] == []

@@ -29,9 +29,25 @@ def test_a_short_mixed_load_keeps_every_invariant(empty_database_url, tmp_path):
     # (well within the busy timeout), so the run stays free of errors.
     fault = ["--outage", "1"] if database_url.startswith("sqlite") else []
     done = subprocess.run(
-        [sys.executable, "scripts/bench_reliability.py", "--database-url", database_url,
-         "--threads", "3", "--seconds", "5", "--workers", "2", *fault],
-        cwd=ROOT, env={**env, "TMPDIR": str(tmp_path)}, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "scripts/bench_reliability.py",
+            "--database-url",
+            database_url,
+            "--threads",
+            "3",
+            "--seconds",
+            "5",
+            "--workers",
+            "2",
+            *fault,
+        ],
+        cwd=ROOT,
+        env={**env, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     report = done.stdout + done.stderr
 
     verdicts = {name: verdict for verdict, name in re.findall(r"^\s+(PASS|FAIL)\s+(.+?)\s+\(", report, re.M)}

@@ -17,14 +17,18 @@ from adminapp.admin.listing import COUNT_CAP, NARROWED_COUNT_CAP
 from adminapp.domain import audit
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
-
 from tests.support import statements
 
 PRODUCTS = "/admin/product/"
 TRANSACTIONS = "/admin/transaction/"
 AUDIT = "/admin/audit/"
-EXPORTS = ["/admin/product/export/csv/", "/admin/transaction/export/csv/", "/admin/transaction/export-lines/",
-           "/admin/audit/export/csv/", "/admin/user/export/csv/"]
+EXPORTS = [
+    "/admin/product/export/csv/",
+    "/admin/transaction/export/csv/",
+    "/admin/transaction/export-lines/",
+    "/admin/audit/export/csv/",
+    "/admin/user/export/csv/",
+]
 
 
 def backend(app) -> str:
@@ -49,11 +53,22 @@ def catalog(db):
     def add(count, start=0):
         now = utcnow()
         with db() as session:
-            session.execute(insert(Product), [
-                {"sku": f"SKU-{n:06d}", "name": f"Item {n}", "price": Decimal(n % 7), "stock": n % 11,
-                 "is_active": True, "created_at": now, "updated_at": now, "version": 1}
-                for n in range(start, start + count)
-            ])
+            session.execute(
+                insert(Product),
+                [
+                    {
+                        "sku": f"SKU-{n:06d}",
+                        "name": f"Item {n}",
+                        "price": Decimal(n % 7),
+                        "stock": n % 11,
+                        "is_active": True,
+                        "created_at": now,
+                        "updated_at": now,
+                        "version": 1,
+                    }
+                    for n in range(start, start + count)
+                ],
+            )
 
     return add
 
@@ -70,23 +85,44 @@ def sales(db, catalog):
                 user = User(username="seller", role="staff", password_hash="x")
                 session.add(user)
                 session.flush()
-                made.update(user=user.id, products=[p.id for p in session.query(Product).filter(Product.sku >= "SKU-900000")])
+                made.update(
+                    user=user.id, products=[p.id for p in session.query(Product).filter(Product.sku >= "SKU-900000")]
+                )
         with db() as session:
             now = utcnow()
-            ids = session.scalars(insert(Transaction).returning(Transaction.id), [
-                {"status": "posted", "note": f"sale {n}", "total": Decimal("3.00"), "line_count": 3,
-                 "created_at": now - timedelta(minutes=n), "created_by_id": made["user"], "version": 1}
-                for n in range(count)
-            ]).all()
-            session.execute(insert(TransactionProduct), [
-                {"transaction_id": txn_id, "product_id": pid, "product_qty": 1, "unit_price": Decimal("1.00")}
-                for txn_id in ids for pid in made["products"]
-            ])
+            ids = session.scalars(
+                insert(Transaction).returning(Transaction.id),
+                [
+                    {
+                        "status": "posted",
+                        "note": f"sale {n}",
+                        "total": Decimal("3.00"),
+                        "line_count": 3,
+                        "created_at": now - timedelta(minutes=n),
+                        "created_by_id": made["user"],
+                        "version": 1,
+                    }
+                    for n in range(count)
+                ],
+            ).all()
+            session.execute(
+                insert(TransactionProduct),
+                [
+                    {"transaction_id": txn_id, "product_id": pid, "product_qty": 1, "unit_price": Decimal("1.00")}
+                    for txn_id in ids
+                    for pid in made["products"]
+                ],
+            )
             seller = audit.Actor(made["user"], "seller")
-            audit.append(session.connection(), [
-                audit.entry(seller, "post", "transaction", txn_id, f"Transaction #{txn_id}", {"status": ["draft", "posted"]})
-                for txn_id in ids
-            ])
+            audit.append(
+                session.connection(),
+                [
+                    audit.entry(
+                        seller, "post", "transaction", txn_id, f"Transaction #{txn_id}", {"status": ["draft", "posted"]}
+                    )
+                    for txn_id in ids
+                ],
+            )
 
     return add
 
@@ -232,11 +268,23 @@ def test_statements_of_a_list_do_not_grow_with_page_size_depth_or_data(app, admi
     assert cost(app, admin_client, f"{url}?page_size=20&page=8") == small
 
 
-@pytest.mark.parametrize("url", [
-    f"{PRODUCTS}?sort=0", f"{PRODUCTS}?sort=1&desc=1", f"{PRODUCTS}?sort=2", f"{PRODUCTS}?sort=3&desc=1",
-    f"{PRODUCTS}?sort=4", f"{TRANSACTIONS}?sort=0", f"{TRANSACTIONS}?sort=2", f"{TRANSACTIONS}?sort=3&desc=1",
-    f"{TRANSACTIONS}?sort=4", f"{AUDIT}?sort=1", f"{AUDIT}?sort=2", f"{AUDIT}?sort=3&desc=1",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{PRODUCTS}?sort=0",
+        f"{PRODUCTS}?sort=1&desc=1",
+        f"{PRODUCTS}?sort=2",
+        f"{PRODUCTS}?sort=3&desc=1",
+        f"{PRODUCTS}?sort=4",
+        f"{TRANSACTIONS}?sort=0",
+        f"{TRANSACTIONS}?sort=2",
+        f"{TRANSACTIONS}?sort=3&desc=1",
+        f"{TRANSACTIONS}?sort=4",
+        f"{AUDIT}?sort=1",
+        f"{AUDIT}?sort=2",
+        f"{AUDIT}?sort=3&desc=1",
+    ],
+)
 def test_every_sort_breaks_ties_by_id(app, admin_client, catalog, sales, url):
     catalog(5)
     sales(5)
@@ -258,9 +306,20 @@ def test_search_matches_the_bare_columns_as_each_database_can_index(app, admin_c
     with statements(app) as seen:
         response = admin_client.get(PRODUCTS, query_string={"search": "item 2"})
 
-    assert skus(response) == ["SKU-000002", "SKU-000012", "SKU-000020", "SKU-000021", "SKU-000022",
-                              "SKU-000023", "SKU-000024", "SKU-000025", "SKU-000026", "SKU-000027",
-                              "SKU-000028", "SKU-000029"]
+    assert skus(response) == [
+        "SKU-000002",
+        "SKU-000012",
+        "SKU-000020",
+        "SKU-000021",
+        "SKU-000022",
+        "SKU-000023",
+        "SKU-000024",
+        "SKU-000025",
+        "SKU-000026",
+        "SKU-000027",
+        "SKU-000028",
+        "SKU-000029",
+    ]
     search_sql = " ".join(sql for sql in seen if "products.name" in sql and "like" in sql)
     assert "cast(" not in search_sql and "lower(" not in search_sql
     assert ("ilike" in search_sql) == (backend(app) == "postgresql")
@@ -283,8 +342,10 @@ def test_the_line_editor_lookup_finds_every_word_without_casting(app, staff_clie
     make_product(sku="KOPI-3", name="Sari Arabica Coffee", is_active=False)
 
     with statements(app) as seen:
-        response = staff_client.get("/admin/transaction/ajax/lookup/",
-                                    query_string={"name": "transactionproduct-product", "query": "sari coffee"})
+        response = staff_client.get(
+            "/admin/transaction/ajax/lookup/",
+            query_string={"name": "transactionproduct-product", "query": "sari coffee"},
+        )
 
     assert [label.split(" — ")[0] for _, label in response.json] == ["KOPI-1", "KOPI-2"]
     assert not any("cast(" in sql for sql in seen)
@@ -293,17 +354,59 @@ def test_the_line_editor_lookup_finds_every_word_without_casting(app, staff_clie
 # ------------------------------------------------- search through SQLite's search index
 
 SEARCHED = [  # (sku, name): text a search index could mistake for its own syntax, and plain text
-    ("KOPI-001", "Sari Arabica Coffee 250 g"), ("KOPI-002", "Sari Robusta Coffee 1 kg"),
-    ("KOPI-0012", "Nusa Coffee Mug"), ("TEH-001", "Sari Jasmine Tea"), ("TEH-002", "coffee-free tea"),
-    ("QUOTE-1", 'He said "Kopi"'), ("STAR-1", "Star*Bucks * 2"), ("NEAR-1", "NEAR(by) AND NOT OR"),
-    ("DASH-1", "Self-service -Tea"), ("COL-1", "sku:KOPI name:Tea"), ("DISC-50", "50% off_all"),
-    ("UNI-1", "Türk Çay 100 g"), ("UNI-2", "Crème brûlée 🍮"), ("SHORT-1", "Ab"),
+    ("KOPI-001", "Sari Arabica Coffee 250 g"),
+    ("KOPI-002", "Sari Robusta Coffee 1 kg"),
+    ("KOPI-0012", "Nusa Coffee Mug"),
+    ("TEH-001", "Sari Jasmine Tea"),
+    ("TEH-002", "coffee-free tea"),
+    ("QUOTE-1", 'He said "Kopi"'),
+    ("STAR-1", "Star*Bucks * 2"),
+    ("NEAR-1", "NEAR(by) AND NOT OR"),
+    ("DASH-1", "Self-service -Tea"),
+    ("COL-1", "sku:KOPI name:Tea"),
+    ("DISC-50", "50% off_all"),
+    ("UNI-1", "Türk Çay 100 g"),
+    ("UNI-2", "Crème brûlée 🍮"),
+    ("SHORT-1", "Ab"),
 ]
 SEARCH_TERMS = [
-    "coffee", "COFFEE", "Sari coffee", "sari co", "kopi-00", "KOPI-001", "001", "0012", "ee", "Co", "zzzq",
-    '"', 'said "Kopi"', '"Kopi', "*", "Star*", "*Bucks", "AND", "NEAR(", "NEAR(by)", "NOT OR", "-", "-Tea",
-    "sku:KOPI", "50%", "off_all", "f_a", "Çay", "Türk", "brûlée", "🍮", "^KOPI", "^kop", "=TEH-001", "=teh-001",
-    "coffee ^TEH", "Tea =TEH-002",
+    "coffee",
+    "COFFEE",
+    "Sari coffee",
+    "sari co",
+    "kopi-00",
+    "KOPI-001",
+    "001",
+    "0012",
+    "ee",
+    "Co",
+    "zzzq",
+    '"',
+    'said "Kopi"',
+    '"Kopi',
+    "*",
+    "Star*",
+    "*Bucks",
+    "AND",
+    "NEAR(",
+    "NEAR(by)",
+    "NOT OR",
+    "-",
+    "-Tea",
+    "sku:KOPI",
+    "50%",
+    "off_all",
+    "f_a",
+    "Çay",
+    "Türk",
+    "brûlée",
+    "🍮",
+    "^KOPI",
+    "^kop",
+    "=TEH-001",
+    "=teh-001",
+    "coffee ^TEH",
+    "Tea =TEH-002",
 ]
 
 
@@ -380,8 +483,9 @@ def test_a_search_with_many_matches_pages_and_counts_as_before(app, admin_client
 
 @pytest.mark.parametrize("search", ["Item", "Item 1", "SKU-000"])
 @pytest.mark.parametrize("filtered", [False, True])
-def test_statements_of_a_search_do_not_grow_with_page_size_depth_or_matches(app, admin_client, catalog,
-                                                                             search, filtered):
+def test_statements_of_a_search_do_not_grow_with_page_size_depth_or_matches(
+    app, admin_client, catalog, search, filtered
+):
     url = f"{PRODUCTS}?search={search.replace(' ', '+')}" + ("&flt0_active_equals=1" if filtered else "")
     catalog(60)
     small = cost(app, admin_client, f"{url}&page_size=20&page=1")
@@ -408,9 +512,12 @@ def test_exports_stream_without_counting_and_leave_no_transaction_open(app, admi
     assert not any("count(" in sql for sql in seen)
     if backend(app) == "postgresql":
         with app.app_context():
-            open_transactions = _db.session.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state = 'idle in transaction' AND pid <> pg_backend_pid()"))
+            open_transactions = _db.session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
+                )
+            )
             _db.session.remove()
         assert open_transactions == 0
 

@@ -26,11 +26,19 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import func, insert, select
 
-from adminapp.sqlite_connections import SQLITE_BUSY_TIMEOUT_MS
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, User
-
-from tests.support import FAST_HASH, PASSWORD, clean_environ, fresh_schema, make_app, product_form, signed_in, statements
+from adminapp.sqlite_connections import SQLITE_BUSY_TIMEOUT_MS
+from tests.support import (
+    FAST_HASH,
+    PASSWORD,
+    clean_environ,
+    fresh_schema,
+    make_app,
+    product_form,
+    signed_in,
+    statements,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORT = "/admin/transaction/export/csv/"  # streamed from the database as it is sent
@@ -49,11 +57,14 @@ def sqlite_app(tmp_path):
 
 # --- SQLite settings ---------------------------------------------------------------------------
 
+
 def test_every_sqlite_connection_uses_wal_and_waits_for_a_writer(sqlite_app):
     with sqlite_app.app_context(), _db.engine.connect() as first, _db.engine.connect() as second:
         for connection in (first, second):
-            settings = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                        for name in ("journal_mode", "busy_timeout", "foreign_keys")}
+            settings = {
+                name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "busy_timeout", "foreign_keys")
+            }
             # (synchronous: test_config.py's test_sqlite_syncs_at_checkpoints_unless_told_otherwise)
             assert settings == {"journal_mode": "wal", "busy_timeout": SQLITE_BUSY_TIMEOUT_MS, "foreign_keys": 1}
 
@@ -74,6 +85,7 @@ def test_only_requests_that_change_data_take_the_write_lock_up_front(sqlite_app)
 
 
 # --- gunicorn ----------------------------------------------------------------------------------
+
 
 class Server:
     def __init__(self, process, log_path):
@@ -112,9 +124,22 @@ def serve(sqlite_app, tmp_path):
         log_path = tmp_path / f"gunicorn-{len(servers)}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", "127.0.0.1:0",
-                 *options, "adminapp:create_app()"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    "gunicorn.conf.py",
+                    "--bind",
+                    "127.0.0.1:0",
+                    *options,
+                    "adminapp:create_app()",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         servers.append(server := Server(process, log_path))
         server.wait_until_listening()
         return server
@@ -146,8 +171,10 @@ class Browser:
         connection = http.client.HTTPConnection("127.0.0.1", self.server.port)
         connection.sock = sock
         # One request a connection: the socket closes once the response has been read or closed.
-        headers = {"Connection": "close",
-                   "Cookie": "; ".join(f"{name}={morsel.value}" for name, morsel in self.cookies.items())}
+        headers = {
+            "Connection": "close",
+            "Cookie": "; ".join(f"{name}={morsel.value}" for name, morsel in self.cookies.items()),
+        }
         if form is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         connection.request(method, path, urlencode(form) if form is not None else None, headers)
@@ -225,20 +252,20 @@ def test_writes_go_through_while_an_export_is_being_read(sqlite_app, serve):
 def test_two_workers_serve_readers_and_writers_at_once(sqlite_app, serve):
     writers, creates_each, sign_ins, readers = 3, 15, 10, 3
     with sqlite_app.app_context():
-        _db.session.add_all(User(username=f"writer-{w}", role="staff", password_hash=FAST_HASH)
-                            for w in range(writers))
+        _db.session.add_all(User(username=f"writer-{w}", role="staff", password_hash=FAST_HASH) for w in range(writers))
         _db.session.commit()
     server = serve()
     writing_done = threading.Event()
 
     def write(w):
         browser = sign_in(server, f"writer-{w}")
-        return [browser.submit("/admin/product/new/", product_form(sku=f"W{w}-{n:03d}", name=f"Written {w} {n}"))
-                for n in range(creates_each)]
+        return [
+            browser.submit("/admin/product/new/", product_form(sku=f"W{w}-{n:03d}", name=f"Written {w} {n}"))
+            for n in range(creates_each)
+        ]
 
     def sign_in_again():
-        return [Browser(server).submit("/login", {"username": "admin", "password": PASSWORD})
-                for _ in range(sign_ins)]
+        return [Browser(server).submit("/login", {"username": "admin", "password": PASSWORD}) for _ in range(sign_ins)]
 
     def read():
         browser, statuses = sign_in(server, "auditor"), []
@@ -263,12 +290,14 @@ def test_two_workers_serve_readers_and_writers_at_once(sqlite_app, serve):
     with sqlite_app.app_context():
         skus = set(_db.session.scalars(select(Product.sku).where(Product.sku.like("W%"))))
         admin_sign_ins = _db.session.scalar(
-            select(func.count(AuditEntry.id)).where(AuditEntry.action == "login", AuditEntry.username == "admin"))
+            select(func.count(AuditEntry.id)).where(AuditEntry.action == "login", AuditEntry.username == "admin")
+        )
     assert skus == {f"W{w}-{n:03d}" for w in range(writers) for n in range(creates_each)}
     assert admin_sign_ins == sign_ins
 
 
 # --- slow clients ------------------------------------------------------------------------------
+
 
 def shipped_settings() -> dict:
     return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
@@ -289,9 +318,11 @@ def hold_request_body(server, browser, path) -> socket.socket:
     thread that reads it waits for the rest until the socket is closed."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
     cookies = "; ".join(f"{name}={morsel.value}" for name, morsel in browser.cookies.items())
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookies}\r\n"
-                 "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n"
-                 "csrf_token=".encode())
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookies}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n"
+        "csrf_token=".encode()
+    )
     return sock
 
 
@@ -300,8 +331,9 @@ def test_pages_and_saves_go_through_while_nearly_every_thread_waits_for_a_body(s
     admin = sign_in(server, "admin")
     # Far more than one worker has threads, a few less than both have: the page and the save
     # below get a free thread only if the held requests are spread over the two workers.
-    held = [hold_request_body(server, admin, "/admin/product/new/")
-            for _ in range(2 * shipped_settings()["threads"] - 4)]
+    held = [
+        hold_request_body(server, admin, "/admin/product/new/") for _ in range(2 * shipped_settings()["threads"] - 4)
+    ]
     try:
         time.sleep(1)  # the server has read their headers: each holds a thread, waiting for its body
         status, page = admin.get("/admin/product/")

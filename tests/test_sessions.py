@@ -18,7 +18,6 @@ from adminapp.auth import sessions
 from adminapp.domain import accounts
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, User, UserSession, utcnow
-
 from tests.support import PASSWORD, as_dba, flashed, login, make_app, statements
 
 GOOD_PASSWORD = "plum orchard lantern"
@@ -61,8 +60,10 @@ def session_rows(db, user_id) -> int:
 
 def entries(db, action):
     with db() as session:
-        return [(e.username, e.object_repr, e.changes) for e in
-                session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))]
+        return [
+            (e.username, e.object_repr, e.changes)
+            for e in session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))
+        ]
 
 
 @pytest.fixture
@@ -79,8 +80,15 @@ def user_edit(client, user_id, username, **changes):
     """Save the users admin's form for a staff user, opened now (its version is the current one)."""
     page = client.get(f"/admin/user/edit/?id={user_id}")
     version = re.search(r'name="version" type="hidden" value="(\d+)"', page.text).group(1)
-    data = {"username": username, "role": "staff", "is_active": "y", "new_password": "", "confirm_password": "",
-            "version": version, **changes}
+    data = {
+        "username": username,
+        "role": "staff",
+        "is_active": "y",
+        "new_password": "",
+        "confirm_password": "",
+        "version": version,
+        **changes,
+    }
     response = client.post(f"/admin/user/edit/?id={user_id}", data={k: v for k, v in data.items() if v is not None})
     assert response.status_code == 302, flashed(response)
 
@@ -151,8 +159,9 @@ def test_a_remember_me_cookie_does_not_bring_an_ended_session_back(app, bob):
 
 
 def change_own_password(client, current=PASSWORD, new=GOOD_PASSWORD):
-    return client.post("/account/password", data={
-        "current_password": current, "new_password": new, "confirm_password": new})
+    return client.post(
+        "/account/password", data={"current_password": current, "new_password": new, "confirm_password": new}
+    )
 
 
 def test_changing_ones_password_ends_the_other_sessions_and_keeps_this_one(app, db, bob):
@@ -282,8 +291,10 @@ def test_a_user_deactivated_outside_the_app_and_reactivated_is_not_signed_in_aga
     sessions from before are ended rather than revived."""
     bobs = sign_in(app, "bob")
     with db() as session:
-        session.execute(update(User).where(User.id == bob).values(is_active=False),
-                        execution_options={"synchronize_session": False, **as_dba(session)})
+        session.execute(
+            update(User).where(User.id == bob).values(is_active=False),
+            execution_options={"synchronize_session": False, **as_dba(session)},
+        )
     assert not signed_in(stolen_copy(app, bobs))
     admin = sign_in(app, "root")
 
@@ -383,8 +394,9 @@ def test_a_session_ends_at_its_absolute_lifetime_however_busy(app, db, bob):
     assert signed_in(client)  # in use, and within its lifetime
 
     with db() as session:
-        session.scalar(select(UserSession).where(UserSession.user_id == bob)).created_at = (
-            utcnow() - timedelta(hours=12, minutes=1))
+        session.scalar(select(UserSession).where(UserSession.user_id == bob)).created_at = utcnow() - timedelta(
+            hours=12, minutes=1
+        )
 
     assert not signed_in(client)
 
@@ -394,8 +406,10 @@ def test_sessions_past_their_lifetime_are_deleted_at_the_next_sign_in(app, db, b
     sign_in(app, "bob")
     sign_in(app, "carol")
     with db() as session:
-        session.execute(update(UserSession).values(created_at=utcnow() - timedelta(hours=13)),
-                        execution_options={"synchronize_session": False})
+        session.execute(
+            update(UserSession).values(created_at=utcnow() - timedelta(hours=13)),
+            execution_options={"synchronize_session": False},
+        )
 
     sign_in(app, "bob")
 

@@ -10,7 +10,7 @@ import html
 import io
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -21,13 +21,16 @@ from adminapp.domain import guards, sales
 from adminapp.domain.errors import Immutable
 from adminapp.extensions import db as _db
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
-
-from tests.support import (PASSWORD, count_statements, flashed, login, make_app, save_draft, signed_in,
-                           skip_line_counts_on_sqlite)
-
-
-
-
+from tests.support import (
+    PASSWORD,
+    count_statements,
+    flashed,
+    login,
+    make_app,
+    save_draft,
+    signed_in,
+    skip_line_counts_on_sqlite,
+)
 
 LIST = "/admin/transaction/"
 NEW = "/admin/transaction/new/"
@@ -151,8 +154,20 @@ def state(db):
     def take():
         with db() as session:
             txns = [
-                (t.id, t.status, t.note, t.total, t.version, t.created_by_id, t.created_at, t.posted_at,
-                 t.posted_by_id, t.voided_at, t.voided_by_id, t.void_reason)
+                (
+                    t.id,
+                    t.status,
+                    t.note,
+                    t.total,
+                    t.version,
+                    t.created_by_id,
+                    t.created_at,
+                    t.posted_at,
+                    t.posted_by_id,
+                    t.voided_at,
+                    t.voided_by_id,
+                    t.void_reason,
+                )
                 for t in session.scalars(select(Transaction).order_by(Transaction.id))
             ]
             lines = [
@@ -179,10 +194,15 @@ def txn(db):
             if t is None:
                 return None
             return {
-                "status": t.status, "note": t.note, "total": t.total, "version": t.version,
+                "status": t.status,
+                "note": t.note,
+                "total": t.total,
+                "version": t.version,
                 "created_by": t.created_by.username if t.created_by else None,
-                "posted_at": t.posted_at, "posted_by": t.posted_by.username if t.posted_by else None,
-                "voided_at": t.voided_at, "voided_by": t.voided_by.username if t.voided_by else None,
+                "posted_at": t.posted_at,
+                "posted_by": t.posted_by.username if t.posted_by else None,
+                "voided_at": t.voided_at,
+                "voided_by": t.voided_by.username if t.voided_by else None,
                 "void_reason": t.void_reason,
                 "lines": [(tp.product.sku, tp.product_qty, tp.unit_price) for tp in t.lines],
                 "line_ids": [tp.id for tp in t.lines],
@@ -290,13 +310,16 @@ def test_edit_draft_changes_qty_adds_and_removes_lines(staff_client, make_produc
     txn_id = draft((a, 1), (b, 2))
     a_line, b_line = txn(txn_id)["line_ids"]
 
-    response = staff_client.post(edit_url(txn_id), data=txn_form(
-        line(a, 3, id=a_line),
-        line(b, 2, id=b_line, delete=True),
-        line(c, 4),
-        note="changed",
-        version=1,
-    ))
+    response = staff_client.post(
+        edit_url(txn_id),
+        data=txn_form(
+            line(a, 3, id=a_line),
+            line(b, 2, id=b_line, delete=True),
+            line(c, 4),
+            note="changed",
+            version=1,
+        ),
+    )
 
     assert response.status_code == 302, text(response)
     saved = txn(txn_id)
@@ -378,9 +401,15 @@ def test_bad_line_on_edit_changes_nothing(staff_client, make_product, draft, txn
     product = other if product == "P" else product
     before = state()
 
-    response = staff_client.post(edit_url(txn_id), data=txn_form(
-        line(good, 5, id=good_line), line(product, qty, id=other_line), note="changed", version=1,
-    ))
+    response = staff_client.post(
+        edit_url(txn_id),
+        data=txn_form(
+            line(good, 5, id=good_line),
+            line(product, qty, id=other_line),
+            note="changed",
+            version=1,
+        ),
+    )
 
     assert response.status_code == 200
     assert message in text(response)
@@ -388,9 +417,7 @@ def test_bad_line_on_edit_changes_nothing(staff_client, make_product, draft, txn
 
 
 @pytest.mark.parametrize("mode", ["create", "edit-new-line", "edit-existing-line"])
-def test_inactive_product_forged_into_the_post_is_refused(
-    staff_client, make_product, draft, txn, state, mode
-):
+def test_inactive_product_forged_into_the_post_is_refused(staff_client, make_product, draft, txn, state, mode):
     good = make_product(sku="GOOD-1")
     retired = make_product(sku="RETIRED-1", is_active=False)
     other = make_product(sku="OTHER-1")
@@ -401,11 +428,14 @@ def test_inactive_product_forged_into_the_post_is_refused(
     if mode == "create":
         response = staff_client.post(NEW, data=txn_form((good, 1), (retired, 1)))
     elif mode == "edit-new-line":
-        response = staff_client.post(edit_url(txn_id), data=txn_form(
-            line(good, 1, id=good_line), line(other, 1, id=other_line), line(retired, 1), version=1))
+        response = staff_client.post(
+            edit_url(txn_id),
+            data=txn_form(line(good, 1, id=good_line), line(other, 1, id=other_line), line(retired, 1), version=1),
+        )
     else:
-        response = staff_client.post(edit_url(txn_id), data=txn_form(
-            line(good, 1, id=good_line), line(retired, 1, id=other_line), version=1))
+        response = staff_client.post(
+            edit_url(txn_id), data=txn_form(line(good, 1, id=good_line), line(retired, 1, id=other_line), version=1)
+        )
 
     assert response.status_code == 200
     assert "Inactive products cannot be sold: RETIRED-1" in text(response)
@@ -437,7 +467,9 @@ def test_transaction_without_lines_is_refused(staff_client, make_product, draft,
 
     created = staff_client.post(NEW, data=txn_form(note="nothing"))
     nothing_at_all = staff_client.post(NEW, data={})
-    all_deleted = staff_client.post(edit_url(txn_id), data=txn_form(line(product, 1, id=line_id, delete=True), version=1))
+    all_deleted = staff_client.post(
+        edit_url(txn_id), data=txn_form(line(product, 1, id=line_id, delete=True), version=1)
+    )
 
     for response in (created, nothing_at_all, all_deleted):
         assert response.status_code == 200
@@ -453,10 +485,13 @@ def test_same_product_twice_is_refused_naming_the_sku(staff_client, make_product
     before = state()
 
     created = staff_client.post(NEW, data=txn_form((twice, 1), (other, 1), (twice, 2)))
-    changed = staff_client.post(edit_url(txn_id), data=txn_form(
-        line(twice, 1, id=twice_line), line(twice, 1, id=other_line), version=1))
-    added = staff_client.post(edit_url(txn_id), data=txn_form(
-        line(twice, 1, id=twice_line), line(other, 1, id=other_line), line(twice, 4), version=1))
+    changed = staff_client.post(
+        edit_url(txn_id), data=txn_form(line(twice, 1, id=twice_line), line(twice, 1, id=other_line), version=1)
+    )
+    added = staff_client.post(
+        edit_url(txn_id),
+        data=txn_form(line(twice, 1, id=twice_line), line(other, 1, id=other_line), line(twice, 4), version=1),
+    )
 
     for response in (created, changed, added):
         assert response.status_code == 200
@@ -471,8 +506,9 @@ def test_same_product_allowed_after_its_old_line_is_deleted(staff_client, make_p
     txn_id = draft((product, 1))
     line_id = txn(txn_id)["line_ids"][0]
 
-    response = staff_client.post(edit_url(txn_id), data=txn_form(
-        line(product, 1, id=line_id, delete=True), line(product, 6), version=1))
+    response = staff_client.post(
+        edit_url(txn_id), data=txn_form(line(product, 1, id=line_id, delete=True), line(product, 6), version=1)
+    )
 
     assert response.status_code == 302, text(response)
     assert txn(txn_id)["lines"] == [("MOVE-1", 6, Decimal("1.00"))]
@@ -486,8 +522,9 @@ def test_same_existing_line_twice_is_refused(staff_client, make_product, draft, 
     a_line = txn(txn_id)["line_ids"][0]
     before = state()
 
-    response = staff_client.post(edit_url(txn_id), data=txn_form(
-        line(a, 2, id=a_line), line(b, 3, id=a_line), version=1))
+    response = staff_client.post(
+        edit_url(txn_id), data=txn_form(line(a, 2, id=a_line), line(b, 3, id=a_line), version=1)
+    )
 
     assert response.status_code == 200
     assert f"Line {a_line} was sent twice" in text(response)
@@ -503,8 +540,9 @@ def test_line_of_another_transaction_cannot_be_taken_over(staff_client, make_pro
     their_line = txn(theirs)["line_ids"][0]
     their_before = txn(theirs)
 
-    response = staff_client.post(edit_url(mine), data=txn_form(
-        line(a, 1, id=txn(mine)["line_ids"][0]), line(c, 9, id=their_line), version=1))
+    response = staff_client.post(
+        edit_url(mine), data=txn_form(line(a, 1, id=txn(mine)["line_ids"][0]), line(c, 9, id=their_line), version=1)
+    )
 
     assert response.status_code < 500
     assert txn(theirs) == their_before
@@ -522,16 +560,21 @@ def test_final_transaction_forged_into_an_edit_post_changes_nothing(
     before = state()
 
     get = staff_client.get(edit_url(txn_id))
-    forged = staff_client.post(edit_url(txn_id), data=txn_form(
-        line(product, 1, id=line_id), line(other, 1), note="forged", version=txn(txn_id)["version"]))
-    deleted_line = staff_client.post(edit_url(txn_id), data=txn_form(
-        line(product, 2, id=line_id, delete=True), line(other, 1), version=txn(txn_id)["version"]))
+    forged = staff_client.post(
+        edit_url(txn_id),
+        data=txn_form(line(product, 1, id=line_id), line(other, 1), note="forged", version=txn(txn_id)["version"]),
+    )
+    deleted_line = staff_client.post(
+        edit_url(txn_id),
+        data=txn_form(line(product, 2, id=line_id, delete=True), line(other, 1), version=txn(txn_id)["version"]),
+    )
 
     for response in (get, forged, deleted_line):
         assert response.status_code == 302
         assert response.headers["Location"].endswith(details_url(txn_id))
     assert f"Transaction #{txn_id} is {status}: it is read-only." in text(
-        staff_client.post(edit_url(txn_id), data=txn_form((product, 1)), follow_redirects=True))
+        staff_client.post(edit_url(txn_id), data=txn_form((product, 1)), follow_redirects=True)
+    )
     assert state() == before
 
 
@@ -610,8 +653,9 @@ def test_edit_opened_before_the_draft_was_posted_is_refused(client_as, make_prod
     assert "posted" in text(post_action(bob, "post", txn_id))
     before = state()
 
-    response = alice.post(edit_url(txn_id), data=txn_form(line(product, 3, id=line_id), version=1),
-                          follow_redirects=True)
+    response = alice.post(
+        edit_url(txn_id), data=txn_form(line(product, 3, id=line_id), version=1), follow_redirects=True
+    )
 
     assert response.status_code == 200
     assert f"Transaction #{txn_id} is posted: it is read-only." in text(response)
@@ -715,9 +759,7 @@ def test_post_of_an_inactive_product_changes_nothing(staff_client, make_product,
     assert state() == before
 
 
-def test_bulk_post_posts_each_all_or_nothing_and_reports_both(
-    staff_client, make_product, draft, txn, stock, state
-):
+def test_bulk_post_posts_each_all_or_nothing_and_reports_both(staff_client, make_product, draft, txn, stock, state):
     shared = make_product(sku="SHARED-1", stock=5)
     rare = make_product(sku="RARE-1", stock=1)
     first = draft((shared, 2))
@@ -828,7 +870,7 @@ def test_void_needs_a_reason(staff_client, make_product, posted, state, data):
 
     assert response.status_code == 200
     page = text(response)
-    assert ("This field is required" in page or "Give a reason" in page or "control characters" in page)
+    assert "This field is required" in page or "Give a reason" in page or "control characters" in page
     assert state() == before
 
 
@@ -902,7 +944,9 @@ def test_confirmation_page_lists_the_lines_that_go_with_a_draft(app, staff_clien
     assert f"Are you sure you want to delete Transaction #{txn_id}?" in page
     assert "These 2 records are deleted with it:" in page
     assert re.findall(r"<li>(Line: [^<]*)</li>", html.unescape(response.text)) == [
-        "Line: 1,200 × KOPI-250G — Kopi 250 g", "Line: 1 × TEH-100 — Teh 100 g"]
+        "Line: 1,200 × KOPI-250G — Kopi 250 g",
+        "Line: 1 × TEH-100 — Teh 100 g",
+    ]
     assert f'value="{txn_id}"' in response.text and 'action="/admin/transaction/delete/"' in response.text
     assert txn(txn_id) is not None
 
@@ -913,12 +957,18 @@ def test_a_draft_changed_after_the_confirmation_page_is_not_deleted(staff_client
     page = staff_client.get(confirm_url(txn_id)).text
     shown = re.search(r'name="version" value="(\d+)"', page).group(1)
     line_id = txn(txn_id)["line_ids"][0]
-    assert staff_client.post(edit_url(txn_id), data=txn_form(
-        line(kopi, 1, id=line_id), line(teh, 5), version=shown)).status_code == 302  # someone adds a line
+    assert (
+        staff_client.post(
+            edit_url(txn_id), data=txn_form(line(kopi, 1, id=line_id), line(teh, 5), version=shown)
+        ).status_code
+        == 302
+    )  # someone adds a line
 
     refused = staff_client.post(DELETE, data={"id": txn_id, "url": LIST, "version": shown}, follow_redirects=True)
 
-    assert f"Transaction #{txn_id} was changed after the confirmation page was opened, and was not deleted." in text(refused)
+    assert f"Transaction #{txn_id} was changed after the confirmation page was opened, and was not deleted." in text(
+        refused
+    )
     assert len(txn(txn_id)["lines"]) == 2
     fresh = re.search(r'name="version" value="(\d+)"', staff_client.get(confirm_url(txn_id)).text).group(1)
     done = staff_client.post(DELETE, data={"id": txn_id, "url": LIST, "version": fresh}, follow_redirects=True)
@@ -941,7 +991,8 @@ def test_confirmation_page_costs_the_same_whatever_the_number_of_lines(app, staf
 
 @pytest.mark.parametrize("status", ["posted", "void"])
 def test_confirmation_page_of_a_final_transaction_says_why_and_offers_no_delete(
-        staff_client, make_product, posted, voided, state, status):
+    staff_client, make_product, posted, voided, state, status
+):
     txn_id = (posted if status == "posted" else voided)((make_product(), 2))
     before = state()
 
@@ -1039,8 +1090,13 @@ def _remove_line_from_collection(session, t, line_id):
 
 
 def _add_line(session, t, line_id):
-    t.lines.append(TransactionProduct(product=session.scalar(select(Product).where(Product.sku == "G-3")),
-                                      product_qty=1, unit_price=Decimal("1.00")))
+    t.lines.append(
+        TransactionProduct(
+            product=session.scalar(select(Product).where(Product.sku == "G-3")),
+            product_qty=1,
+            unit_price=Decimal("1.00"),
+        )
+    )
 
 
 def _add_line_by_foreign_key(session, t, line_id):
@@ -1074,9 +1130,20 @@ def _change_void_reason(session, t, line_id):
 
 
 GUARDED = [
-    _change_note, _change_total, _back_to_draft, _change_qty, _change_unit_price, _change_line_product,
-    _delete_line, _remove_line_from_collection, _add_line, _add_line_by_foreign_key, _move_line_to_a_draft,
-    _move_line_to_a_draft_by_foreign_key, _delete_line_by_id, _delete_transaction,
+    _change_note,
+    _change_total,
+    _back_to_draft,
+    _change_qty,
+    _change_unit_price,
+    _change_line_product,
+    _delete_line,
+    _remove_line_from_collection,
+    _add_line,
+    _add_line_by_foreign_key,
+    _move_line_to_a_draft,
+    _move_line_to_a_draft_by_foreign_key,
+    _delete_line_by_id,
+    _delete_transaction,
     _change_void_reason,
 ]
 
@@ -1088,7 +1155,9 @@ def test_guard_refuses_changes_to_final_transactions_at_flush(app, final_txn, st
     before = state()
 
     with app.app_context():
-        line_id = _db.session.scalar(select(func.min(TransactionProduct.id)).where(TransactionProduct.transaction_id == txn_id))
+        line_id = _db.session.scalar(
+            select(func.min(TransactionProduct.id)).where(TransactionProduct.transaction_id == txn_id)
+        )
         t = _db.session.get(Transaction, txn_id)
         change(_db.session, t, line_id)
         with pytest.raises(Immutable):
@@ -1143,7 +1212,7 @@ def ledger(make_user, make_product, draft, posted, voided):
     sugar = make_product(sku="SUG-1", name="Sugar", price="1.00", stock=100)
 
     def at(day, hour=12, minute=0):
-        return datetime(2024, *day, hour, minute, tzinfo=timezone.utc)
+        return datetime(2024, *day, hour, minute, tzinfo=UTC)
 
     return {
         "t1": draft((coffee, 1), note="morning order", created_by="alice", created_at=at((1, 10))),
@@ -1179,8 +1248,15 @@ def test_list_emits_the_named_filter_urls(staff_client, ledger):
 
     args = {f["arg"]: f["index"] for group in groups.values() for f in group}
 
-    assert args == {"status_equals": 0, "created_from": 1, "created_to": 2, "created_by_is": 3,
-                    "product_contains": 4, "posted_from": 5, "posted_to": 6}
+    assert args == {
+        "status_equals": 0,
+        "created_from": 1,
+        "created_to": 2,
+        "created_by_is": 3,
+        "product_contains": 4,
+        "posted_from": 5,
+        "posted_to": 6,
+    }
 
 
 FILTERS = {
@@ -1198,7 +1274,7 @@ FILTERS = {
     "status and date": ("flt0_status_equals=posted&flt1_created_from=2024-02-01", ["t4"]),
     "posted from": ("flt5_posted_from=2024-01-01", ["t4", "t3", "t2"]),  # posted (and t3 voided) today
     "posted to, before any": ("flt6_posted_to=2024-01-01", []),
-    "posted to (today included)": (f"flt6_posted_to={datetime.now(timezone.utc).date()}", ["t4", "t3", "t2"]),
+    "posted to (today included)": (f"flt6_posted_to={datetime.now(UTC).date()}", ["t4", "t3", "t2"]),
     "search note": ("search=morning", ["t1"]),
     "search note and filter": ("search=sugar&flt0_status_equals=posted", ["t4"]),
 }
@@ -1239,13 +1315,32 @@ def test_search_by_id_is_exact_not_a_substring(staff_client, make_product, draft
     assert [int(row[0]) for row in exported[1:]] == [2]
 
 
-@pytest.mark.parametrize("query", [
-    "flt1_created_from=not-a-date", "flt2_created_to=2024-13-45", "flt0_status_equals=bogus",
-    "flt9_nothing=1", "search=%00", "search=a%00b", "search=" + "x" * 3000, f"search={TOO_BIG}",
-    "flt0_status_equals=%00", "flt3_created_by_is=%00", "flt4_product_contains=%00", "flt4_product_contains=%25_",
-    "flt3_created_by_is=" + "x" * 3000, "page=abc", f"page={TOO_BIG}", "page=-1", "page_size=abc",
-    "page_size=100000", "sort=99", "sort=abc", "sort=-1&desc=1",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "flt1_created_from=not-a-date",
+        "flt2_created_to=2024-13-45",
+        "flt0_status_equals=bogus",
+        "flt9_nothing=1",
+        "search=%00",
+        "search=a%00b",
+        "search=" + "x" * 3000,
+        f"search={TOO_BIG}",
+        "flt0_status_equals=%00",
+        "flt3_created_by_is=%00",
+        "flt4_product_contains=%00",
+        "flt4_product_contains=%25_",
+        "flt3_created_by_is=" + "x" * 3000,
+        "page=abc",
+        f"page={TOO_BIG}",
+        "page=-1",
+        "page_size=abc",
+        "page_size=100000",
+        "sort=99",
+        "sort=abc",
+        "sort=-1&desc=1",
+    ],
+)
 def test_odd_list_queries_are_not_errors(staff_client, make_product, draft, query):
     draft((make_product(), 1), note="something")
     for url in (LIST, EXPORT, EXPORT_LINES):
@@ -1260,8 +1355,12 @@ def test_days_at_the_ends_of_the_calendar_are_not_errors(database_url, tmp_path,
     make_user("zoe", "staff")
     client = jakarta.test_client()
     assert login(client, "zoe").status_code == 302
-    for query in ("flt1_created_from=0001-01-01", "flt2_created_to=9999-12-31",
-                  "flt5_posted_from=0001-01-01", "flt6_posted_to=9999-12-31"):
+    for query in (
+        "flt1_created_from=0001-01-01",
+        "flt2_created_to=9999-12-31",
+        "flt5_posted_from=0001-01-01",
+        "flt6_posted_to=9999-12-31",
+    ):
         for url in (LIST, EXPORT, EXPORT_LINES):
             response = client.get(f"{url}?{query}")
             assert response.status_code < 500, (url, query)
@@ -1273,8 +1372,20 @@ def test_days_at_the_ends_of_the_calendar_are_not_errors(database_url, tmp_path,
 def test_export_columns_and_values(staff_client, ledger, txn):
     rows = read_csv(staff_client.get(EXPORT))
 
-    assert rows[0] == ["id", "created_at", "created_by", "status", "note", "lines", "total",
-                       "posted_at", "posted_by", "voided_at", "voided_by", "void_reason"]
+    assert rows[0] == [
+        "id",
+        "created_at",
+        "created_by",
+        "status",
+        "note",
+        "lines",
+        "total",
+        "posted_at",
+        "posted_by",
+        "voided_at",
+        "voided_by",
+        "void_reason",
+    ]
     by_id = {int(row[0]): dict(zip(rows[0], row)) for row in rows[1:]}
     assert [int(row[0]) for row in rows[1:]] == [ledger["t4"], ledger["t3"], ledger["t2"], ledger["t1"]]
     t3 = by_id[ledger["t3"]]
@@ -1365,15 +1476,29 @@ def many_transactions(db, make_product):
             session.add(user)
             session.flush()
             now = utcnow()
-            ids = session.scalars(insert(Transaction).returning(Transaction.id), [
-                {"status": ("draft", "posted")[n % 2], "note": f"bulk {n}", "total": Decimal("3.00"),
-                 "created_at": now, "created_by_id": user.id, "line_count": lines_each, "version": 1}
-                for n in range(count)
-            ]).all()
-            session.execute(insert(TransactionProduct), [
-                {"transaction_id": txn_id, "product_id": pid, "product_qty": 1, "unit_price": Decimal("1.00")}
-                for txn_id in ids for pid in products
-            ])
+            ids = session.scalars(
+                insert(Transaction).returning(Transaction.id),
+                [
+                    {
+                        "status": ("draft", "posted")[n % 2],
+                        "note": f"bulk {n}",
+                        "total": Decimal("3.00"),
+                        "created_at": now,
+                        "created_by_id": user.id,
+                        "line_count": lines_each,
+                        "version": 1,
+                    }
+                    for n in range(count)
+                ],
+            ).all()
+            session.execute(
+                insert(TransactionProduct),
+                [
+                    {"transaction_id": txn_id, "product_id": pid, "product_qty": 1, "unit_price": Decimal("1.00")}
+                    for txn_id in ids
+                    for pid in products
+                ],
+            )
 
     return make
 
@@ -1417,9 +1542,7 @@ def test_creating_50_lines_costs_no_more_statements_than_1_line(app, staff_clien
     assert fifty[0] <= one[0] + 3, (one[0], fifty[0])
 
 
-def test_editing_50_lines_costs_no_more_statements_than_1_line(
-    app, staff_client, make_product, draft, txn
-):
+def test_editing_50_lines_costs_no_more_statements_than_1_line(app, staff_client, make_product, draft, txn):
     products = _line_products(make_product, 51)
     small = draft((products[0], 1))
     big = draft(*[(p, 1) for p in products[1:]])
@@ -1465,8 +1588,9 @@ def test_posting_and_voiding_cost_the_same_few_statements_whatever_the_number_of
     drafts = {n: draft(*[(p, 2) for p in products[n]]) for n in sizes}
     if prices_changed:  # every line's price is then fixed at posting
         with db() as session:
-            session.execute(update(Product).values(price=Decimal("1.50")),
-                            execution_options=guards.RECORDS_ITS_OWN_ENTRY)  # test data, not a change to record
+            session.execute(
+                update(Product).values(price=Decimal("1.50")), execution_options=guards.RECORDS_ITS_OWN_ENTRY
+            )  # test data, not a change to record
     warm_up = draft((make_product(stock=5), 1))
     assert post_action(staff_client, "post", warm_up, follow=False).status_code == 302
 
@@ -1570,7 +1694,8 @@ def test_seed_transactions_with_scarce_stock_never_goes_negative(app, db, make_p
         assert session.scalar(select(func.min(Product.stock))) >= 0
         posted_qty = session.scalar(
             select(func.coalesce(func.sum(TransactionProduct.product_qty), 0))
-            .join(Transaction).where(Transaction.status == "posted")
+            .join(Transaction)
+            .where(Transaction.status == "posted")
         )
     assert posted_qty <= 6
 
@@ -1599,8 +1724,15 @@ def test_auditor_can_read_but_not_change(auditor_client, make_product, draft, po
 
     assert [r.status_code for r in refused] == [403] * len(refused)
     assert state() == before
-    for url in (LIST, details_url(draft_id), details_url(posted_id), EXPORT, EXPORT_LINES,
-                LOOKUP + "SKU", f"{PRICES}?id={product}"):
+    for url in (
+        LIST,
+        details_url(draft_id),
+        details_url(posted_id),
+        EXPORT,
+        EXPORT_LINES,
+        LOOKUP + "SKU",
+        f"{PRICES}?id={product}",
+    ):
         assert auditor_client.get(url).status_code == 200, url
     assert 'id="post-form"' not in auditor_client.get(details_url(draft_id)).text
     assert 'id="void-link"' not in auditor_client.get(details_url(posted_id)).text
@@ -1611,9 +1743,13 @@ def test_anonymous_is_sent_to_login(app, make_product, draft, state):
     client = app.test_client()
     before = state()
 
-    for response in (client.get(LIST), client.post(ACTION, data={"action": "post", "rowid": str(txn_id)}),
-                     client.post(void_url(txn_id), data={"reason": "x"}), client.get(EXPORT_LINES),
-                     client.get(f"{PRICES}?id=1")):
+    for response in (
+        client.get(LIST),
+        client.post(ACTION, data={"action": "post", "rowid": str(txn_id)}),
+        client.post(void_url(txn_id), data={"reason": "x"}),
+        client.get(EXPORT_LINES),
+        client.get(f"{PRICES}?id=1"),
+    ):
         assert response.status_code == 302
         assert "/login" in response.headers["Location"]
     assert state() == before
@@ -1647,8 +1783,12 @@ def test_create_and_post_with_csrf_enforced(csrf_app, make_product):
         return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
 
     login_token = token(client.get("/login").text)
-    assert client.post("/login", data={"username": "csrf-staff", "password": PASSWORD,
-                                       "csrf_token": login_token}).status_code == 302
+    assert (
+        client.post(
+            "/login", data={"username": "csrf-staff", "password": PASSWORD, "csrf_token": login_token}
+        ).status_code
+        == 302
+    )
 
     without = client.post(NEW, data=txn_form((product_id, 1)))
     assert without.status_code in (200, 400)

@@ -10,17 +10,19 @@ import csv
 import io
 
 import pytest
-
-from adminapp.extensions import db as _db
 from sqlalchemy import select
 
+from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, User
-
 from tests.support import FAST_HASH, fresh_schema, make_app, save_draft, signed_in
 
 PAGES = ["/admin/", "/admin/product/", "/admin/transaction/", "/admin/audit/", "/admin/user/"]
-EXPORTS = ["/admin/product/export/csv/", "/admin/transaction/export/csv/", "/admin/transaction/export-lines/",
-           "/admin/audit/export/csv/"]
+EXPORTS = [
+    "/admin/product/export/csv/",
+    "/admin/transaction/export/csv/",
+    "/admin/transaction/export-lines/",
+    "/admin/audit/export/csv/",
+]
 
 
 def use_every_page(client):

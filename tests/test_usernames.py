@@ -14,7 +14,6 @@ from adminapp.domain import accounts
 from adminapp.domain.accounts import name_hash
 from adminapp.extensions import db as _db
 from adminapp.models import AddressFailures, AuditEntry, LoginFailures, User, utcnow
-
 from tests.support import another_app, as_dba, flashed, login, make_app, snapshot
 
 NEW = "/admin/user/new/"
@@ -28,8 +27,14 @@ SIGNS = "Use only letters, digits and . _ -"
 
 
 def user_form(username, **changes):
-    return {"username": username, "role": "staff", "is_active": "y", "new_password": GOOD_PASSWORD,
-            "confirm_password": GOOD_PASSWORD, **changes}
+    return {
+        "username": username,
+        "role": "staff",
+        "is_active": "y",
+        "new_password": GOOD_PASSWORD,
+        "confirm_password": GOOD_PASSWORD,
+        **changes,
+    }
 
 
 def edit_form(username, **changes):
@@ -53,9 +58,16 @@ def run(app, *args):
 
 def audit_entries(db, action="login_failed") -> list[dict]:
     with db() as session:
-        return [{"username": e.username, "user_id": e.user_id, "object_repr": e.object_repr, "changes": e.changes,
-                 "remote_addr": e.remote_addr}
-                for e in session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))]
+        return [
+            {
+                "username": e.username,
+                "user_id": e.user_id,
+                "object_repr": e.object_repr,
+                "changes": e.changes,
+                "remote_addr": e.remote_addr,
+            }
+            for e in session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))
+        ]
 
 
 def failures_of(db, app, name):
@@ -79,18 +91,21 @@ def test_a_fullwidth_name_is_stored_normalised(admin_client, db):
     assert "admin" in usernames(db)
 
 
-@pytest.mark.parametrize("name, problem", [
-    ("ADMIN1", TAKEN),
-    ("Admin1", TAKEN),
-    ("\uff21\uff24\uff2d\uff29\uff2e\uff11", TAKEN),  # ＡＤＭＩＮ１
-    (f"{CYRILLIC_A}dmin1", MIXED),
-    ("admin\u0391", MIXED),  # a Greek capital alpha
-    ("ad min", SIGNS),
-    ("carol@example.com", SIGNS),
-    ("carol+1", SIGNS),
-    ("carol\u200bsmith", SIGNS),  # a zero-width space
-    ("carol\u02bcs", SIGNS),  # a modifier letter apostrophe
-])
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("ADMIN1", TAKEN),
+        ("Admin1", TAKEN),
+        ("\uff21\uff24\uff2d\uff29\uff2e\uff11", TAKEN),  # ＡＤＭＩＮ１
+        (f"{CYRILLIC_A}dmin1", MIXED),
+        ("admin\u0391", MIXED),  # a Greek capital alpha
+        ("ad min", SIGNS),
+        ("carol@example.com", SIGNS),
+        ("carol+1", SIGNS),
+        ("carol\u200bsmith", SIGNS),  # a zero-width space
+        ("carol\u02bcs", SIGNS),  # a modifier letter apostrophe
+    ],
+)
 def test_the_users_admin_refuses_a_name_against_the_rule(app, admin_client, make_user, db, name, problem):
     make_user("admin1")
     before = snapshot(app)
@@ -102,8 +117,16 @@ def test_the_users_admin_refuses_a_name_against_the_rule(app, admin_client, make
     assert snapshot(app) == before
 
 
-@pytest.mark.parametrize("name", ["\u0430\u0434\u043c\u0438\u043d", "J\u00f6rg.M\u00fcller", "\u5c71\u7530\u305f\u308d\u3046",
-                                  "tanaka\u5c71\u7530", "ana_maria-2"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u0430\u0434\u043c\u0438\u043d",
+        "J\u00f6rg.M\u00fcller",
+        "\u5c71\u7530\u305f\u308d\u3046",
+        "tanaka\u5c71\u7530",
+        "ana_maria-2",
+    ],
+)
 def test_names_of_one_alphabet_are_accepted(admin_client, db, name):
     response = admin_client.post(NEW, data=user_form(name))
 
@@ -143,9 +166,15 @@ def test_the_database_refuses_two_names_that_differ_only_in_case(app, make_user,
 # ----------------------------------------------------------------- the same rule, in the CLI
 
 
-@pytest.mark.parametrize("name, problem", [
-    ("ADMIN1", TAKEN), (f"{CYRILLIC_A}dmin1", MIXED), ("carol@example.com", SIGNS), ("x\x00y", SIGNS),
-])
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("ADMIN1", TAKEN),
+        (f"{CYRILLIC_A}dmin1", MIXED),
+        ("carol@example.com", SIGNS),
+        ("x\x00y", SIGNS),
+    ],
+)
 def test_create_user_refuses_a_name_against_the_rule(app, make_user, db, name, problem):
     make_user("admin1")
 
@@ -194,8 +223,13 @@ def test_a_name_with_control_characters_is_a_failed_sign_in_counted_and_audited(
     assert INVALID in flashed(response)
     assert failures_of(db, app, typed) == (1, None)
     [entry] = audit_entries(db)
-    assert entry == {"username": None, "user_id": None, "object_repr": name_hash(app.config["SECRET_KEY"], typed),
-                     "changes": {"reason": "unknown user"}, "remote_addr": "198.51.100.7"}
+    assert entry == {
+        "username": None,
+        "user_id": None,
+        "object_repr": name_hash(app.config["SECRET_KEY"], typed),
+        "changes": {"reason": "unknown user"},
+        "remote_addr": "198.51.100.7",
+    }
     with db() as session:
         assert session.get(AddressFailures, "198.51.100.7").failed_count == 1
 
@@ -220,8 +254,13 @@ def test_an_unknown_name_is_audited_as_a_keyed_hash_never_as_typed(app, db):
     assert len(first["object_repr"]) == 16
     assert first["username"] is None
     with db() as session:
-        stored = json.dumps([list(map(str, row)) for table in (AuditEntry, LoginFailures)
-                             for row in session.execute(select(table.__table__)).all()])
+        stored = json.dumps(
+            [
+                list(map(str, row))
+                for table in (AuditEntry, LoginFailures)
+                for row in session.execute(select(table.__table__)).all()
+            ]
+        )
     assert secret_typed_as_name not in stored and secret_typed_as_name.upper() not in stored
     # Another SECRET_KEY, other hashes: without the key nobody can test guesses against them.
     assert name_hash("another key", secret_typed_as_name) != first["object_repr"]
@@ -243,8 +282,11 @@ def test_failures_of_unknown_names_expire(app, db):
     for name in ("ghost-1", "ghost-2"):
         login(app.test_client(), name, WRONG)
     with db() as session:
-        session.execute(update(LoginFailures).where(LoginFailures.name_hash == name_hash(
-            app.config["SECRET_KEY"], "ghost-1")).values(last_failed_at=utcnow() - timedelta(minutes=16)))
+        session.execute(
+            update(LoginFailures)
+            .where(LoginFailures.name_hash == name_hash(app.config["SECRET_KEY"], "ghost-1"))
+            .values(last_failed_at=utcnow() - timedelta(minutes=16))
+        )
 
     login(app.test_client(), "ghost-3", WRONG)  # any failed sign-in sweeps the expired rows
 
@@ -272,8 +314,10 @@ def test_a_users_failures_expire_after_the_window_as_an_unknown_names_do(app, db
             login(app.test_client(), name, WRONG)
     with db() as session:
         long_ago = utcnow() - timedelta(minutes=16)
-        session.execute(update(User).values(last_failed_at=long_ago),
-                        execution_options={"synchronize_session": False, **as_dba(session)})
+        session.execute(
+            update(User).values(last_failed_at=long_ago),
+            execution_options={"synchronize_session": False, **as_dba(session)},
+        )
         session.execute(update(LoginFailures).values(last_failed_at=long_ago))
 
     statuses = {name: login(app.test_client(), name, WRONG).status_code for name in ("alice", "nobody")}
@@ -349,8 +393,7 @@ def test_behind_a_proxy_the_forwarded_address_is_the_one_limited(database_url, t
     proxied = make_app(database_url, tmp_path, PROXY_COUNT=1)
     try:
         client = from_address(proxied.test_client(), "127.0.0.1")
-        client.post("/login", data={"username": "amy", "password": WRONG},
-                    headers={"X-Forwarded-For": "192.0.2.44"})
+        client.post("/login", data={"username": "amy", "password": WRONG}, headers={"X-Forwarded-For": "192.0.2.44"})
         with db() as session:
             assert session.scalars(select(AddressFailures.address)).all() == ["192.0.2.44"]
         assert audit_entries(db)[-1]["remote_addr"] == "192.0.2.44"

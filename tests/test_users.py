@@ -15,7 +15,6 @@ from werkzeug.security import check_password_hash
 from adminapp.domain import accounts
 from adminapp.extensions import db as _db
 from adminapp.models import Transaction, User
-
 from tests.support import FAST_HASH, PASSWORD, flashed, login, snapshot, statements
 
 LIST = "/admin/user/"
@@ -28,8 +27,9 @@ CHANGE_PASSWORD = "/account/password"
 GOOD_PASSWORD = "plum orchard lantern"
 OTHER_PASSWORD = "quiet harbour engine"
 LAST_ADMIN = "is the last active admin and must stay one: make another user an active admin first."
-ON_RECORD = ("has acted on record (sign-ins, changes or transactions) and cannot be deleted; "
-             "deactivate the user instead.")
+ON_RECORD = (
+    "has acted on record (sign-ins, changes or transactions) and cannot be deleted; deactivate the user instead."
+)
 
 # Passwords the rule refuses for a user named "carol.smith", and the words that say why.
 WEAK_PASSWORDS = [
@@ -72,8 +72,9 @@ def user_form(**changes):
 def edit_form(username, role="staff", **changes):
     """The edit form as the page posts it for an active user, password left empty, opened at
     version 1 (a user as made)."""
-    return user_form(**{"username": username, "role": role, "new_password": "", "confirm_password": "",
-                        "version": "1", **changes})
+    return user_form(
+        **{"username": username, "role": role, "new_password": "", "confirm_password": "", "version": "1", **changes}
+    )
 
 
 def field_errors(response, field):
@@ -89,8 +90,9 @@ def field_errors(response, field):
 
 def auth_field_errors(response, field):
     """The error messages under one field of the account pages (templates/auth/_field.html)."""
-    match = re.search(rf'<input[^>]*\bid="{field}"[^>]*>(.*?)</div>\s*(?:<div class="form-group|<button)',
-                      response.text, re.S)
+    match = re.search(
+        rf'<input[^>]*\bid="{field}"[^>]*>(.*?)</div>\s*(?:<div class="form-group|<button)', response.text, re.S
+    )
     assert match, f"no field {field!r} on the page"
     return [html.unescape(m) for m in re.findall(r'<div class="invalid-feedback">(.*?)</div>', match.group(1), re.S)]
 
@@ -340,8 +342,9 @@ def test_empty_password_on_edit_keeps_the_current_one(app, admin_client, make_us
 def test_new_password_on_edit_replaces_the_old_one(app, admin_client, make_user, load):
     bob = make_user("bob", "staff")
 
-    response = admin_client.post(edit_url(bob), data=edit_form(
-        "bob", new_password=GOOD_PASSWORD, confirm_password=GOOD_PASSWORD))
+    response = admin_client.post(
+        edit_url(bob), data=edit_form("bob", new_password=GOOD_PASSWORD, confirm_password=GOOD_PASSWORD)
+    )
 
     assert redirected_to(response) == LIST
     assert load(bob).check_password(GOOD_PASSWORD)
@@ -353,8 +356,9 @@ def test_weak_password_on_edit_is_refused(app, admin_client, make_user):
     bob = make_user("bob", "staff")
     before = snapshot(app)
 
-    response = admin_client.post(edit_url(bob), data=edit_form(
-        "bob", role="auditor", new_password="BobBob", confirm_password="BobBob"))
+    response = admin_client.post(
+        edit_url(bob), data=edit_form("bob", role="auditor", new_password="BobBob", confirm_password="BobBob")
+    )
 
     assert response.status_code == 200
     assert "Use at least 10 characters." in flashed(response)
@@ -365,8 +369,9 @@ def test_differing_passwords_on_edit_are_a_field_error(app, admin_client, make_u
     bob = make_user("bob", "staff")
     before = snapshot(app)
 
-    response = admin_client.post(edit_url(bob), data=edit_form(
-        "bob", new_password=GOOD_PASSWORD, confirm_password=OTHER_PASSWORD))
+    response = admin_client.post(
+        edit_url(bob), data=edit_form("bob", new_password=GOOD_PASSWORD, confirm_password=OTHER_PASSWORD)
+    )
 
     assert response.status_code == 200
     assert field_errors(response, "confirm_password") == ["The two passwords differ."]
@@ -394,10 +399,13 @@ def test_password_hash_is_never_shown(admin_client, make_user, load):
 # -------------------------------------------------------- the last active admin
 
 
-@pytest.mark.parametrize("changes", [
-    pytest.param({"role": "staff"}, id="demote"),
-    pytest.param({"is_active": None}, id="deactivate"),
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"role": "staff"}, id="demote"),
+        pytest.param({"is_active": None}, id="deactivate"),
+    ],
+)
 def test_last_active_admin_cannot_be_demoted_or_deactivated(app, admin_client, admin_id, make_user, changes):
     make_user("retired", "admin", is_active=False)  # an inactive admin does not count
     before = snapshot(app)
@@ -577,8 +585,14 @@ def test_confirmation_page_of_a_missing_user_goes_back_to_the_list(admin_client,
 
 
 def change_password(client, current=PASSWORD, new=GOOD_PASSWORD, confirm=None):
-    return client.post(CHANGE_PASSWORD, data={
-        "current_password": current, "new_password": new, "confirm_password": new if confirm is None else confirm})
+    return client.post(
+        CHANGE_PASSWORD,
+        data={
+            "current_password": current,
+            "new_password": new,
+            "confirm_password": new if confirm is None else confirm,
+        },
+    )
 
 
 def test_change_password_page_renders(make_user, client_of):
@@ -725,20 +739,25 @@ def test_the_second_of_two_admins_editing_a_user_is_refused_with_who_changed_it(
     first = deputy.post(edit_url(bob), data=edit_form("bob", role="auditor", version=opened_version(theirs)))
     assert redirected_to(first) == LIST
     before = snapshot(app)
-    second = admin_client.post(edit_url(bob), data=edit_form("bob", must_change_password="y",
-                                                              version=opened_version(mine)))
+    second = admin_client.post(
+        edit_url(bob), data=edit_form("bob", must_change_password="y", version=opened_version(mine))
+    )
 
     assert second.status_code == 200
     page = html.unescape(flashed(second))
-    assert re.search(r"This user was changed by someone else \(deputy, at \d{4}-\d\d-\d\d \d\d:\d\d UTC\) "
-                     r"after you opened it\. Your changes were not saved", page), page
+    assert re.search(
+        r"This user was changed by someone else \(deputy, at \d{4}-\d\d-\d\d \d\d:\d\d UTC\) "
+        r"after you opened it\. Your changes were not saved",
+        page,
+    ), page
     assert snapshot(app) == before
     assert (load(bob).role, load(bob).must_change_password, load(bob).version) == ("auditor", False, 2)
 
     reopened = admin_client.get(edit_url(bob))
     assert opened_version(reopened) == "2"
-    again = admin_client.post(edit_url(bob), data=edit_form("bob", role="auditor", must_change_password="y",
-                                                             version="2"))
+    again = admin_client.post(
+        edit_url(bob), data=edit_form("bob", role="auditor", must_change_password="y", version="2")
+    )
     assert redirected_to(again) == LIST
     assert (load(bob).must_change_password, load(bob).version) == (True, 3)
 
@@ -755,8 +774,7 @@ def test_a_user_form_without_its_version_is_refused(app, admin_client, make_user
     assert snapshot(app) == before
 
 
-def test_a_sign_in_or_a_language_choice_leaves_an_open_user_form_current(app, admin_client, make_user, client_of,
-                                                                        load):
+def test_a_sign_in_or_a_language_choice_leaves_an_open_user_form_current(app, admin_client, make_user, client_of, load):
     bob = make_user("bob", "staff")
     form = admin_client.get(edit_url(bob))
     bobs = client_of("bob")  # sign-in bookkeeping: last sign-in, failures
@@ -774,8 +792,9 @@ def test_a_password_changed_by_its_user_makes_an_open_form_stale(app, admin_clie
     form = admin_client.get(edit_url(bob))
     assert redirected_to(change_password(client_of("bob"))) == "/admin/"
 
-    response = admin_client.post(edit_url(bob), data=edit_form("bob", must_change_password="y",
-                                                                version=opened_version(form)))
+    response = admin_client.post(
+        edit_url(bob), data=edit_form("bob", must_change_password="y", version=opened_version(form))
+    )
 
     assert "This user was changed by someone else (bob, at" in flashed(response)
     assert load(bob).must_change_password is False
@@ -795,8 +814,9 @@ def test_a_user_changed_after_the_confirmation_page_was_opened_is_not_deleted(ad
     page = admin_client.get(confirm_url(bob))
     admin_client.post(edit_url(bob), data=edit_form("bob", role="auditor"))
 
-    response = admin_client.post(DELETE, data={"id": bob, "url": LIST, "version": opened_version(page)},
-                                 follow_redirects=True)
+    response = admin_client.post(
+        DELETE, data={"id": bob, "url": LIST, "version": opened_version(page)}, follow_redirects=True
+    )
 
     assert "was changed after the confirmation page was opened, and was not deleted" in flashed(response)
     assert load(bob) is not None

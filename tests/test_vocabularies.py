@@ -29,8 +29,7 @@ def translated(language: str) -> set[tuple]:
     """(context, msgid) of the translated entries of a language's messages.po."""
     with open(TRANSLATIONS / language / "LC_MESSAGES" / "messages.po", "rb") as f:
         catalog = read_po(f, locale=language)
-    return {(message.context, message.id) for message in catalog if message.id and message.string
-            and not message.fuzzy}
+    return {(message.context, message.id) for message in catalog if message.id and message.string and not message.fuzzy}
 
 
 @pytest.mark.parametrize("vocabulary", LABELLED, ids=lambda v: v.__name__)
@@ -91,22 +90,32 @@ def _spelled_out(tree) -> list[int]:
     or set to one; an audit action recorded by its value."""
     lines = []
     # The views' action names ("post", "delete") are Flask-Admin's vocabulary, not the audit's.
-    view_actions = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                    and any(getattr(target, "id", None) == "action_rights" for target in node.targets)}
+    view_actions = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and any(getattr(target, "id", None) == "action_rights" for target in node.targets)
+    }
     for node in ast.walk(tree):
         elements = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", None)
-        if (elements and len(elements) > 1 and all(_literal(element) for element in elements)
-                and id(node) not in view_actions):
+        if (
+            elements
+            and len(elements) > 1
+            and all(_literal(element) for element in elements)
+            and id(node) not in view_actions
+        ):
             lines.append(node.lineno)
         elif isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
-            if (any(isinstance(o, ast.Attribute) and o.attr in STORED_AS for o in operands)
-                    and any(_literals(o) for o in operands)):
+            if any(isinstance(o, ast.Attribute) and o.attr in STORED_AS for o in operands) and any(
+                _literals(o) for o in operands
+            ):
                 lines.append(node.lineno)
         elif isinstance(node, ast.Call):
             name = getattr(node.func, "attr", getattr(node.func, "id", None))
             if any(k.arg in STORED_AS and _literal(k.value) for k in node.keywords) or (
-                    name in RECORDING and len(node.args) > 1 and _literal(node.args[1])):
+                name in RECORDING and len(node.args) > 1 and _literal(node.args[1])
+            ):
                 lines.append(node.lineno)
         elif isinstance(node, ast.Assign):
             if any(isinstance(t, ast.Attribute) and t.attr in STORED_AS for t in node.targets) and _literal(node.value):
@@ -125,14 +134,20 @@ def test_the_code_names_the_members_not_their_values():
 
 def test_templates_name_the_members_not_their_values():
     compared = re.compile(r"\.(status|role|action|locale)\s*[!=]=\s*['\"]|_(status|role|action)_equals\s*=\s*['\"]")
-    found = [f"{path.relative_to(ROOT)}:{number}" for path in sorted((ROOT / "templates").rglob("*.html"))
-             for number, line in enumerate(path.read_text().splitlines(), 1) if compared.search(line)]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "templates").rglob("*.html"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if compared.search(line)
+    ]
     assert not found, "values of a vocabulary spelled out in templates: " + ", ".join(found)
 
 
 def test_the_check_finds_a_value_spelled_out():
-    code = ast.parse('if txn.status == "draft": audit.record(session, "login", user, role="staff")\n'
-                     'txn.status = "void"\nx = user.role in ("admin", "staff")\n'
-                     'FINAL = ["posted", "void"]\nCOLOURS = {"draft": 1, "posted": 2}\n'
-                     'KINDS = ("insert", "delete")\naction_rights = {"post": CHANGE, "delete": DELETE}\n')
+    code = ast.parse(
+        'if txn.status == "draft": audit.record(session, "login", user, role="staff")\n'
+        'txn.status = "void"\nx = user.role in ("admin", "staff")\n'
+        'FINAL = ["posted", "void"]\nCOLOURS = {"draft": 1, "posted": 2}\n'
+        'KINDS = ("insert", "delete")\naction_rights = {"post": CHANGE, "delete": DELETE}\n'
+    )
     assert sorted(_spelled_out(code)) == [1, 1, 2, 3, 3, 4, 5]

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from flask_admin import Admin
-from flask_babel import lazy_gettext
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import lazy_gettext
 
 from ..extensions import db
 from ..models import AuditEntry, Product, Transaction, User

@@ -33,10 +33,16 @@ class AuditView(SecuredModelView):
     column_searchable_list = ["username", "object_repr", "action"]
     column_filters = [
         FilterEqual(AuditEntry.username, lazy_gettext("User")),
-        FilterEqual(AuditEntry.action, lazy_gettext("Action"),
-                    options=[(action, ACTION_LABELS[action]) for action in AuditAction]),
-        FilterEqual(AuditEntry.object_type, lazy_gettext("Object type"),
-                    options=[(t, lazy(object_type_label, t)) for t in OBJECT_TYPES]),
+        FilterEqual(
+            AuditEntry.action,
+            lazy_gettext("Action"),
+            options=[(action, ACTION_LABELS[action]) for action in AuditAction],
+        ),
+        FilterEqual(
+            AuditEntry.object_type,
+            lazy_gettext("Object type"),
+            options=[(t, lazy(object_type_label, t)) for t in OBJECT_TYPES],
+        ),
         FilterEqual(AuditEntry.object_id, lazy_gettext("Object ID")),
         LocalDateFrom(AuditEntry.at, lazy_gettext("When")),
         LocalDateTo(AuditEntry.at, lazy_gettext("When")),
@@ -49,10 +55,33 @@ class AuditView(SecuredModelView):
         "object_repr": lambda v, c, m, n: object_label(m.object_type, m.object_id, m.object_repr),
     }
     column_formatters_detail = column_formatters
-    column_details_list = ["id", "at", "username", "user_id", "action", "object_type", "object_id",
-                           "object_repr", "remote_addr", "prev_hash", "hash"]
-    column_export_list = ["id", "at", "username", "user_id", "action", "object_type", "object_id",
-                          "object_repr", "changes", "remote_addr", "prev_hash", "hash"]
+    column_details_list = [
+        "id",
+        "at",
+        "username",
+        "user_id",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "remote_addr",
+        "prev_hash",
+        "hash",
+    ]
+    column_export_list = [
+        "id",
+        "at",
+        "username",
+        "user_id",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "changes",
+        "remote_addr",
+        "prev_hash",
+        "hash",
+    ]
     column_formatters_export = {"at": lambda v, c, m, n: m.at.isoformat()}
     export_types = ["csv"]
     extra_method_rights = {"checkpoint_view": VIEW}

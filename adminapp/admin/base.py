@@ -14,8 +14,8 @@ from flask import Response, abort, flash, redirect, request
 from flask_admin import expose
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
-from flask_admin.model import typefmt
 from flask_admin.helpers import get_redirect_target
+from flask_admin.model import typefmt
 from flask_admin.model.template import BaseListRowAction, DeleteRowAction
 from flask_babel import gettext
 from flask_login import current_user
@@ -189,26 +189,37 @@ class SecuredModelView(ModelView):
         if record is None:
             flash(gettext("Record does not exist."), "error")
             return redirect(return_url)
-        return self.render("admin/adminapp/delete.html", record=record, return_url=return_url,
-                           record_label=record_label(self.endpoint, record),
-                           preview=self.deletion_preview(record), delete_form=self.get_delete_form()())
+        return self.render(
+            "admin/adminapp/delete.html",
+            record=record,
+            return_url=return_url,
+            record_label=record_label(self.endpoint, record),
+            preview=self.deletion_preview(record),
+            delete_form=self.get_delete_form()(),
+        )
 
     def on_model_delete(self, model):
         """The confirmation page sends the version it showed: a record changed since then is
         not deleted unseen (a POST without a version, from a script, is not checked)."""
         seen, current = request.form.get("version"), getattr(model, "version", None)
         if seen is not None and current is not None and seen != str(current):
-            raise StaleVersion(gettext(
-                "%(record)s was changed after the confirmation page was opened, and was not deleted. "
-                "Look at it again, then delete it.", record=record_label(self.endpoint, model)))
+            raise StaleVersion(
+                gettext(
+                    "%(record)s was changed after the confirmation page was opened, and was not deleted. "
+                    "Look at it again, then delete it.",
+                    record=record_label(self.endpoint, model),
+                )
+            )
 
     def deletion_preview(self, record) -> DeletionPreview:
         """What the confirmation page says; each view asks its domain module."""
         return DeletionPreview()
 
     def get_list_row_actions(self):
-        return [ConfirmDeleteRowAction() if isinstance(action, DeleteRowAction) else action
-                for action in super().get_list_row_actions()]
+        return [
+            ConfirmDeleteRowAction() if isinstance(action, DeleteRowAction) else action
+            for action in super().get_list_row_actions()
+        ]
 
     # --- the line editor's autocomplete ---
     LOOKUP_LIMIT = 50  # the most rows one lookup returns
@@ -282,20 +293,32 @@ class SecuredModelView(ModelView):
         words: each such value is then left out (Flask-Admin's default), never an error."""
         args, problems = request.args, []
         if "page" in args and _whole_number(args["page"]) is None:
-            problems.append(gettext("%(value)s is not a page number: the first page is shown.",
-                                    value=_shown(args["page"])))
+            problems.append(
+                gettext("%(value)s is not a page number: the first page is shown.", value=_shown(args["page"]))
+            )
         if "page_size" in args and _whole_number(args["page_size"]) not in self.page_size_options:
-            problems.append(gettext("Pages of %(value)s rows are not offered: pages of %(size)s rows are shown "
-                                    "(choose %(sizes)s).", value=_shown(args["page_size"]), size=self.page_size,
-                                    sizes=", ".join(map(str, self.page_size_options))))
+            problems.append(
+                gettext(
+                    "Pages of %(value)s rows are not offered: pages of %(size)s rows are shown (choose %(sizes)s).",
+                    value=_shown(args["page_size"]),
+                    size=self.page_size,
+                    sizes=", ".join(map(str, self.page_size_options)),
+                )
+            )
         if "sort" in args:
             column = self._get_column_by_idx(_whole_number(args["sort"]))
             if column is None or column[0] not in self._sortable_columns:
-                problems.append(gettext("There is no column %(value)s to sort by: the usual order is used.",
-                                        value=_shown(args["sort"])))
+                problems.append(
+                    gettext(
+                        "There is no column %(value)s to sort by: the usual order is used.", value=_shown(args["sort"])
+                    )
+                )
         if args.get("desc", "1") not in ("0", "1"):
-            problems.append(gettext("%(value)s is not an order (1 is descending): the usual order is used.",
-                                    value=_shown(args["desc"])))
+            problems.append(
+                gettext(
+                    "%(value)s is not an order (1 is descending): the usual order is used.", value=_shown(args["desc"])
+                )
+            )
         return problems
 
     def apply_search(self, query, search):
@@ -314,15 +337,20 @@ class SecuredModelView(ModelView):
         if export_type not in self.export_types or not self.can_export:
             flash(admin_gettext("Permission denied."), "error")
             return redirect(get_redirect_target() or self.get_url(".index_view"))
-        return exports.stream_csv(self.get_export_name("csv"), self.export_header(),
-                                  self.export_query(self.list_query()).statement, self.export_values)
+        return exports.stream_csv(
+            self.get_export_name("csv"),
+            self.export_header(),
+            self.export_query(self.list_query()).statement,
+            self.export_values,
+        )
 
     def list_query(self):
         """The list's query for the request's search, filters and sort, not paged."""
         args = self._get_list_extra_args()
         column = self._get_column_by_idx(args.sort)
-        return self.get_list(0, column[0] if column else None, args.sort_desc, args.search, args.filters,
-                             execute=False, page_size=0)[1]
+        return self.get_list(
+            0, column[0] if column else None, args.sort_desc, args.search, args.filters, execute=False, page_size=0
+        )[1]
 
     def export_query(self, query):
         """Only the exported columns: rows, not ORM objects, stream fast and in little memory."""
@@ -389,8 +417,9 @@ class SecuredModelView(ModelView):
         """A save or a delete as the request's unit of work, run again when the database was
         busy (the form then applied afresh to the record read again); on failure, the form is
         shown again with the message."""
-        return run_unit_of_work(save, gettext("Nothing was saved"), where=self.endpoint,
-                                reread=() if record is None else (record,))
+        return run_unit_of_work(
+            save, gettext("Nothing was saved"), where=self.endpoint, reread=() if record is None else (record,)
+        )
 
     # --- filter URLs and CSV headers do not depend on the user's language ---
     def get_filter_arg(self, index, flt):
@@ -413,7 +442,8 @@ class SecuredModelView(ModelView):
         if not row_ids:
             flash(gettext("No rows selected."), "error")
             return
-        outcome = run_unit_of_work(lambda: operation(db.session, row_ids), gettext("Nothing was changed"),
-                                   where=self.endpoint)
+        outcome = run_unit_of_work(
+            lambda: operation(db.session, row_ids), gettext("Nothing was changed"), where=self.endpoint
+        )
         if outcome.done:
             flash(done_message(outcome.result), "success")

@@ -1,6 +1,6 @@
 """The dashboard at /admin/, and its figures: a few aggregate queries, whatever the data size."""
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 from flask import abort, current_app, request
@@ -37,9 +37,13 @@ class DashboardView(AdminIndexView):
         # Everyone's recent actions are for those who may read the audit trail.
         everyone = request.args.get("recent") == "all" and can(current_user, "audit", VIEW)
         recent = audit.recent(db.session, None if everyone else current_user.id)
-        return self.render("admin/index.html", recent=recent, recent_everyone=everyone,
-                           can_see_everyone=can(current_user, "audit", VIEW),
-                           **figures(db.session, current_app.config["LOW_STOCK_THRESHOLD"]))
+        return self.render(
+            "admin/index.html",
+            recent=recent,
+            recent_everyone=everyone,
+            can_see_everyone=can(current_user, "audit", VIEW),
+            **figures(db.session, current_app.config["LOW_STOCK_THRESHOLD"]),
+        )
 
 
 def figures(session: Session, low_stock_threshold: int) -> dict:
@@ -52,10 +56,13 @@ def figures(session: Session, low_stock_threshold: int) -> dict:
         **catalog_size(session),
         "low_stock_count": ListCount.exact(_count(session, Product, low)),
         "draft_count": ListCount.exact(_count(session, Transaction, draft)),
-        "posted_today": ListCount.exact(_count(session, Transaction, posted,
-                                               Transaction.posted_at >= _local_midnight(tz, today))),
+        "posted_today": ListCount.exact(
+            _count(session, Transaction, posted, Transaction.posted_at >= _local_midnight(tz, today))
+        ),
         "low_stock": session.scalars(select(Product).where(low).order_by(Product.stock, Product.sku).limit(10)).all(),
-        "low_stock_threshold": low_stock_threshold, "sales": daily_sales(session, tz, today), "today": today,
+        "low_stock_threshold": low_stock_threshold,
+        "sales": daily_sales(session, tz, today),
+        "today": today,
         "statuses": TransactionStatus,  # the counts link to the transactions of their status
     }
 
@@ -82,8 +89,7 @@ def daily_sales(session: Session, tz, today) -> list[tuple]:
     day = _local_day(session, tz, Transaction.posted_at)
     rows = session.execute(
         select(day, func.sum(Transaction.total))
-        .where(Transaction.status == TransactionStatus.POSTED,
-               Transaction.posted_at >= _local_midnight(tz, first_day))
+        .where(Transaction.status == TransactionStatus.POSTED, Transaction.posted_at >= _local_midnight(tz, first_day))
         .group_by(day)
     ).all()
     totals = {str(d)[:10]: Decimal(t) for d, t in rows}
@@ -100,4 +106,4 @@ def _local_day(session: Session, tz, column):
 
 
 def _local_midnight(tz, day) -> datetime:
-    return tz.localize(datetime.combine(day, time.min)).astimezone(timezone.utc)
+    return tz.localize(datetime.combine(day, time.min)).astimezone(UTC)

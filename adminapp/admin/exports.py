@@ -33,8 +33,11 @@ def stream_csv(filename: str, header: list[str], statement, to_values) -> Respon
                 yield _drain(buffer)
         yield _drain(buffer)
 
-    return Response(stream_with_context(generate()), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename={secure_filename(filename)}"})
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={secure_filename(filename)}"},
+    )
 
 
 def _drain(buffer: io.StringIO) -> str:

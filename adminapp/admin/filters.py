@@ -6,7 +6,7 @@ exact): the rows found are the same, and the database is never sent a number
 it refuses (PostgreSQL rejects 1e200000 as NUMERIC and 3000000000 as INTEGER).
 """
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
@@ -114,4 +114,4 @@ def _parse_day(value):
 
 def _local_midnight_utc(day):
     local = get_timezone().localize(datetime.combine(day, time.min))  # pytz: localize, never replace
-    return local.astimezone(timezone.utc)
+    return local.astimezone(UTC)

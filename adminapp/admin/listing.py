@@ -94,11 +94,15 @@ def last_page(page_size: int) -> int:
 
 
 def beyond_cap_message() -> str:
-    return gettext("Only the first %(count)s rows of a list can be paged through, so the last of those pages is "
-                   "shown. Search, filter or sort the other way to reach the others.", count=number(COUNT_CAP))
+    return gettext(
+        "Only the first %(count)s rows of a list can be paged through, so the last of those pages is "
+        "shown. Search, filter or sort the other way to reach the others.",
+        count=number(COUNT_CAP),
+    )
 
 
 # --- search ---
+
 
 def term_condition(session: Session, columns, term: str):
     """The rows where one search term matches any of ``columns``: text contains it (``^term``:
@@ -126,7 +130,7 @@ def _whole_number(text_: str) -> int | None:
         value = int(text_)
     except ValueError:
         return None
-    return value if -2**31 <= value < 2**31 else None
+    return value if -(2**31) <= value < 2**31 else None
 
 
 def _escape_like(term: str) -> str:
@@ -135,6 +139,7 @@ def _escape_like(term: str) -> str:
 
 
 # --- search through SQLite's search index ---
+
 
 @dataclass
 class IndexedSearch:
@@ -166,8 +171,11 @@ def indexed_search(session: Session, model, columns: list[str], search: str) -> 
     # Each term is an FTS5 string, so nothing the user types is query syntax (AND, NEAR, *, -...);
     # a string matches the rows where any column contains it.
     phrase = " AND ".join('"' + term.replace('"', '""') + '"' for term in indexed)
-    matching = (select(column("rowid")).select_from(table(index.name))
-                .where(text(f"{index.name} MATCH :phrase").bindparams(phrase=phrase)))
+    matching = (
+        select(column("rowid"))
+        .select_from(table(index.name))
+        .where(text(f"{index.name} MATCH :phrase").bindparams(phrase=phrase))
+    )
     return IndexedSearch(matching, " ".join(term for term in terms if not _indexable(term)))
 
 

@@ -34,8 +34,16 @@ class ProductView(SecuredModelView):
         IntAtOrBelow(Product.stock, lazy_gettext("Stock")),
     ]
     column_details_list = [
-        "id", "sku", "name", "description", "price", "stock", "is_active",
-        "created_at", "updated_at", "version",
+        "id",
+        "sku",
+        "name",
+        "description",
+        "price",
+        "stock",
+        "is_active",
+        "created_at",
+        "updated_at",
+        "version",
     ]
     column_formatters = {
         "price": lambda view, context, model, name: money(model.price),
@@ -43,7 +51,15 @@ class ProductView(SecuredModelView):
         "updated_at": lambda view, context, model, name: local_time(model.updated_at),
     }
     column_export_list = [
-        "id", "sku", "name", "description", "price", "stock", "is_active", "created_at", "updated_at",
+        "id",
+        "sku",
+        "name",
+        "description",
+        "price",
+        "stock",
+        "is_active",
+        "created_at",
+        "updated_at",
     ]
     column_formatters_export = {"price": lambda view, context, model, name: f"{model.price:.2f}"}
     export_types = ["csv"]
@@ -57,23 +73,32 @@ class ProductView(SecuredModelView):
             "description": lazy_gettext("The unique stock-keeping code, e.g. KOPI-250G."),
             "filters": [strip],
             "validators": [
-                DataRequired(), plain_text,
-                Regexp(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$",
-                       message=lazy_gettext("Use letters, digits and . _ - / only, starting with a letter or digit.")),
+                DataRequired(),
+                plain_text,
+                Regexp(
+                    r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$",
+                    message=lazy_gettext("Use letters, digits and . _ - / only, starting with a letter or digit."),
+                ),
             ],
         },
         "name": {"filters": [strip], "validators": [DataRequired(), plain_text]},
         "description": {"filters": [blank_to_none], "validators": [Optional(), Length(max=5000), plain_text]},
         "price": {
-            "description": lazy_gettext("Selling price per unit, with at most 2 decimals. Posted "
-                                        "transactions keep the price they were posted at."),
+            "description": lazy_gettext(
+                "Selling price per unit, with at most 2 decimals. Posted "
+                "transactions keep the price they were posted at."
+            ),
             "places": 2,
             "validators": [InputRequired(), finite_decimal, NumberRange(min=0, max=MAX_PRICE), cents],
         },
-        "stock": {"description": lazy_gettext("Units on hand. Posting a transaction takes from it; voiding puts it back."),
-                  "validators": [InputRequired(), NumberRange(min=0, max=MAX_STOCK)]},
-        "is_active": {"default": True,
-                      "description": lazy_gettext("Only active products can be added to transactions.")},
+        "stock": {
+            "description": lazy_gettext("Units on hand. Posting a transaction takes from it; voiding puts it back."),
+            "validators": [InputRequired(), NumberRange(min=0, max=MAX_STOCK)],
+        },
+        "is_active": {
+            "default": True,
+            "description": lazy_gettext("Only active products can be added to transactions."),
+        },
     }
     action_rights = {"activate": CHANGE, "deactivate": CHANGE, "delete": DELETE}
 
@@ -97,15 +122,22 @@ class ProductView(SecuredModelView):
 
     @action("activate", lazy_gettext("Activate"))
     def action_activate(self, ids):
-        self.run_action(lambda s, i: catalog.set_active(s, i, True), ids, lambda n: ngettext(
-            "%(num)s product activated.", "%(num)s products activated.", n))
+        self.run_action(
+            lambda s, i: catalog.set_active(s, i, True),
+            ids,
+            lambda n: ngettext("%(num)s product activated.", "%(num)s products activated.", n),
+        )
 
     @action("deactivate", lazy_gettext("Deactivate"))
     def action_deactivate(self, ids):
-        self.run_action(lambda s, i: catalog.set_active(s, i, False), ids, lambda n: ngettext(
-            "%(num)s product deactivated.", "%(num)s products deactivated.", n))
+        self.run_action(
+            lambda s, i: catalog.set_active(s, i, False),
+            ids,
+            lambda n: ngettext("%(num)s product deactivated.", "%(num)s products deactivated.", n),
+        )
 
     @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected products?"))
     def action_delete(self, ids):
-        self.run_action(catalog.delete_products, ids, lambda n: ngettext(
-            "%(num)s product deleted.", "%(num)s products deleted.", n))
+        self.run_action(
+            catalog.delete_products, ids, lambda n: ngettext("%(num)s product deleted.", "%(num)s products deleted.", n)
+        )

@@ -20,8 +20,8 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from ..domain import accounts, catalog, sales
 from ..domain.errors import DomainError, InvalidTransaction
 from ..extensions import db
-from ..forms import Form, InlineForm
 from ..formatting import local_time, money
+from ..forms import Form, InlineForm
 from ..labels import STATUS_LABELS, TRANSACTION_FIELDS, status_label
 from ..models import Product, Transaction, TransactionProduct, User
 from ..permissions import CHANGE, DELETE, VIEW
@@ -73,8 +73,10 @@ class LineInline(InlineFormAdmin):
     column_labels = {"product": lazy_gettext("Product"), "product_qty": lazy_gettext("Quantity")}
     form_ajax_refs = {"product": ActiveProductLoader()}
     form_args = {
-        "product": {"validators": [InputRequired()],
-                    "description": lazy_gettext("Type part of the SKU or name; only active products are offered.")},
+        "product": {
+            "validators": [InputRequired()],
+            "description": lazy_gettext("Type part of the SKU or name; only active products are offered."),
+        },
         "product_qty": {
             "validators": [InputRequired(), NumberRange(min=1, max=MAX_QTY)],
         },
@@ -91,7 +93,8 @@ class ContainsProduct(BaseSQLAFilter):
         # Counting what a common word matches would read every line that sells it, a second
         # at a million sales: such a list pages without a count.
         return query.filter(Transaction.lines.any(TransactionProduct.product.has(matching))).execution_options(
-            **UNCOUNTED)
+            **UNCOUNTED
+        )
 
     def operation(self):
         return lazy_gettext("contains")
@@ -129,8 +132,11 @@ class VoidForm(Form):
 
 
 def _status_badge(view, context, model, name):
-    colour = {TransactionStatus.DRAFT: "secondary", TransactionStatus.POSTED: "success",
-              TransactionStatus.VOID: "danger"}[model.status]
+    colour = {
+        TransactionStatus.DRAFT: "secondary",
+        TransactionStatus.POSTED: "success",
+        TransactionStatus.VOID: "danger",
+    }[model.status]
     return Markup('<span class="badge badge-{}">{}</span>').format(colour, status_label(model.status))
 
 
@@ -146,8 +152,11 @@ class TransactionView(SecuredModelView):
     column_sortable_list = ["id", "created_at", "status", "line_count", "total"]
     column_searchable_list = ["id", "note"]  # a number finds that id exactly: 2 (or #2) is not 12
     column_filters = [
-        FilterEqual(Transaction.status, lazy_gettext("Status"),
-                    options=[(status, STATUS_LABELS[status]) for status in TransactionStatus]),
+        FilterEqual(
+            Transaction.status,
+            lazy_gettext("Status"),
+            options=[(status, STATUS_LABELS[status]) for status in TransactionStatus],
+        ),
         LocalDateFrom(Transaction.created_at, lazy_gettext("Created")),
         LocalDateTo(Transaction.created_at, lazy_gettext("Created")),
         CreatedBy(Transaction.created_by_id, lazy_gettext("Created by")),
@@ -161,8 +170,18 @@ class TransactionView(SecuredModelView):
         "status": _status_badge,
     }
     column_details_list = [
-        "id", "status", "note", "created_at", "created_by", "posted_at", "posted_by",
-        "voided_at", "voided_by", "void_reason", "total", "version",
+        "id",
+        "status",
+        "note",
+        "created_at",
+        "created_by",
+        "posted_at",
+        "posted_by",
+        "voided_at",
+        "voided_by",
+        "void_reason",
+        "total",
+        "version",
     ]
     column_formatters_detail = {
         "created_at": lambda v, c, m, n: local_time(m.created_at),
@@ -230,8 +249,12 @@ class TransactionView(SecuredModelView):
             return refused
         txn = self.get_one(request.args.get("id"))
         if txn is not None and txn.status != TransactionStatus.DRAFT:
-            flash(gettext("Transaction #%(id)s is %(status)s: it is read-only.",
-                          id=txn.id, status=status_label(txn.status)), "warning")
+            flash(
+                gettext(
+                    "Transaction #%(id)s is %(status)s: it is read-only.", id=txn.id, status=status_label(txn.status)
+                ),
+                "warning",
+            )
             return redirect(self.get_url(".details_view", id=txn.id))
         return super().edit_view()
 
@@ -245,8 +268,15 @@ class TransactionView(SecuredModelView):
         kept, sent = _posted_line_counts()
         if kept <= most and sent <= 2 * most:  # lines removed on the way are sent too
             return None
-        flash(gettext("A transaction has at most %(max)s lines, and this form sent %(count)s. Nothing was "
-                      "saved: split the sale into several transactions.", max=most, count=kept), "error")
+        flash(
+            gettext(
+                "A transaction has at most %(max)s lines, and this form sent %(count)s. Nothing was "
+                "saved: split the sale into several transactions.",
+                max=most,
+                count=kept,
+            ),
+            "error",
+        )
         return redirect(request.full_path)
 
     # --- post and void ---
@@ -259,21 +289,24 @@ class TransactionView(SecuredModelView):
             flash(gettext("Invalid selection."), "error")
             return
         for txn_id in sorted(txn_ids):
+
             def post_it(txn_id=txn_id):
                 txn = db.session.get(Transaction, txn_id)
                 if txn is None:
                     raise DomainError(gettext("Transaction #%(id)s does not exist.", id=txn_id))
                 sales.post(db.session, txn, user)
 
-            outcome = run_unit_of_work(post_it, gettext("Transaction #%(id)s was not posted", id=txn_id),
-                                       where=self.endpoint)
+            outcome = run_unit_of_work(
+                post_it, gettext("Transaction #%(id)s was not posted", id=txn_id), where=self.endpoint
+            )
             if outcome.done:
                 flash(gettext("Transaction #%(id)s posted.", id=txn_id), "success")
 
     @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected drafts?"))
     def action_delete(self, ids):
-        self.run_action(sales.delete_drafts, ids, lambda n: ngettext(
-            "%(num)s draft deleted.", "%(num)s drafts deleted.", n))
+        self.run_action(
+            sales.delete_drafts, ids, lambda n: ngettext("%(num)s draft deleted.", "%(num)s drafts deleted.", n)
+        )
 
     @expose("/void/", methods=("GET", "POST"))
     def void_view(self):
@@ -285,9 +318,15 @@ class TransactionView(SecuredModelView):
         form = VoidForm()
         if form.validate_on_submit():
             outcome = run_unit_of_work(
-                lambda: sales.void(db.session, db.session.get(Transaction, txn_id), current_user._get_current_object(),
-                                   form.reason.data),
-                gettext("Transaction #%(id)s was not voided", id=txn_id), where=self.endpoint)
+                lambda: sales.void(
+                    db.session,
+                    db.session.get(Transaction, txn_id),
+                    current_user._get_current_object(),
+                    form.reason.data,
+                ),
+                gettext("Transaction #%(id)s was not voided", id=txn_id),
+                where=self.endpoint,
+            )
             if outcome.done:  # txn_id: reading txn.id now would reload the committed transaction
                 flash(gettext("Transaction #%(id)s voided; its stock was put back.", id=txn_id), "success")
                 return redirect(self.get_url(".details_view", id=txn_id))
@@ -298,7 +337,7 @@ class TransactionView(SecuredModelView):
     def product_prices(self):
         """Prices for the editor's running total: `?id=1&id=2` -> {"1": "10.50", ...}."""
         ids = [i for i in (parse_id(v) for v in request.args.getlist("id")) if i is not None]
-        ids = ids[:current_app.config["MAX_TRANSACTION_LINES"]]
+        ids = ids[: current_app.config["MAX_TRANSACTION_LINES"]]
         rows = db.session.execute(select(Product.id, Product.price).where(Product.id.in_(ids))) if ids else []
         return jsonify({str(pid): f"{price:.2f}" for pid, price in rows})
 
@@ -313,9 +352,18 @@ class TransactionView(SecuredModelView):
             .outerjoin(posted, Transaction.posted_by_id == posted.id)
             .outerjoin(voided, Transaction.voided_by_id == voided.id)
             .with_entities(
-                Transaction.id, Transaction.created_at, created.username, Transaction.status,
-                Transaction.note, Transaction.line_count, Transaction.total, Transaction.posted_at,
-                posted.username, Transaction.voided_at, voided.username, Transaction.void_reason,
+                Transaction.id,
+                Transaction.created_at,
+                created.username,
+                Transaction.status,
+                Transaction.note,
+                Transaction.line_count,
+                Transaction.total,
+                Transaction.posted_at,
+                posted.username,
+                Transaction.voided_at,
+                voided.username,
+                Transaction.void_reason,
             )
         )
 
@@ -323,8 +371,20 @@ class TransactionView(SecuredModelView):
         return "transactions.csv"
 
     def export_header(self):
-        return ["id", "created_at", "created_by", "status", "note", "lines", "total",
-                "posted_at", "posted_by", "voided_at", "voided_by", "void_reason"]
+        return [
+            "id",
+            "created_at",
+            "created_by",
+            "status",
+            "note",
+            "lines",
+            "total",
+            "posted_at",
+            "posted_by",
+            "voided_at",
+            "voided_by",
+            "void_reason",
+        ]
 
     def export_values(self, row):
         return [csv_value(value) for value in row]
@@ -333,13 +393,19 @@ class TransactionView(SecuredModelView):
     def export_lines(self):
         """One CSV row per line of the transactions the list shows (search and filters honoured)."""
         query = (
-            self.list_query().enable_eagerloads(False)
+            self.list_query()
+            .enable_eagerloads(False)
             .join(TransactionProduct, TransactionProduct.transaction_id == Transaction.id)
             .join(Product, Product.id == TransactionProduct.product_id)
             .order_by(TransactionProduct.id)
             .with_entities(
-                Transaction.id, Transaction.created_at, Transaction.status, Product.sku, Product.name,
-                TransactionProduct.product_qty, TransactionProduct.unit_price,
+                Transaction.id,
+                Transaction.created_at,
+                Transaction.status,
+                Product.sku,
+                Product.name,
+                TransactionProduct.product_qty,
+                TransactionProduct.unit_price,
             )
         )
         header = ["transaction_id", "date", "status", "sku", "product_name", "qty", "unit_price", "line_total"]

@@ -36,8 +36,18 @@ class UserView(SecuredModelView):
         "last_login_at": lambda v, c, m, n: local_time(m.last_login_at),
         "locked_until": lambda v, c, m, n: local_time(m.locked_until),
     }
-    column_details_list = ["id", "username", "role", "is_active", "created_at", "last_login_at",
-                           "failed_login_count", "locked_until", "must_change_password", "version"]
+    column_details_list = [
+        "id",
+        "username",
+        "role",
+        "is_active",
+        "created_at",
+        "last_login_at",
+        "failed_login_count",
+        "locked_until",
+        "must_change_password",
+        "version",
+    ]
     column_formatters_detail = column_formatters
     column_export_list = ["id", "username", "role", "is_active", "created_at", "last_login_at"]
     # Exported values are the stored ones (role "staff", ISO UTC times) whatever the language.
@@ -47,15 +57,25 @@ class UserView(SecuredModelView):
     }
     export_types = ["csv"]
 
-    form_columns = ["username", "role", "is_active", "must_change_password", "new_password", "confirm_password",
-                    "version"]
+    form_columns = [
+        "username",
+        "role",
+        "is_active",
+        "must_change_password",
+        "new_password",
+        "confirm_password",
+        "version",
+    ]
     form_extra_fields = {
         "version": VersionField(),
         "new_password": PasswordField(
-            lazy_gettext("Password"), validators=[Optional(), Length(max=1024)],
+            lazy_gettext("Password"),
+            validators=[Optional(), Length(max=1024)],
             description=lazy_gettext(
                 "At least %(min)s characters, not only digits, not the username, not a common password. "
-                "Leave empty to keep the current one.", min=accounts.MIN_PASSWORD_LENGTH),
+                "Leave empty to keep the current one.",
+                min=accounts.MIN_PASSWORD_LENGTH,
+            ),
         ),
         "confirm_password": PasswordField(
             lazy_gettext("Password again"),
@@ -67,21 +87,30 @@ class UserView(SecuredModelView):
         "username": {
             "filters": [lambda v: accounts.normalize_username(v) if isinstance(v, str) else v],
             "validators": [DataRequired(), username_rule],
-            "description": lazy_gettext("Letters, digits and . _ - only, letters of one alphabet. "
-                                        "Letter case does not make another name: Alice is alice."),
+            "description": lazy_gettext(
+                "Letters, digits and . _ - only, letters of one alphabet. "
+                "Letter case does not make another name: Alice is alice."
+            ),
         },
-        "role": {"choices": [SelectChoice(role, ROLE_LABELS[role]) for role in Role],
-                 "validators": [DataRequired()]},
-        "is_active": {"default": True,
-                      "description": lazy_gettext("Inactive users cannot sign in; their history stays.")},
+        "role": {"choices": [SelectChoice(role, ROLE_LABELS[role]) for role in Role], "validators": [DataRequired()]},
+        "is_active": {
+            "default": True,
+            "description": lazy_gettext("Inactive users cannot sign in; their history stays."),
+        },
         "must_change_password": {"description": lazy_gettext("Ask for a new password at the next sign-in.")},
     }
     action_rights = {"delete": DELETE}
 
     def on_model_change(self, form, model, is_created):
         # The admin's own session continues when they change their own password or role.
-        accounts.save_user(db.session, model, form.new_password.data, is_created,
-                           version_seen=form.version.data, keep_token=sessions.current_token())
+        accounts.save_user(
+            db.session,
+            model,
+            form.new_password.data,
+            is_created,
+            version_seen=form.version.data,
+            keep_token=sessions.current_token(),
+        )
 
     def deletion_preview(self, record):
         return accounts.deletion_preview(db.session, record)
@@ -93,5 +122,6 @@ class UserView(SecuredModelView):
 
     @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected users?"))
     def action_delete(self, ids):
-        self.run_action(accounts.delete_users, ids, lambda n: ngettext(
-            "%(num)s user deleted.", "%(num)s users deleted.", n))
+        self.run_action(
+            accounts.delete_users, ids, lambda n: ngettext("%(num)s user deleted.", "%(num)s users deleted.", n)
+        )

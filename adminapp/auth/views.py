@@ -60,8 +60,13 @@ def _sign_in(form):
     """One attempt, one unit of work: the user and their new session's token; or the refusal,
     whose failed-attempt count and audit entry are committed all the same."""
     try:
-        user = accounts.authenticate(db.session, form.username.data, form.password.data,
-                                     accounts.SignInLimits.from_config(current_app.config), request.remote_addr)
+        user = accounts.authenticate(
+            db.session,
+            form.username.data,
+            form.password.data,
+            accounts.SignInLimits.from_config(current_app.config),
+            request.remote_addr,
+        )
     except REFUSALS as refusal:
         return refusal
     return user, accounts.start_session(db.session, user, sessions.lifetime())
@@ -70,9 +75,12 @@ def _sign_in(form):
 class ChangePasswordForm(Form):
     current_password = PasswordField(lazy_gettext("Current password"), validators=[InputRequired(), Length(max=1024)])
     new_password = PasswordField(
-        lazy_gettext("New password"), validators=[InputRequired(), Length(max=1024)],
-        description=lazy_gettext("At least %(min)s characters, not only digits, not your username, "
-                                 "not a common password.", min=accounts.MIN_PASSWORD_LENGTH),
+        lazy_gettext("New password"),
+        validators=[InputRequired(), Length(max=1024)],
+        description=lazy_gettext(
+            "At least %(min)s characters, not only digits, not your username, not a common password.",
+            min=accounts.MIN_PASSWORD_LENGTH,
+        ),
     )
     confirm_password = PasswordField(
         lazy_gettext("New password again"),
@@ -87,9 +95,13 @@ def change_password():
     if form.validate_on_submit():
         try:
             with unit_of_work():
-                accounts.change_password(db.session, current_user._get_current_object(),
-                                         form.current_password.data, form.new_password.data,
-                                         keep_token=sessions.current_token())
+                accounts.change_password(
+                    db.session,
+                    current_user._get_current_object(),
+                    form.current_password.data,
+                    form.new_password.data,
+                    keep_token=sessions.current_token(),
+                )
         except accounts.InvalidUser as exc:  # rolled back
             field = form.current_password if isinstance(exc, accounts.WrongPassword) else form.new_password
             field.errors.append(str(exc))
@@ -112,9 +124,12 @@ def change_language():
 
 def require_password_change():
     """Until a user with `must_change_password` picks a new password, that is the only page."""
-    if (current_user.is_authenticated and current_user.must_change_password
-            and request.endpoint not in ("auth.change_password", "auth.logout", "auth.sign_out_everywhere",
-                                         "static", "admin.static")):
+    if (
+        current_user.is_authenticated
+        and current_user.must_change_password
+        and request.endpoint
+        not in ("auth.change_password", "auth.logout", "auth.sign_out_everywhere", "static", "admin.static")
+    ):
         message = gettext("Choose a new password before you continue.")
         if message not in (text for _, text in session.get("_flashes", [])):  # once, not per page tried
             flash(message, "warning")

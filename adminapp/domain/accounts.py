@@ -6,7 +6,6 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
 from pathlib import Path
 
 from flask_babel import gettext, ngettext
@@ -39,9 +38,13 @@ class LoginLocked(DomainError):
 
     def __init__(self, until: datetime):
         self.until = until
-        super().__init__(ngettext("Too many failed sign-in attempts. Try again in %(num)s minute.",
-                                  "Too many failed sign-in attempts. Try again in %(num)s minutes.",
-                                  _minutes_until(until)))
+        super().__init__(
+            ngettext(
+                "Too many failed sign-in attempts. Try again in %(num)s minute.",
+                "Too many failed sign-in attempts. Try again in %(num)s minutes.",
+                _minutes_until(until),
+            )
+        )
 
 
 class AddressLimited(LoginLocked):
@@ -49,10 +52,14 @@ class AddressLimited(LoginLocked):
 
     def __init__(self, until: datetime):
         self.until = until
-        DomainError.__init__(self, ngettext(
-            "Too many failed sign-in attempts from your network address. Try again in %(num)s minute.",
-            "Too many failed sign-in attempts from your network address. Try again in %(num)s minutes.",
-            _minutes_until(until)))
+        DomainError.__init__(
+            self,
+            ngettext(
+                "Too many failed sign-in attempts from your network address. Try again in %(num)s minute.",
+                "Too many failed sign-in attempts from your network address. Try again in %(num)s minutes.",
+                _minutes_until(until),
+            ),
+        )
 
 
 def _minutes_until(until: datetime) -> int:
@@ -72,9 +79,13 @@ class SignInLimits:
 
     @classmethod
     def from_config(cls, config) -> "SignInLimits":
-        return cls(config["LOGIN_MAX_ATTEMPTS"], config["LOGIN_LOCKOUT_SECONDS"],
-                   config["LOGIN_MAX_FAILURES_PER_ADDRESS"], config["LOGIN_ADDRESS_WINDOW_SECONDS"],
-                   config["SECRET_KEY"])
+        return cls(
+            config["LOGIN_MAX_ATTEMPTS"],
+            config["LOGIN_LOCKOUT_SECONDS"],
+            config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+            config["LOGIN_ADDRESS_WINDOW_SECONDS"],
+            config["SECRET_KEY"],
+        )
 
 
 def name_hash(secret_key: str, name: str) -> str:
@@ -94,8 +105,9 @@ def find_user(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username_key == username_key(username)))
 
 
-def authenticate(session: Session, username: str, password: str, limits: SignInLimits,
-                 address: str | None = None) -> User:
+def authenticate(
+    session: Session, username: str, password: str, limits: SignInLimits, address: str | None = None
+) -> User:
     """Return the user for a correct sign-in, else raise; records failures (no commit).
 
     Every refusal is counted against the name and the network address, and audited; a name
@@ -109,8 +121,16 @@ def authenticate(session: Session, username: str, password: str, limits: SignInL
         _refuse(session, user, None, "locked", now, limits, address, LoginLocked(user.locked_until))
     if not user.check_password(password) or not user.is_active or not _still_as_checked(session, user):
         _record_failure(session, user, now, limits.max_attempts, limits.lockout_seconds)
-        _refuse(session, user, None, "wrong password" if user.is_active else "inactive", now, limits, address,
-                LoginRefused(gettext("Invalid username or password.")))
+        _refuse(
+            session,
+            user,
+            None,
+            "wrong password" if user.is_active else "inactive",
+            now,
+            limits,
+            address,
+            LoginRefused(gettext("Invalid username or password.")),
+        )
     user.failed_login_count = 0
     user.locked_until = None
     user.last_login_at = now
@@ -133,23 +153,35 @@ def _refuse_unknown_user(session, username, password, now, limits, address) -> N
     checking, the same message, and the same lockout after as many attempts. Its failures are
     kept under a keyed hash of the name, and forgotten after the lockout window, as a user's are."""
     key = name_hash(limits.secret_key, username)
-    _delete_expired(session, LoginFailures, LoginFailures.name_hash, LoginFailures.last_failed_at,
-                    now - timedelta(seconds=limits.lockout_seconds))
+    _delete_expired(
+        session,
+        LoginFailures,
+        LoginFailures.name_hash,
+        LoginFailures.last_failed_at,
+        now - timedelta(seconds=limits.lockout_seconds),
+    )
     locked_until = session.scalar(select(LoginFailures.locked_until).where(LoginFailures.name_hash == key))
     if locked_until and locked_until > now:
         _refuse(session, None, key, "locked", now, limits, address, LoginLocked(locked_until))
     User(password_hash=_DUMMY_HASH).check_password(password)
     failures = session.execute(
-        _insert(session, LoginFailures).values(name_hash=key, failed_count=1, last_failed_at=now)
-        .on_conflict_do_update(index_elements=[LoginFailures.name_hash],
-                               set_={"failed_count": LoginFailures.failed_count + 1, "last_failed_at": now})
+        _insert(session, LoginFailures)
+        .values(name_hash=key, failed_count=1, last_failed_at=now)
+        .on_conflict_do_update(
+            index_elements=[LoginFailures.name_hash],
+            set_={"failed_count": LoginFailures.failed_count + 1, "last_failed_at": now},
+        )
         .returning(LoginFailures.failed_count)
     ).scalar_one()
     if failures >= limits.max_attempts:
-        session.execute(update(LoginFailures).where(LoginFailures.name_hash == key)
-                        .values(failed_count=0, locked_until=now + timedelta(seconds=limits.lockout_seconds)))
-    _refuse(session, None, key, "unknown user", now, limits, address,
-            LoginRefused(gettext("Invalid username or password.")))
+        session.execute(
+            update(LoginFailures)
+            .where(LoginFailures.name_hash == key)
+            .values(failed_count=0, locked_until=now + timedelta(seconds=limits.lockout_seconds))
+        )
+    _refuse(
+        session, None, key, "unknown user", now, limits, address, LoginRefused(gettext("Invalid username or password."))
+    )
 
 
 def _refuse_a_busy_address(session, username, now, limits, address) -> None:
@@ -157,8 +189,11 @@ def _refuse_a_busy_address(session, username, now, limits, address) -> None:
     trying many usernames is slowed down, though each name is tried less than its lockout."""
     if not address:
         return
-    row = session.execute(select(AddressFailures.failed_count, AddressFailures.window_started_at)
-                          .where(AddressFailures.address == address[:64])).first()
+    row = session.execute(
+        select(AddressFailures.failed_count, AddressFailures.window_started_at).where(
+            AddressFailures.address == address[:64]
+        )
+    ).first()
     window = timedelta(seconds=limits.address_window_seconds)
     if row and row.window_started_at > now - window and row.failed_count >= limits.max_failures_per_address:
         _audit_failure(session, None, name_hash(limits.secret_key, username), "address limited")
@@ -176,16 +211,19 @@ def _count_address_failure(session, address, now, limits) -> None:
     if not address:
         return
     window_start = now - timedelta(seconds=limits.address_window_seconds)
-    _delete_expired(session, AddressFailures, AddressFailures.address, AddressFailures.window_started_at,
-                    window_start)
+    _delete_expired(session, AddressFailures, AddressFailures.address, AddressFailures.window_started_at, window_start)
     # The purge is bounded, so this address's ended window may still be there: it starts anew.
     ended = AddressFailures.window_started_at < window_start
     session.execute(
-        _insert(session, AddressFailures).values(address=address[:64], failed_count=1, window_started_at=now)
-        .on_conflict_do_update(index_elements=[AddressFailures.address], set_={
-            "failed_count": case((ended, 1), else_=AddressFailures.failed_count + 1),
-            "window_started_at": case((ended, now), else_=AddressFailures.window_started_at),
-        })
+        _insert(session, AddressFailures)
+        .values(address=address[:64], failed_count=1, window_started_at=now)
+        .on_conflict_do_update(
+            index_elements=[AddressFailures.address],
+            set_={
+                "failed_count": case((ended, 1), else_=AddressFailures.failed_count + 1),
+                "window_started_at": case((ended, now), else_=AddressFailures.window_started_at),
+            },
+        )
     )
 
 
@@ -202,15 +240,24 @@ def _insert(session, model):
 def _audit_failure(session, user, key, reason) -> None:
     """A user's failure names the user; any other names only the keyed hash of what was typed."""
     actor = audit.acting_as(session, user) if user else audit.acting_as(session, None, None)
-    audit.record(session, AuditAction.LOGIN_FAILED, user, object_type="user",
-                 object_repr=user.username if user else key, changes={"reason": reason}, actor=actor)
+    audit.record(
+        session,
+        AuditAction.LOGIN_FAILED,
+        user,
+        object_type="user",
+        object_repr=user.username if user else key,
+        changes={"reason": reason},
+        actor=actor,
+    )
 
 
 def logout(session: Session, user: User, token: str | None) -> None:
     """Sign-out: the session of ``token`` ends for good, for any copy of its cookie too."""
     if token:
-        session.execute(delete(UserSession).where(UserSession.token_hash == _token_hash(token)),
-                        execution_options={"synchronize_session": False})
+        session.execute(
+            delete(UserSession).where(UserSession.token_hash == _token_hash(token)),
+            execution_options={"synchronize_session": False},
+        )
     audit.record(session, AuditAction.LOGOUT, user)
 
 
@@ -286,8 +333,14 @@ def check_password_rule(password: str, username: str | None) -> None:
         raise WeakPassword(" ".join(problems))
 
 
-def save_user(session: Session, user: User, new_password: str | None, is_new: bool,
-              version_seen=None, keep_token: str | None = None) -> None:
+def save_user(
+    session: Session,
+    user: User,
+    new_password: str | None,
+    is_new: bool,
+    version_seen=None,
+    keep_token: str | None = None,
+) -> None:
     """The admin's user form: a new user needs a password; the last active admin stays one; an
     edit is refused when the user changed since the form was opened at ``version_seen``.
 
@@ -340,19 +393,28 @@ def ensure_current(session: Session, user: User, version_seen) -> None:
     try:
         seen = int(version_seen)
     except (TypeError, ValueError):
-        raise StaleVersion(gettext("This user form is missing its version; reopen the user and try again."))
+        raise StaleVersion(gettext("This user form is missing its version; reopen the user and try again.")) from None
     with session.no_autoflush:
         current = session.scalar(select(User.version).where(User.id == user.id).with_for_update(key_share=True))
     if seen == current:
         return
     change = _last_edit(session, user)
     if change is None:
-        raise StaleVersion(gettext("This user was changed by someone else after you opened it. Your changes were "
-                                   "not saved: reopen the user to see the current data, then apply them again."))
-    raise StaleVersion(gettext("This user was changed by someone else (%(user)s, at %(at)s) after you opened it. "
-                               "Your changes were not saved: reopen the user to see the current data, "
-                               "then apply them again.",
-                               user=change.username or gettext("unknown"), at=format_utc(change.at)))
+        raise StaleVersion(
+            gettext(
+                "This user was changed by someone else after you opened it. Your changes were "
+                "not saved: reopen the user to see the current data, then apply them again."
+            )
+        )
+    raise StaleVersion(
+        gettext(
+            "This user was changed by someone else (%(user)s, at %(at)s) after you opened it. "
+            "Your changes were not saved: reopen the user to see the current data, "
+            "then apply them again.",
+            user=change.username or gettext("unknown"),
+            at=format_utc(change.at),
+        )
+    )
 
 
 # The audit actions that change what the users form shows (not sign-ins, sign-outs...).
@@ -363,8 +425,11 @@ def _last_edit(session: Session, user: User) -> AuditEntry | None:
     with session.no_autoflush:
         return session.scalar(
             select(AuditEntry)
-            .where(AuditEntry.object_type == "user", AuditEntry.object_id == str(user.id),
-                   AuditEntry.action.in_(FORM_CHANGES))
+            .where(
+                AuditEntry.object_type == "user",
+                AuditEntry.object_id == str(user.id),
+                AuditEntry.action.in_(FORM_CHANGES),
+            )
             .order_by(AuditEntry.id.desc())
             .limit(1)
         )
@@ -379,8 +444,12 @@ def ensure_an_admin_remains(session: Session, user: User, deleting: bool = False
     if not was_admin or stays_admin:
         return
     if not _other_active_admins(session, {user.id}, lock):
-        raise LastAdmin(gettext("%(username)s is the last active admin and must stay one: "
-                                "make another user an active admin first.", username=user.username))
+        raise LastAdmin(
+            gettext(
+                "%(username)s is the last active admin and must stay one: make another user an active admin first.",
+                username=user.username,
+            )
+        )
 
 
 def _other_active_admins(session: Session, leaving: set[int], lock: bool) -> list[int]:
@@ -412,20 +481,31 @@ def delete_users(session: Session, ids: list[int]) -> int:
 
 def deletion_preview(session: Session, user: User) -> DeletionPreview:
     """A user takes nothing with them; the last active admin and users on record are refused."""
-    return DeletionPreview(refusal=refusal_of(lambda: ensure_an_admin_remains(session, user, deleting=True, lock=False),
-                                              lambda: ensure_no_record(session, user)))
+    return DeletionPreview(
+        refusal=refusal_of(
+            lambda: ensure_an_admin_remains(session, user, deleting=True, lock=False),
+            lambda: ensure_no_record(session, user),
+        )
+    )
 
 
 def ensure_no_record(session: Session, user: User) -> None:
     """Users who did anything on record stay, so the record keeps naming them (and the
     audit chain, which hashes their id, stays intact): deactivate them instead."""
-    involved = or_(Transaction.created_by_id == user.id, Transaction.posted_by_id == user.id,
-                   Transaction.voided_by_id == user.id)
+    involved = or_(
+        Transaction.created_by_id == user.id, Transaction.posted_by_id == user.id, Transaction.voided_by_id == user.id
+    )
     acted = session.scalar(select(func.count(Transaction.id)).where(involved)) or session.scalar(
-        select(func.count(AuditEntry.id)).where(AuditEntry.user_id == user.id))
+        select(func.count(AuditEntry.id)).where(AuditEntry.user_id == user.id)
+    )
     if acted:
-        raise InvalidUser(gettext("%(username)s has acted on record (sign-ins, changes or transactions) and "
-                                  "cannot be deleted; deactivate the user instead.", username=user.username))
+        raise InvalidUser(
+            gettext(
+                "%(username)s has acted on record (sign-ins, changes or transactions) and "
+                "cannot be deleted; deactivate the user instead.",
+                username=user.username,
+            )
+        )
 
 
 def _committed(state, key):
@@ -444,8 +524,12 @@ def check_username(session: Session, name: str, user: User | None = None) -> Non
         raise InvalidUser(" ".join(problems))
     other = find_user(session, name)
     if other is not None and other is not user:
-        raise InvalidUser(gettext("User %(username)r already exists. Names that differ only in letter case "
-                                  "or width are the same name.", username=other.username))
+        raise InvalidUser(
+            gettext(
+                "User %(username)r already exists. Names that differ only in letter case or width are the same name.",
+                username=other.username,
+            )
+        )
 
 
 def create_user(session: Session, username: str, password: str, role: str, must_change_password=False) -> User:
@@ -476,6 +560,7 @@ def set_password(session: Session, username: str, password: str) -> User:
 
 # --- sign-in sessions: rows in user_sessions (the cookie's half is auth/sessions.py) ---
 
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -484,8 +569,10 @@ def start_session(session: Session, user: User, lifetime: timedelta) -> str:
     """A new session for ``user``, just authenticated: returns its token, for the signed cookie.
     Sessions older than ``lifetime`` (anyone's: they can never be used again) are deleted."""
     now = utcnow()
-    session.execute(delete(UserSession).where(UserSession.created_at <= now - lifetime),
-                    execution_options={"synchronize_session": False})
+    session.execute(
+        delete(UserSession).where(UserSession.created_at <= now - lifetime),
+        execution_options={"synchronize_session": False},
+    )
     token = secrets.token_urlsafe(32)
     session.add(UserSession(user_id=user.id, token_hash=_token_hash(token), created_at=now))
     return token
@@ -497,8 +584,12 @@ def session_user(session: Session, user_id: int, token: str, lifetime: timedelta
     return session.scalar(
         select(User)
         .join(UserSession, UserSession.user_id == User.id)
-        .where(User.id == user_id, User.is_active, UserSession.token_hash == _token_hash(token),
-               UserSession.created_at > utcnow() - lifetime)
+        .where(
+            User.id == user_id,
+            User.is_active,
+            UserSession.token_hash == _token_hash(token),
+            UserSession.created_at > utcnow() - lifetime,
+        )
     )
 
 
@@ -517,4 +608,3 @@ def end_sessions(session: Session, user: User, reason: str, keep_token: str | No
 def sign_out_everywhere(session: Session, user: User) -> int:
     """The user's own "sign out everywhere": all their sessions end, this one too."""
     return end_sessions(session, user, "sign out everywhere")
-

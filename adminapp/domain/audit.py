@@ -28,14 +28,25 @@ from .audit_chain import HASHED_FIELDS, chain_hash, legacy_hash
 
 CHAIN_LOCK_KEY = 0x41554454  # "AUDT": the advisory lock that serialises appends
 # Columns whose changes are noise (bookkeeping) or secret (hashes) in an entry.
-UNRECORDED = {"version", "updated_at", "created_at", "line_count", "password_hash",
-              "failed_login_count", "locked_until", "last_login_at", "last_failed_at", "username_key"}
+UNRECORDED = {
+    "version",
+    "updated_at",
+    "created_at",
+    "line_count",
+    "password_hash",
+    "failed_login_count",
+    "locked_until",
+    "last_login_at",
+    "last_failed_at",
+    "username_key",
+}
 AUDITED = {Product: "product", Transaction: "transaction", User: "user"}
 
 
 @dataclass(frozen=True)
 class Actor:
     """Who is acting, as the request (or CLI command) knows it."""
+
     user_id: int | None = None
     username: str | None = None
     remote_addr: str | None = None
@@ -51,20 +62,31 @@ def _actor(session: Session) -> Actor:
 
 def acting_as(session: Session, user, username: str | None = None) -> Actor:
     """The current actor's address with another identity (for sign-in, before it is known)."""
-    return replace(_actor(session), user_id=user.id if user else None,
-                   username=user.username if user else username)
+    return replace(_actor(session), user_id=user.id if user else None, username=user.username if user else username)
 
 
 # --- writing ---
 
-def record(session: Session, action: AuditAction, obj=None, *, object_type=None, object_id=None,
-           object_repr=None, changes=None, actor: Actor | None = None) -> None:
+
+def record(
+    session: Session,
+    action: AuditAction,
+    obj=None,
+    *,
+    object_type=None,
+    object_id=None,
+    object_repr=None,
+    changes=None,
+    actor: Actor | None = None,
+) -> None:
     """Append one entry now, in the session's current transaction."""
     if obj is not None:
         object_type = object_type or AUDITED.get(type(obj))
         object_id = object_id if object_id is not None else obj.id
         object_repr = object_repr or str(obj)
-    append(session.connection(), [entry(actor or _actor(session), action, object_type, object_id, object_repr, changes)])
+    append(
+        session.connection(), [entry(actor or _actor(session), action, object_type, object_id, object_repr, changes)]
+    )
 
 
 def entry(actor: Actor, action, object_type, object_id, object_repr, changes, at: datetime | None = None) -> dict:
@@ -155,8 +177,10 @@ def verify(session: Session, progress=None, marks: Iterable[int] = ()) -> Verdic
         checked_before = checked
         for entry_id, prev_hash, stored_hash, *fields in rows:
             if prev_hash != prev:
-                broken = entry_id, ("its prev_hash does not match the entry before it "
-                                    "(an entry was deleted, inserted or moved)")
+                broken = (
+                    entry_id,
+                    ("its prev_hash does not match the entry before it (an entry was deleted, inserted or moved)"),
+                )
                 break
             entry = dict(zip(HASHED_FIELDS, fields))
             if entry["changes"] is not None:
@@ -165,7 +189,7 @@ def verify(session: Session, progress=None, marks: Iterable[int] = ()) -> Verdic
                 broken = entry_id, _why_the_hash_differs(prev, entry, stored_hash)
                 break
             prev, checked = stored_hash, checked + 1
-        verified = rows[:checked - checked_before]
+        verified = rows[: checked - checked_before]
         if verified:
             last_id = verified[-1].id
         if pending and pending[0] <= rows[-1].id:
@@ -180,8 +204,10 @@ def verify(session: Session, progress=None, marks: Iterable[int] = ()) -> Verdic
 
 def _why_the_hash_differs(prev_hash, entry, stored_hash) -> str:
     if stored_hash == legacy_hash(prev_hash, entry):
-        return ("its hash is a plain SHA-256, not made with the audit key: the chain was recomputed without "
-                "the key, or predates it (run `manage.py init-db`: migration 0007 keys an intact chain)")
+        return (
+            "its hash is a plain SHA-256, not made with the audit key: the chain was recomputed without "
+            "the key, or predates it (run `manage.py init-db`: migration 0007 keys an intact chain)"
+        )
     return "its content does not match its hash under the audit key (it was altered, or hashed without the key)"
 
 
@@ -197,12 +223,14 @@ def _mark(rows, checked_before: int, pending: list[int], marks: dict) -> None:
 
 
 def history(session: Session, object_type: str, object_id, limit: int = 500) -> list[AuditEntry]:
-    return list(session.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.object_type == object_type, AuditEntry.object_id == str(object_id))
-        .order_by(AuditEntry.id.desc())
-        .limit(limit)
-    ))
+    return list(
+        session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.object_type == object_type, AuditEntry.object_id == str(object_id))
+            .order_by(AuditEntry.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def recent(session: Session, user_id: int | None = None, limit: int = 10) -> list[AuditEntry]:
@@ -226,6 +254,7 @@ def last_change(session: Session, object_type: str, object_id) -> AuditEntry | N
 
 
 # --- the one mechanism for model changes ---
+
 
 def _changes(obj) -> dict:
     """{field: [old, new]} for the changed columns (secrets and bookkeeping left out)."""
@@ -254,8 +283,9 @@ def _snapshot(obj, deleted=False) -> dict:
 def creation(values: dict, model, deleted=False) -> dict:
     """The changes of a record of ``model`` created (or deleted) with these values, keyed by attribute."""
     recorded = (attr.key for attr in inspect(model).column_attrs if attr.key not in UNRECORDED)
-    return {key: [values[key], None] if deleted else [None, values[key]]
-            for key in recorded if values.get(key) is not None}
+    return {
+        key: [values[key], None] if deleted else [None, values[key]] for key in recorded if values.get(key) is not None
+    }
 
 
 def _line_label(line: TransactionProduct) -> str:

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from flask import current_app
@@ -26,8 +26,17 @@ from sqlalchemy.orm import Session
 
 from ..models import AuditEntry
 
-HASHED_FIELDS = ("at", "user_id", "username", "action", "object_type", "object_id",
-                 "object_repr", "changes", "remote_addr")
+HASHED_FIELDS = (
+    "at",
+    "user_id",
+    "username",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "changes",
+    "remote_addr",
+)
 
 # Built once: json.dumps would build an encoder per call, a cost that shows in a million-entry walk.
 # sort_keys, separators and ensure_ascii are the chain's format: changing one breaks every stored
@@ -94,7 +103,8 @@ CHECKPOINT_VERSION = CHECKPOINT_PREFIX + "v1"
 _NO_HASH = "none"  # the head's hash in the checkpoint of an empty chain
 _CHECKPOINT_LINE = re.compile(
     re.escape(CHECKPOINT_VERSION) + r" last_id=(?P<last_id>\d{1,19}) hash=(?P<hash>[0-9a-f]{64}|none)"
-    r" count=(?P<count>\d{1,19}) at=(?P<at>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) mac=(?P<mac>[0-9a-f]{64})")
+    r" count=(?P<count>\d{1,19}) at=(?P<at>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) mac=(?P<mac>[0-9a-f]{64})"
+)
 
 
 class CheckpointError(ValueError):
@@ -104,6 +114,7 @@ class CheckpointError(ValueError):
 @dataclass(frozen=True)
 class Head:
     """The chain's last entry, as the audit page shows it."""
+
     id: int
     hash: str
     at: datetime
@@ -120,8 +131,10 @@ class Checkpoint:
     @property
     def body(self) -> str:
         """The line without its MAC: what the MAC is computed over."""
-        return (f"{CHECKPOINT_VERSION} last_id={self.last_id} hash={self.hash or _NO_HASH} count={self.count} "
-                f"at={self.at.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        return (
+            f"{CHECKPOINT_VERSION} last_id={self.last_id} hash={self.hash or _NO_HASH} count={self.count} "
+            f"at={self.at.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        )
 
     @property
     def line(self) -> str:
@@ -130,18 +143,23 @@ class Checkpoint:
 
 def head(session: Session) -> Head | None:
     """The last entry: one primary-key lookup, however long the chain."""
-    row = session.execute(select(AuditEntry.id, AuditEntry.hash, AuditEntry.at)
-                          .order_by(AuditEntry.id.desc()).limit(1)).first()
+    row = session.execute(
+        select(AuditEntry.id, AuditEntry.hash, AuditEntry.at).order_by(AuditEntry.id.desc()).limit(1)
+    ).first()
     return None if row is None else Head(*row)
 
 
 def take_checkpoint(session: Session) -> Checkpoint:
     """A checkpoint of the chain as it is now, with its MAC. Counts every entry (a full count)."""
     last = head(session)
-    count = 0 if last is None else session.scalar(
-        select(func.count()).select_from(AuditEntry).where(AuditEntry.id <= last.id))
-    unsigned = Checkpoint(last.id if last else 0, last.hash if last else None, count,
-                          datetime.now(timezone.utc).replace(microsecond=0))
+    count = (
+        0
+        if last is None
+        else session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.id <= last.id))
+    )
+    unsigned = Checkpoint(
+        last.id if last else 0, last.hash if last else None, count, datetime.now(UTC).replace(microsecond=0)
+    )
     return replace(unsigned, mac=_checkpoint_mac(unsigned.body))
 
 
@@ -154,17 +172,20 @@ def parse_checkpoint(text: str) -> Checkpoint:
     """A checkpoint line as `take_checkpoint` writes it (surrounding blanks ignored)."""
     text = text.strip()
     if text.startswith(CHECKPOINT_PREFIX) and not text.startswith(CHECKPOINT_VERSION + " "):
-        raise CheckpointError(f"{text.split()[0]} is not a checkpoint version this app reads "
-                              f"(it reads {CHECKPOINT_VERSION})")
+        raise CheckpointError(
+            f"{text.split()[0]} is not a checkpoint version this app reads (it reads {CHECKPOINT_VERSION})"
+        )
     match = _CHECKPOINT_LINE.fullmatch(text)
     if match is None:
-        raise CheckpointError(f"not a checkpoint line: expected `{CHECKPOINT_VERSION} last_id=N hash=H count=N "
-                              f"at=YYYY-MM-DDTHH:MM:SSZ mac=M` as `audit-checkpoint` prints it")
+        raise CheckpointError(
+            f"not a checkpoint line: expected `{CHECKPOINT_VERSION} last_id=N hash=H count=N "
+            f"at=YYYY-MM-DDTHH:MM:SSZ mac=M` as `audit-checkpoint` prints it"
+        )
     last_id, count, digest = int(match["last_id"]), int(match["count"]), match["hash"]
     if (last_id == 0) != (count == 0) or (last_id == 0) != (digest == _NO_HASH):
         raise CheckpointError("not a checkpoint line: its last_id, hash and count contradict each other")
     try:
-        at = datetime.strptime(match["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        at = datetime.strptime(match["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         raise CheckpointError(f"not a checkpoint line: {match['at']} is not a time") from None
     return Checkpoint(last_id, None if digest == _NO_HASH else digest, count, at, match["mac"])
@@ -185,14 +206,19 @@ def extension_problem(checkpoint: Checkpoint, verdict) -> str | None:
     if found is None:
         if not verdict.ok and verdict.broken_id <= checkpoint.last_id:
             return None
-        ends = f"the chain ends at entry #{verdict.last_id} and has {verdict.checked} entries" \
-            if verdict.checked else "the chain has no entries"
+        ends = (
+            f"the chain ends at entry #{verdict.last_id} and has {verdict.checked} entries"
+            if verdict.checked
+            else "the chain has no entries"
+        )
         return f"entry #{checkpoint.last_id} named by the checkpoint is missing ({ends})"
     stored_hash, count = found
     if stored_hash != checkpoint.hash:
         return f"entry #{checkpoint.last_id}'s hash differs from the checkpoint's (the entry was replaced)"
     if count != checkpoint.count:
         fewer_or_more = "fewer" if count < checkpoint.count else "more"
-        return (f"the chain has {fewer_or_more} entries up to #{checkpoint.last_id} than the checkpoint counted "
-                f"({count}, not {checkpoint.count})")
+        return (
+            f"the chain has {fewer_or_more} entries up to #{checkpoint.last_id} than the checkpoint counted "
+            f"({count}, not {checkpoint.count})"
+        )
     return None

@@ -42,8 +42,11 @@ def indexes_rebuilt(connection: Connection, tables: list[Table]):
         dropped += [index for index in table.indexes if index.name in present and not index.unique]
     # SQLite's search indexes: their triggers go too, and each is rebuilt from the table.
     present = set(inspector.get_table_names()) if connection.dialect.name == "sqlite" else set()
-    searches = [table.info["search_index"] for table in tables
-                if "search_index" in table.info and table.info["search_index"].name in present]
+    searches = [
+        table.info["search_index"]
+        for table in tables
+        if "search_index" in table.info and table.info["search_index"].name in present
+    ]
     for index in dropped:
         index.drop(connection)
     for search in searches:
@@ -78,8 +81,12 @@ def _copy(connection: Connection, table: Table, rows: list[dict]) -> None:
     cursor = connection.connection.driver_connection.cursor()
     with cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row([json.dumps(row[name]) if dumped and row[name] is not None else row[name]
-                            for name, dumped in zip(names, as_json)])
+            copy.write_row(
+                [
+                    json.dumps(row[name]) if dumped and row[name] is not None else row[name]
+                    for name, dumped in zip(names, as_json)
+                ]
+            )
 
 
 def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
@@ -98,15 +105,25 @@ def add_to_column(connection: Connection, table: Table, column: str, amounts: di
     if not amounts:
         return
     if connection.dialect.name != "postgresql":
-        connection.execute(text(f"UPDATE {table.name} SET {column} = {column} + :amount WHERE id = :id"),
-                           [{"id": key, "amount": amount} for key, amount in amounts.items()])
+        connection.execute(
+            text(f"UPDATE {table.name} SET {column} = {column} + :amount WHERE id = :id"),
+            [{"id": key, "amount": amount} for key, amount in amounts.items()],
+        )
         return
     staged = f"staged_{table.name}_{column}"  # dropped at commit
-    connection.execute(text(f"CREATE TEMPORARY TABLE {staged} (id integer PRIMARY KEY, amount "
-                            f"{table.c[column].type.compile(connection.dialect)}) ON COMMIT DROP"))
+    connection.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {staged} (id integer PRIMARY KEY, amount "
+            f"{table.c[column].type.compile(connection.dialect)}) ON COMMIT DROP"
+        )
+    )
     cursor = connection.connection.driver_connection.cursor()
     with cursor, cursor.copy(f"COPY {staged} (id, amount) FROM STDIN") as copy:
         for item in amounts.items():
             copy.write_row(item)
-    connection.execute(text(f"UPDATE {table.name} SET {column} = {column} + {staged}.amount FROM {staged} "
-                            f"WHERE {table.name}.id = {staged}.id"))
+    connection.execute(
+        text(
+            f"UPDATE {table.name} SET {column} = {column} + {staged}.amount FROM {staged} "
+            f"WHERE {table.name}.id = {staged}.id"
+        )
+    )

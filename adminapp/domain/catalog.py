@@ -19,7 +19,7 @@ def ensure_current(record, version_seen, what: str) -> None:
     try:
         seen = int(version_seen)
     except (TypeError, ValueError):
-        raise StaleVersion(_missing_version_message(what))
+        raise StaleVersion(_missing_version_message(what)) from None
     if seen != record.version:
         change = audit.last_change(object_session(record), what, record.id)
         raise StaleVersion(_stale_message(what, change))
@@ -36,8 +36,9 @@ def keep_stock_moves(session: Session, product: Product, initial_stock) -> None:
     try:
         seen = int(initial_stock)
     except (TypeError, ValueError):
-        raise StaleVersion(gettext("This product form is missing the stock it was opened with; "
-                                   "reopen the product and try again."))
+        raise StaleVersion(
+            gettext("This product form is missing the stock it was opened with; reopen the product and try again.")
+        ) from None
     entered = product.stock
     if entered == seen:
         history = inspect(product).attrs.stock.history
@@ -47,13 +48,17 @@ def keep_stock_moves(session: Session, product: Product, initial_stock) -> None:
     # Read under the row lock, so no sale moves it between this check and the UPDATE (and before
     # this product's own UPDATE: no autoflush).
     with session.no_autoflush:
-        current = session.scalar(
-            select(Product.stock).where(Product.id == product.id).with_for_update(key_share=True))
+        current = session.scalar(select(Product.stock).where(Product.id == product.id).with_for_update(key_share=True))
     if current not in (seen, entered):
-        raise StaleVersion(gettext(
-            "The stock of this product changed from %(seen)s to %(current)s after you opened it (sales or "
-            "voids). Your changes were not saved: reopen the product to see the current stock, then "
-            "enter yours again.", seen=seen, current=current))
+        raise StaleVersion(
+            gettext(
+                "The stock of this product changed from %(seen)s to %(current)s after you opened it (sales or "
+                "voids). Your changes were not saved: reopen the product to see the current stock, then "
+                "enter yours again.",
+                seen=seen,
+                current=current,
+            )
+        )
 
 
 # One whole sentence per case, so each language can order its words freely.
@@ -66,18 +71,28 @@ def _missing_version_message(what: str) -> str:
 def _stale_message(what: str, change) -> str:
     if change is None:
         if what == "product":
-            return gettext("This product was changed by someone else after you opened it. Your changes were "
-                           "not saved: reopen the product to see the current data, then apply them again.")
-        return gettext("This transaction was changed by someone else after you opened it. Your changes were "
-                       "not saved: reopen the transaction to see the current data, then apply them again.")
+            return gettext(
+                "This product was changed by someone else after you opened it. Your changes were "
+                "not saved: reopen the product to see the current data, then apply them again."
+            )
+        return gettext(
+            "This transaction was changed by someone else after you opened it. Your changes were "
+            "not saved: reopen the transaction to see the current data, then apply them again."
+        )
     who = {"user": change.username or gettext("unknown"), "at": format_utc(change.at)}
     if what == "product":
-        return gettext("This product was changed by someone else (%(user)s, at %(at)s) after you opened it. "
-                       "Your changes were not saved: reopen the product to see the current data, "
-                       "then apply them again.", **who)
-    return gettext("This transaction was changed by someone else (%(user)s, at %(at)s) after you opened it. "
-                   "Your changes were not saved: reopen the transaction to see the current data, "
-                   "then apply them again.", **who)
+        return gettext(
+            "This product was changed by someone else (%(user)s, at %(at)s) after you opened it. "
+            "Your changes were not saved: reopen the product to see the current data, "
+            "then apply them again.",
+            **who,
+        )
+    return gettext(
+        "This transaction was changed by someone else (%(user)s, at %(at)s) after you opened it. "
+        "Your changes were not saved: reopen the transaction to see the current data, "
+        "then apply them again.",
+        **who,
+    )
 
 
 def format_utc(moment: datetime) -> str:
@@ -115,10 +130,13 @@ def ensure_deletable(session: Session, products: list[Product]) -> None:
     if used:
         by_id = {p.id: p for p in products}
         names = ", ".join(sorted(by_id[product_id].sku for product_id, _ in used))
-        raise ProductInUse(gettext(
-            "Cannot delete %(skus)s: transactions refer to it. "
-            "Deactivate the product instead; it then disappears from new transactions.", skus=names
-        ))
+        raise ProductInUse(
+            gettext(
+                "Cannot delete %(skus)s: transactions refer to it. "
+                "Deactivate the product instead; it then disappears from new transactions.",
+                skus=names,
+            )
+        )
 
 
 def deletion_preview(session: Session, product: Product) -> DeletionPreview:
@@ -129,16 +147,26 @@ def deletion_preview(session: Session, product: Product) -> DeletionPreview:
         return DeletionPreview()
     referring = select(TransactionProduct.transaction_id).where(TransactionProduct.product_id == product.id)
     rows = session.execute(
-        select(Transaction.id, Transaction.status).where(Transaction.id.in_(referring))
-        .order_by(Transaction.id.desc()).limit(SHOWN_AT_MOST + 1)
+        select(Transaction.id, Transaction.status)
+        .where(Transaction.id.in_(referring))
+        .order_by(Transaction.id.desc())
+        .limit(SHOWN_AT_MOST + 1)
     ).all()
     total = len(rows)
     if total > SHOWN_AT_MOST:
-        total = session.scalar(select(func.count(func.distinct(TransactionProduct.transaction_id)))
-                               .where(TransactionProduct.product_id == product.id))
-    blocking = [Related(gettext("%(transaction)s (%(status)s)", transaction=transaction_label(txn_id),
-                                status=status_label(status)), "transaction", txn_id)
-                for txn_id, status in rows[:SHOWN_AT_MOST]]
+        total = session.scalar(
+            select(func.count(func.distinct(TransactionProduct.transaction_id))).where(
+                TransactionProduct.product_id == product.id
+            )
+        )
+    blocking = [
+        Related(
+            gettext("%(transaction)s (%(status)s)", transaction=transaction_label(txn_id), status=status_label(status)),
+            "transaction",
+            txn_id,
+        )
+        for txn_id, status in rows[:SHOWN_AT_MOST]
+    ]
     return DeletionPreview(refusal=refusal, blocking=blocking, not_shown=total - len(blocking))
 
 

@@ -18,8 +18,9 @@ from sqlalchemy.orm import ORMExecuteState
 from ..models import AuditEntry, Product, Transaction, TransactionProduct, User
 
 # The tables whose changes the audit trail records (or, for audit_entries, is).
-AUDITED_TABLES = frozenset(model.__table__.name for model in (Product, Transaction, TransactionProduct, User,
-                                                              AuditEntry))
+AUDITED_TABLES = frozenset(
+    model.__table__.name for model in (Product, Transaction, TransactionProduct, User, AuditEntry)
+)
 OPTION = "records_own_audit"
 # The execution options of a bulk statement whose caller writes the audit entry for its change.
 RECORDS_ITS_OWN_ENTRY = {OPTION: True}
@@ -52,4 +53,5 @@ def _refuse_unrecorded_bulk_writes(state: ORMExecuteState) -> None:
     raise UnrecordedWrite(
         f"A bulk {kind} of {table.name} would bypass the audit trail. Change the records through the "
         f"session (the flush records them), or record the entry yourself and pass "
-        f"execution_options={{'{OPTION}': True}}.")
+        f"execution_options={{'{OPTION}': True}}."
+    )

@@ -56,7 +56,8 @@ def _check_and_price_draft(session: Session, txn: Transaction, user: User | None
     if inactive:
         raise InvalidTransaction(
             gettext("Inactive products cannot be sold: %(skus)s.", skus=", ".join(sorted(p.sku for p in inactive))),
-            {product.id: gettext("This product is inactive and cannot be sold.") for product in inactive})
+            {product.id: gettext("This product is inactive and cannot be sold.") for product in inactive},
+        )
     for line in lines:
         line.unit_price = line.product.price
     txn.total = sum((line_total(line) for line in lines), Decimal("0.00"))
@@ -76,12 +77,22 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
     A handful of statements however many lines it has: stock and prices change set-based."""
     txn = _lock_transaction(session, txn.id)
     if txn.status == TransactionStatus.POSTED:
-        raise AlreadyPosted(gettext("Transaction #%(id)s is already posted: by %(user)s, %(when)s.",
-                                    id=txn.id, user=txn.posted_by.username if txn.posted_by else gettext("the system"),
-                                    when=local_time(txn.posted_at)))
+        raise AlreadyPosted(
+            gettext(
+                "Transaction #%(id)s is already posted: by %(user)s, %(when)s.",
+                id=txn.id,
+                user=txn.posted_by.username if txn.posted_by else gettext("the system"),
+                when=local_time(txn.posted_at),
+            )
+        )
     if txn.status != TransactionStatus.DRAFT:
-        raise Immutable(gettext("Transaction #%(id)s is %(status)s; only drafts can be posted.",
-                                id=txn.id, status=status_label(txn.status)))
+        raise Immutable(
+            gettext(
+                "Transaction #%(id)s is %(status)s; only drafts can be posted.",
+                id=txn.id,
+                status=status_label(txn.status),
+            )
+        )
     lines = _lines_locking_products(session, txn)
     if not lines:
         raise InvalidTransaction(gettext("Transaction #%(id)s has no lines to post.", id=txn.id))
@@ -91,15 +102,31 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
         if not product.is_active:
             problems.append(gettext("%(sku)s (%(name)s) is inactive", sku=product.sku, name=product.name))
         elif product.stock < qty:
-            problems.append(gettext("%(sku)s (%(name)s): %(stock)s in stock, %(qty)s asked",
-                                    sku=product.sku, name=product.name, stock=product.stock, qty=qty))
+            problems.append(
+                gettext(
+                    "%(sku)s (%(name)s): %(stock)s in stock, %(qty)s asked",
+                    sku=product.sku,
+                    name=product.name,
+                    stock=product.stock,
+                    qty=qty,
+                )
+            )
     if problems:
-        raise InsufficientStock(gettext("Transaction #%(id)s was not posted: %(problems)s.",
-                                        id=txn.id, problems="; ".join(problems)))
+        raise InsufficientStock(
+            gettext("Transaction #%(id)s was not posted: %(problems)s.", id=txn.id, problems="; ".join(problems))
+        )
     stock = _move_stock(session, {product: -qty for product, qty in wanted.items()})
     _fix_prices(session, txn, lines)
-    _change_status(session, txn, AuditAction.POST, stock, status=TransactionStatus.POSTED, posted_at=utcnow(),
-                   posted_by=user, total=sum((line_total(line) for line in lines), Decimal("0.00")))
+    _change_status(
+        session,
+        txn,
+        AuditAction.POST,
+        stock,
+        status=TransactionStatus.POSTED,
+        posted_at=utcnow(),
+        posted_by=user,
+        total=sum((line_total(line) for line in lines), Decimal("0.00")),
+    )
     return txn
 
 
@@ -111,12 +138,25 @@ def void(session: Session, txn: Transaction, user: User | None, reason: str) -> 
         raise InvalidTransaction(gettext("Give a reason for voiding the transaction."))
     txn = _lock_transaction(session, txn.id)
     if txn.status != TransactionStatus.POSTED:
-        raise Immutable(gettext("Transaction #%(id)s is %(status)s; only posted transactions can be voided.",
-                                id=txn.id, status=status_label(txn.status)))
+        raise Immutable(
+            gettext(
+                "Transaction #%(id)s is %(status)s; only posted transactions can be voided.",
+                id=txn.id,
+                status=status_label(txn.status),
+            )
+        )
     lines = _lines_locking_products(session, txn)
     stock = _move_stock(session, _quantities(lines))
-    _change_status(session, txn, AuditAction.VOID, stock, status=TransactionStatus.VOID, voided_at=utcnow(),
-                   voided_by=user, void_reason=reason)
+    _change_status(
+        session,
+        txn,
+        AuditAction.VOID,
+        stock,
+        status=TransactionStatus.VOID,
+        voided_at=utcnow(),
+        voided_by=user,
+        void_reason=reason,
+    )
     return txn
 
 
@@ -134,9 +174,14 @@ def _change_status(session: Session, txn: Transaction, action: AuditAction, stoc
     new.update({_BY_USER[key]: user.id if user is not None else None for key, user in users.items()})
     changes = {key: [getattr(txn, key), value] for key, value in new.items() if getattr(txn, key) != value}
     session.execute(
-        update(Transaction).where(Transaction.id == txn.id)
-        .values({**{getattr(Transaction, key): value for key, value in new.items()},
-                 Transaction.version: Transaction.version + 1}),
+        update(Transaction)
+        .where(Transaction.id == txn.id)
+        .values(
+            {
+                **{getattr(Transaction, key): value for key, value in new.items()},
+                Transaction.version: Transaction.version + 1,
+            }
+        ),
         execution_options={"synchronize_session": False, **guards.RECORDS_ITS_OWN_ENTRY},
     )
     # The session holds what the database now does, without another SELECT.
@@ -162,9 +207,11 @@ def _move_stock(session: Session, changes: dict[Product, int]) -> dict:
     that form from undoing it)."""
     if not changes:
         return {}
-    moves = (values(column("id", Integer), column("change", Integer), name="moves")
-             .data([(product.id, change) for product, change in changes.items()])
-             .cte("moves"))
+    moves = (
+        values(column("id", Integer), column("change", Integer), name="moves")
+        .data([(product.id, change) for product, change in changes.items()])
+        .cte("moves")
+    )
     session.execute(
         update(Product).where(Product.id == moves.c.id).values(stock=Product.stock + moves.c.change),
         execution_options={"synchronize_session": False, **guards.RECORDS_ITS_OWN_ENTRY},
@@ -205,7 +252,9 @@ def delete_drafts(session: Session, ids: list[int]) -> int:
     txns = list(session.scalars(select(Transaction).where(Transaction.id.in_(ids)).order_by(Transaction.id)))
     missing = sorted(set(ids) - {t.id for t in txns})
     if missing:
-        raise NotFound(gettext("No transaction with id %(ids)s; nothing was deleted.", ids=", ".join(map(str, missing))))
+        raise NotFound(
+            gettext("No transaction with id %(ids)s; nothing was deleted.", ids=", ".join(map(str, missing)))
+        )
     for txn in txns:
         ensure_deletable(txn)
         session.delete(txn)
@@ -214,10 +263,13 @@ def delete_drafts(session: Session, ids: list[int]) -> int:
 
 def ensure_deletable(txn: Transaction) -> None:
     if _original_status(txn) != TransactionStatus.DRAFT:
-        raise Immutable(gettext(
-            "Transaction #%(id)s is %(status)s and cannot be deleted; void it instead to reverse its stock.",
-            id=txn.id, status=status_label(_original_status(txn)),
-        ))
+        raise Immutable(
+            gettext(
+                "Transaction #%(id)s is %(status)s and cannot be deleted; void it instead to reverse its stock.",
+                id=txn.id,
+                status=status_label(_original_status(txn)),
+            )
+        )
 
 
 def deletion_preview(txn: Transaction) -> DeletionPreview:
@@ -225,10 +277,12 @@ def deletion_preview(txn: Transaction) -> DeletionPreview:
     refusal = refusal_of(lambda: ensure_deletable(txn))
     if refusal is not None:
         return DeletionPreview(refusal=refusal)
-    return DeletionPreview(goes_with=[
-        Related(gettext("Line: %(qty)s × %(product)s", qty=number(line.product_qty), product=str(line.product)))
-        for line in txn.lines
-    ])
+    return DeletionPreview(
+        goes_with=[
+            Related(gettext("Line: %(qty)s × %(product)s", qty=number(line.product_qty), product=str(line.product)))
+            for line in txn.lines
+        ]
+    )
 
 
 def _draft_changed(session: Session, txn: Transaction) -> bool:
@@ -254,6 +308,7 @@ def _in_product_order(session: Session, new_lines: list[TransactionProduct]) -> 
 
 
 # --- locking ---
+
 
 def _take_sqlite_write_lock(session: Session) -> None:
     """SQLite has no row locks: being the only writer keeps what is read next from changing
@@ -296,14 +351,19 @@ def _lines_locking_products(session: Session, txn: Transaction) -> list[Transact
 
 # --- rules ---
 
+
 def _refuse_repeated_products(lines: list[TransactionProduct]) -> None:
     counts = Counter(line.product for line in lines)
     repeated = [product for product, n in counts.items() if n > 1]
     if repeated:
-        raise InvalidTransaction(gettext(
-            "Each product may appear only once per transaction: %(skus)s is on several lines. "
-            "Put the whole quantity on one line.", skus=", ".join(sorted(p.sku for p in repeated)),
-        ), {product.id: gettext("This product is on another line too.") for product in repeated})
+        raise InvalidTransaction(
+            gettext(
+                "Each product may appear only once per transaction: %(skus)s is on several lines. "
+                "Put the whole quantity on one line.",
+                skus=", ".join(sorted(p.sku for p in repeated)),
+            ),
+            {product.id: gettext("This product is on another line too.") for product in repeated},
+        )
 
 
 def _product_changed(line: TransactionProduct) -> bool:
@@ -320,24 +380,30 @@ def _original_status(txn: Transaction) -> str:
 # Nor post or void one: only post and void change a stored transaction's status, with their
 # stock moves and entry. The triggers of models/triggers.py hold the same line on PostgreSQL.
 
+
 def _check_transaction(session: Session, txn: Transaction, deleting: bool) -> None:
     if not inspect(txn).has_identity:
         return
     status = _original_status(txn)
     if status not in FINAL_STATUSES:
         if not deleting and txn.status != status:
-            raise Immutable(gettext("Transaction #%(id)s can only be posted or voided by posting or voiding it.",
-                                    id=txn.id))
+            raise Immutable(
+                gettext("Transaction #%(id)s can only be posted or voided by posting or voiding it.", id=txn.id)
+            )
         return
     if deleting:
-        raise Immutable(gettext("Transaction #%(id)s is %(status)s and cannot be deleted.",
-                                id=txn.id, status=status_label(status)))
+        raise Immutable(
+            gettext("Transaction #%(id)s is %(status)s and cannot be deleted.", id=txn.id, status=status_label(status))
+        )
     raise _unchangeable(txn, status)
 
 
 def _unchangeable(txn: Transaction, status: str) -> Immutable:
-    return Immutable(gettext("Transaction #%(id)s is %(status)s and can no longer be changed.",
-                             id=txn.id, status=status_label(status)))
+    return Immutable(
+        gettext(
+            "Transaction #%(id)s is %(status)s and can no longer be changed.", id=txn.id, status=status_label(status)
+        )
+    )
 
 
 def _check_line(session: Session, line: TransactionProduct) -> None:
@@ -349,8 +415,13 @@ def _check_line(session: Session, line: TransactionProduct) -> None:
     txns += [session.get(Transaction, txn_id) for txn_id in fk.sum() if txn_id is not None]
     for txn in txns:
         if txn is not None and inspect(txn).has_identity and _original_status(txn) in FINAL_STATUSES:
-            raise Immutable(gettext("The lines of transaction #%(id)s are %(status)s and cannot be changed.",
-                                    id=txn.id, status=status_label(_original_status(txn))))
+            raise Immutable(
+                gettext(
+                    "The lines of transaction #%(id)s are %(status)s and cannot be changed.",
+                    id=txn.id,
+                    status=status_label(_original_status(txn)),
+                )
+            )
 
 
 def install(sessions) -> None:

@@ -14,7 +14,7 @@ import secrets
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select, text
@@ -26,13 +26,82 @@ from . import accounts, audit, bulk, sqlite_lock
 from .errors import DomainError
 
 HISTORY = timedelta(days=730)
-BRANDS = ["Sari", "Indo", "Nusa", "Bintang", "Garuda", "Melati", "Kencana", "Cahaya", "Sentosa", "Makmur",
-          "Harapan", "Mulia", "Jaya", "Lestari", "Abadi", "Sinar", "Mitra", "Prima", "Tunas", "Citra"]
-ADJECTIVES = ["Classic", "Organic", "Premium", "Fresh", "Compact", "Deluxe", "Spicy", "Sweet", "Smart", "Eco",
-              "Golden", "Crispy", "Natural", "Instant", "Original", "Extra", "Mini", "Family", "Light", "Royal"]
-NOUNS = ["Coffee", "Tea", "Rice", "Noodles", "Soap", "Notebook", "Lamp", "Cable", "Bottle", "Sambal",
-         "Shampoo", "Towel", "Biscuits", "Chocolate", "Kecap", "Candle", "Umbrella", "Sandals", "Batik", "Basket",
-         "Crackers", "Syrup", "Detergent", "Toothpaste", "Charger", "Headset", "Backpack", "Pillow", "Mug", "Spoon"]
+BRANDS = [
+    "Sari",
+    "Indo",
+    "Nusa",
+    "Bintang",
+    "Garuda",
+    "Melati",
+    "Kencana",
+    "Cahaya",
+    "Sentosa",
+    "Makmur",
+    "Harapan",
+    "Mulia",
+    "Jaya",
+    "Lestari",
+    "Abadi",
+    "Sinar",
+    "Mitra",
+    "Prima",
+    "Tunas",
+    "Citra",
+]
+ADJECTIVES = [
+    "Classic",
+    "Organic",
+    "Premium",
+    "Fresh",
+    "Compact",
+    "Deluxe",
+    "Spicy",
+    "Sweet",
+    "Smart",
+    "Eco",
+    "Golden",
+    "Crispy",
+    "Natural",
+    "Instant",
+    "Original",
+    "Extra",
+    "Mini",
+    "Family",
+    "Light",
+    "Royal",
+]
+NOUNS = [
+    "Coffee",
+    "Tea",
+    "Rice",
+    "Noodles",
+    "Soap",
+    "Notebook",
+    "Lamp",
+    "Cable",
+    "Bottle",
+    "Sambal",
+    "Shampoo",
+    "Towel",
+    "Biscuits",
+    "Chocolate",
+    "Kecap",
+    "Candle",
+    "Umbrella",
+    "Sandals",
+    "Batik",
+    "Basket",
+    "Crackers",
+    "Syrup",
+    "Detergent",
+    "Toothpaste",
+    "Charger",
+    "Headset",
+    "Backpack",
+    "Pillow",
+    "Mug",
+    "Spoon",
+]
 SIZES = ["100 g", "250 g", "500 g", "1 kg", "5 kg", "250 ml", "1 L", "S", "M", "L", "XL", "pack of 6"]
 VOID_REASONS = ["Customer returned the goods", "Entered twice", "Wrong products", "Payment failed"]
 DRAFT_SHARE, VOID_SHARE = 0.06, 0.04  # the rest is posted
@@ -47,8 +116,9 @@ class Seeded:
     rebuilt: list  # the tables whose indexes were built anew
 
 
-def add_demo_data(session: Session, actor: audit.Actor, products: int, transactions: int, lines_each: int,
-                  seed: int, progress=None) -> Seeded:
+def add_demo_data(
+    session: Session, actor: audit.Actor, products: int, transactions: int, lines_each: int, seed: int, progress=None
+) -> Seeded:
     """Add ``products`` and then ``transactions`` sold from the catalog. A large seed drops the
     secondary indexes of the tables it fills and builds them again at the end."""
     connection = session.connection()
@@ -72,13 +142,17 @@ def _lock_out_writers(connection) -> None:
 
 
 def _filled_tables(connection, products: int, transactions: int, lines_each: int) -> list:
-    adding = {Product.__table__: products, Transaction.__table__: transactions,
-              TransactionProduct.__table__: transactions * lines_each,
-              AuditEntry.__table__: products + transactions * 2}
+    adding = {
+        Product.__table__: products,
+        Transaction.__table__: transactions,
+        TransactionProduct.__table__: transactions * lines_each,
+        AuditEntry.__table__: products + transactions * 2,
+    }
     return [table for table, rows in adding.items() if bulk.worth_rebuilding(connection, table, rows)]
 
 
 # --- products ---
+
 
 def next_demo_number(session: Session) -> int:
     """Numbers continue after existing demo products, so seeding twice adds more.
@@ -94,7 +168,7 @@ def next_demo_number(session: Session) -> int:
     )
     try:
         for sku in skus:
-            digits = sku[len("DEMO-"):]
+            digits = sku[len("DEMO-") :]
             if sku.startswith("DEMO-") and digits.isascii() and digits.isdigit() and digits == f"{int(digits):07d}":
                 return int(digits) + 1
     finally:
@@ -108,15 +182,19 @@ def product_rows(rng: random.Random, numbers: range, first: int, total: int, sta
     rows = []
     for number in numbers:
         created = start + HISTORY * ((number - first + rng.random()) / total)
-        rows.append({
-            "sku": f"DEMO-{number:07d}",
-            "name": f"{rng.choice(BRANDS)} {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {rng.choice(SIZES)}",
-            "description": None,
-            "price": Decimal(rng.randrange(500, 50_000_000)).scaleb(-2),
-            "stock": rng.randrange(0, 500),
-            "is_active": rng.random() > 0.05,
-            "created_at": created, "updated_at": created, "version": 1,
-        })
+        rows.append(
+            {
+                "sku": f"DEMO-{number:07d}",
+                "name": f"{rng.choice(BRANDS)} {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {rng.choice(SIZES)}",
+                "description": None,
+                "price": Decimal(rng.randrange(500, 50_000_000)).scaleb(-2),
+                "stock": rng.randrange(0, 500),
+                "is_active": rng.random() > 0.05,
+                "created_at": created,
+                "updated_at": created,
+                "version": 1,
+            }
+        )
     return rows
 
 
@@ -124,6 +202,7 @@ def product_rows(rng: random.Random, numbers: range, first: int, total: int, sta
 class NewProducts:
     """Products this seed added whose audit entries are still to be written: with the sales,
     in time order. Ids and creation times (POSIX seconds) both ascend."""
+
     ids: array = field(default_factory=lambda: array("q"))
     created: array = field(default_factory=lambda: array("d"))
     logged: int = 0
@@ -151,24 +230,34 @@ def new_product_rows(session: Session, new: NewProducts, until: datetime | None,
     end = min(end, new.logged + limit)
     if end <= new.logged:
         return []
-    ids = set(new.ids[new.logged:end])
-    rows = session.execute(select(Product.__table__).where(Product.id.between(min(ids), max(ids)))
-                           .order_by(Product.id)).mappings()
+    ids = set(new.ids[new.logged : end])
+    rows = session.execute(
+        select(Product.__table__).where(Product.id.between(min(ids), max(ids))).order_by(Product.id)
+    ).mappings()
     new.logged = end
     return [row for row in rows if row["id"] in ids]
 
 
 def _product_entry(actor: audit.Actor, row) -> dict:
     """As the app writes on every create."""
-    return audit.entry(actor, AuditAction.CREATE, "product", row["id"], f"{row['sku']} — {row['name']}",
-                       audit.creation(row, Product), at=row["created_at"])
+    return audit.entry(
+        actor,
+        AuditAction.CREATE,
+        "product",
+        row["id"],
+        f"{row['sku']} — {row['name']}",
+        audit.creation(row, Product),
+        at=row["created_at"],
+    )
 
 
 # --- transactions ---
 
+
 @dataclass
 class Catalog:
     """The active products, oldest first, in compact arrays (a million fit in ~100 MiB)."""
+
     ids: array = field(default_factory=lambda: array("q"))
     skus: list = field(default_factory=list)
     cents: array = field(default_factory=lambda: array("q"))
@@ -178,8 +267,9 @@ class Catalog:
 
     def moves(self) -> dict[int, int]:
         """{product id: stock taken (-) or given back (+)} since the catalog was loaded."""
-        return {self.ids[i]: now - then for i, (now, then) in enumerate(zip(self.stock, self.loaded_stock))
-                if now != then}
+        return {
+            self.ids[i]: now - then for i, (now, then) in enumerate(zip(self.stock, self.loaded_stock)) if now != then
+        }
 
     def available_at(self, moment: float, wanted: int) -> int:
         """How many of the oldest products a sale at ``moment`` may choose from."""
@@ -190,7 +280,9 @@ def load_catalog(session: Session) -> Catalog:
     catalog = Catalog()
     rows = session.execute(
         select(Product.id, Product.sku, Product.price, Product.stock, Product.created_at)
-        .where(Product.is_active).order_by(Product.created_at, Product.id).execution_options(yield_per=10_000)
+        .where(Product.is_active)
+        .order_by(Product.created_at, Product.id)
+        .execution_options(yield_per=10_000)
     )
     for product_id, sku, price, stock, created in rows:
         catalog.ids.append(product_id)
@@ -204,8 +296,9 @@ def load_catalog(session: Session) -> Catalog:
 
 def sellers(session: Session) -> list[audit.Actor]:
     """The active users who may sell (staff and admins), as the audit trail names them."""
-    rows = session.execute(select(User.id, User.username).where(User.is_active, User.role != Role.AUDITOR)
-                           .order_by(User.id))
+    rows = session.execute(
+        select(User.id, User.username).where(User.is_active, User.role != Role.AUDITOR).order_by(User.id)
+    )
     return [audit.Actor(user_id, username) for user_id, username in rows]
 
 
@@ -217,8 +310,15 @@ def sale_times(rng: random.Random, catalog: Catalog, count: int, lines_each: int
     return sorted(rng.uniform(max(now - HISTORY.total_seconds(), enough), now) for _ in range(count))
 
 
-def add_transactions(session: Session, actor: audit.Actor, rng: random.Random, count: int, lines_each: int,
-                     new: NewProducts, progress=None) -> tuple[int, int, int]:
+def add_transactions(
+    session: Session,
+    actor: audit.Actor,
+    rng: random.Random,
+    count: int,
+    lines_each: int,
+    new: NewProducts,
+    progress=None,
+) -> tuple[int, int, int]:
     """``count`` sales: each stays a draft, or is posted (and maybe voided later), its stock
     taken and given back in time order, as `sales.post` and `sales.void` would. Every event,
     the new products' creation included, is logged in the order it happened. Returns
@@ -233,10 +333,10 @@ def add_transactions(session: Session, actor: audit.Actor, rng: random.Random, c
         # All at once: a batch's sales still open when it ends are written with a later one.
         ids = bulk.reserve_ids(session.connection(), Transaction.__table__, count)
         for batch_start in range(0, count, BATCH):
-            batch = times[batch_start:batch_start + BATCH]
-            for txn_id, moment in zip(ids[batch_start:batch_start + BATCH], batch):
+            batch = times[batch_start : batch_start + BATCH]
+            for txn_id, moment in zip(ids[batch_start : batch_start + BATCH], batch):
                 story.begin(_sale(rng, story.catalog, story.users, txn_id, moment, lines_each))
-            story.play_until(datetime.fromtimestamp(batch[-1], timezone.utc))
+            story.play_until(datetime.fromtimestamp(batch[-1], UTC))
             if progress:
                 progress(len(batch))
     story.play_until(None)  # what happened after the last sale
@@ -293,11 +393,20 @@ class _Story:
         """The sales with nothing left to happen, and the entries so far."""
         connection, sales = self.session.connection(), self.finished
         bulk.insert_rows(connection, Transaction.__table__, [sale.row for sale in sales])
-        bulk.insert_rows(connection, TransactionProduct.__table__, [
-            {"transaction_id": sale.row["id"], "product_id": self.catalog.ids[index], "product_qty": qty,
-             "unit_price": _money(self.catalog.cents[index])}
-            for sale in sales for index, qty in sale.lines
-        ])
+        bulk.insert_rows(
+            connection,
+            TransactionProduct.__table__,
+            [
+                {
+                    "transaction_id": sale.row["id"],
+                    "product_id": self.catalog.ids[index],
+                    "product_qty": qty,
+                    "unit_price": _money(self.catalog.cents[index]),
+                }
+                for sale in sales
+                for index, qty in sale.lines
+            ],
+        )
         if self.entries:
             audit.append(connection, self.entries)
         for sale in sales:
@@ -324,20 +433,34 @@ def _sale(rng, catalog: Catalog, users, txn_id, moment, lines_each) -> _Sale:
     picks = rng.sample(range(available), min(lines_each, available))
     lines = sorted((index, rng.randint(1, 3)) for index in picks)
     creator = rng.choice(users)
-    row = {"id": txn_id, "status": TransactionStatus.DRAFT,
-           "note": rng.choice([None, None, "walk-in", "phone order", "delivery"]),
-           "total": _money(sum(catalog.cents[i] * qty for i, qty in lines)),
-           "created_at": datetime.fromtimestamp(moment, timezone.utc), "created_by": creator.user_id,
-           "posted_at": None, "posted_by": None, "voided_at": None, "voided_by": None, "void_reason": None,
-           "line_count": len(lines), "version": 1}
+    row = {
+        "id": txn_id,
+        "status": TransactionStatus.DRAFT,
+        "note": rng.choice([None, None, "walk-in", "phone order", "delivery"]),
+        "total": _money(sum(catalog.cents[i] * qty for i, qty in lines)),
+        "created_at": datetime.fromtimestamp(moment, UTC),
+        "created_by": creator.user_id,
+        "posted_at": None,
+        "posted_by": None,
+        "voided_at": None,
+        "voided_by": None,
+        "void_reason": None,
+        "line_count": len(lines),
+        "version": 1,
+    }
     return _Sale(row, lines, creator)
 
 
 def _create(rng, catalog, users, sale: _Sale, moment, entries):
     row = sale.row
-    changes = {"id": [None, row["id"]], "status": [None, TransactionStatus.DRAFT], "note": [None, row["note"]],
-               "total": [None, row["total"]], "created_by_id": [None, row["created_by"]],
-               "lines": {"added": [{"sku": catalog.skus[i], "qty": qty} for i, qty in sale.lines]}}
+    changes = {
+        "id": [None, row["id"]],
+        "status": [None, TransactionStatus.DRAFT],
+        "note": [None, row["note"]],
+        "total": [None, row["total"]],
+        "created_by_id": [None, row["created_by"]],
+        "lines": {"added": [{"sku": catalog.skus[i], "qty": qty} for i, qty in sale.lines]},
+    }
     if row["note"] is None:
         del changes["note"]
     entries.append(_entry(sale.creator, AuditAction.CREATE, row, changes, moment))
@@ -351,10 +474,20 @@ def _post(rng, catalog, users, sale: _Sale, moment, entries):
         return None  # not enough stock left: it stays a draft
     poster = rng.choice(users)
     sale.row.update(status=TransactionStatus.POSTED, posted_at=moment, posted_by=poster.user_id, version=2)
-    entries.append(_entry(poster, AuditAction.POST, sale.row, {
-        "status": [TransactionStatus.DRAFT, TransactionStatus.POSTED],
-        "posted_at": [None, moment], "posted_by_id": [None, poster.user_id],
-        "stock": _move_stock(catalog, sale, -1)}, moment))
+    entries.append(
+        _entry(
+            poster,
+            AuditAction.POST,
+            sale.row,
+            {
+                "status": [TransactionStatus.DRAFT, TransactionStatus.POSTED],
+                "posted_at": [None, moment],
+                "posted_by_id": [None, poster.user_id],
+                "stock": _move_stock(catalog, sale, -1),
+            },
+            moment,
+        )
+    )
     if rng.random() < VOID_SHARE / (1 - DRAFT_SHARE):
         return moment + timedelta(minutes=rng.randint(5, 2880)), AuditAction.VOID
     return None
@@ -362,12 +495,24 @@ def _post(rng, catalog, users, sale: _Sale, moment, entries):
 
 def _void(rng, catalog, users, sale: _Sale, moment, entries):
     voider, reason = rng.choice(users), rng.choice(VOID_REASONS)
-    sale.row.update(status=TransactionStatus.VOID, voided_at=moment, voided_by=voider.user_id, void_reason=reason,
-                    version=3)
-    entries.append(_entry(voider, AuditAction.VOID, sale.row, {
-        "status": [TransactionStatus.POSTED, TransactionStatus.VOID],
-        "voided_at": [None, moment], "voided_by_id": [None, voider.user_id],
-        "void_reason": [None, reason], "stock": _move_stock(catalog, sale, +1)}, moment))
+    sale.row.update(
+        status=TransactionStatus.VOID, voided_at=moment, voided_by=voider.user_id, void_reason=reason, version=3
+    )
+    entries.append(
+        _entry(
+            voider,
+            AuditAction.VOID,
+            sale.row,
+            {
+                "status": [TransactionStatus.POSTED, TransactionStatus.VOID],
+                "voided_at": [None, moment],
+                "voided_by_id": [None, voider.user_id],
+                "void_reason": [None, reason],
+                "stock": _move_stock(catalog, sale, +1),
+            },
+            moment,
+        )
+    )
     return None
 
 

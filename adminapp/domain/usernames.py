@@ -71,8 +71,12 @@ def username_problems(name: str) -> list[str]:
     if any(not _allowed(c) for c in name):
         problems.append(gettext("Use only letters, digits and . _ - (no spaces or other signs)."))
     elif scripts_mixed(name):
-        problems.append(gettext("Use the letters of one alphabet: this name mixes alphabets (such as "
-                                "Latin and Cyrillic), as look-alike names do."))
+        problems.append(
+            gettext(
+                "Use the letters of one alphabet: this name mixes alphabets (such as "
+                "Latin and Cyrillic), as look-alike names do."
+            )
+        )
     return problems
 
 

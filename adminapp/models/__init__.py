@@ -1,11 +1,18 @@
+from . import triggers  # noqa: F401  (PostgreSQL's guards, made with the tables)
 from .audit import AuditEntry
 from .catalog import Product
 from .sales import Transaction, TransactionProduct
 from .types import utcnow
 from .users import AddressFailures, LoginFailures, User, UserSession
-from . import triggers  # noqa: F401  (PostgreSQL's guards, made with the tables)
 
 __all__ = [
-    "AddressFailures", "AuditEntry", "LoginFailures", "Product", "Transaction",
-    "TransactionProduct", "User", "UserSession", "utcnow",
+    "AddressFailures",
+    "AuditEntry",
+    "LoginFailures",
+    "Product",
+    "Transaction",
+    "TransactionProduct",
+    "User",
+    "UserSession",
+    "utcnow",
 ]

@@ -29,7 +29,9 @@ class AuditEntry(db.Model):
 
     __table_args__ = (
         # "object_id" also serves a record's history (its type then filters a handful of rows).
-        *(sort_index("audit_entries", column) for column in
-          ("at", "username", "action", "object_type", "object_id", "user_id")),
+        *(
+            sort_index("audit_entries", column)
+            for column in ("at", "username", "action", "object_type", "object_id", "user_id")
+        ),
         *(trigram_index("audit_entries", column) for column in ("username", "action", "object_repr")),
     )

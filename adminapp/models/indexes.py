@@ -15,8 +15,9 @@ def sort_index(table: str, *columns: str) -> Index:
 def trigram_index(table: str, column: str) -> Index:
     """A trigram index, so that ``column ILIKE '%term%'`` is an index search on PostgreSQL
     (other databases scan)."""
-    return Index(f"ix_{table}_{column}_trgm", column, postgresql_using="gin",
-                 postgresql_ops={column: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+    return Index(
+        f"ix_{table}_{column}_trgm", column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"}
+    ).ddl_if(dialect="postgresql")
 
 
 def exists_on(dialect: str):
@@ -27,8 +28,12 @@ def exists_on(dialect: str):
     def include(obj, name, type_, reflected, compare_to) -> bool:
         if type_ == "table" and reflected and compare_to is None and _is_search_index(name):
             return False
-        return not (type_ == "index" and dialect != "postgresql" and isinstance(obj, Index)
-                    and obj.dialect_options["postgresql"]["using"])
+        return not (
+            type_ == "index"
+            and dialect != "postgresql"
+            and isinstance(obj, Index)
+            and obj.dialect_options["postgresql"]["using"]
+        )
 
     return include
 
@@ -44,8 +49,9 @@ def only_where(condition: str) -> dict:
 
 
 # The trigram operator class comes from an extension (part of PostgreSQL's contrib).
-event.listen(db.metadata, "before_create",
-             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
+event.listen(
+    db.metadata, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql")
+)
 
 
 @dataclass(frozen=True)
@@ -65,18 +71,24 @@ class SearchIndex:
 
     def create(self) -> list[str]:
         columns = ", ".join(self.columns)
-        return [f"CREATE VIRTUAL TABLE {self.name} USING fts5({columns}, content='{self.table}', "
-                f"content_rowid='id', tokenize='trigram')", *self.create_triggers()]
+        return [
+            f"CREATE VIRTUAL TABLE {self.name} USING fts5({columns}, content='{self.table}', "
+            f"content_rowid='id', tokenize='trigram')",
+            *self.create_triggers(),
+        ]
 
     def create_triggers(self) -> list[str]:
         columns = ", ".join(self.columns)
         new = f"INSERT INTO {self.name}(rowid, {columns}) VALUES (new.id, {self._values('new')});"
         # An external-content index forgets a row by being told the values it indexed.
-        old = (f"INSERT INTO {self.name}({self.name}, rowid, {columns}) "
-               f"VALUES ('delete', old.id, {self._values('old')});")
-        return [f"CREATE TRIGGER {self.name}_insert AFTER INSERT ON {self.table} BEGIN {new} END",
-                f"CREATE TRIGGER {self.name}_delete AFTER DELETE ON {self.table} BEGIN {old} END",
-                f"CREATE TRIGGER {self.name}_update AFTER UPDATE OF {columns} ON {self.table} BEGIN {old} {new} END"]
+        old = (
+            f"INSERT INTO {self.name}({self.name}, rowid, {columns}) VALUES ('delete', old.id, {self._values('old')});"
+        )
+        return [
+            f"CREATE TRIGGER {self.name}_insert AFTER INSERT ON {self.table} BEGIN {new} END",
+            f"CREATE TRIGGER {self.name}_delete AFTER DELETE ON {self.table} BEGIN {old} END",
+            f"CREATE TRIGGER {self.name}_update AFTER UPDATE OF {columns} ON {self.table} BEGIN {old} {new} END",
+        ]
 
     def drop_triggers(self) -> list[str]:
         return [f"DROP TRIGGER {self.name}_{kind}" for kind in ("insert", "delete", "update")]

@@ -24,8 +24,12 @@ class Transaction(db.Model):
         sort_index("transactions", "created_by", "created_at"),
         # The dashboard's drafts and posted sales, and the "posted" date filter.
         Index("ix_transactions_drafts", "id", **only_where(f"status = '{TransactionStatus.DRAFT}'")),
-        Index("ix_transactions_posted_at", "posted_at", postgresql_include=["total"],
-              **only_where(f"status = '{TransactionStatus.POSTED}'")),
+        Index(
+            "ix_transactions_posted_at",
+            "posted_at",
+            postgresql_include=["total"],
+            **only_where(f"status = '{TransactionStatus.POSTED}'"),
+        ),
         trigram_index("transactions", "note"),
     )
 
@@ -64,12 +68,8 @@ class TransactionProduct(db.Model):
     __table_args__ = (CheckConstraint("product_qty > 0", name="qty_positive"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    transaction_id: Mapped[int] = mapped_column(
-        ForeignKey("transactions.id", ondelete="CASCADE"), index=True
-    )
-    product_id: Mapped[int] = mapped_column(
-        ForeignKey("products.id", ondelete="RESTRICT"), index=True
-    )
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"), index=True)
     product_qty: Mapped[int]
     unit_price: Mapped[Decimal | None] = mapped_column(Money)
 
@@ -78,4 +78,3 @@ class TransactionProduct(db.Model):
 
     def __str__(self) -> str:
         return f"{self.product_qty} × {self.product}"
-

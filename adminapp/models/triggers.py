@@ -26,8 +26,9 @@ from .audit import AuditEntry
 from .sales import Transaction, TransactionProduct
 
 # The statuses the functions compare, as SQL literals: 'draft'.
-_DRAFT, _POSTED, _VOID = (f"'{status}'" for status in
-                          (TransactionStatus.DRAFT, TransactionStatus.POSTED, TransactionStatus.VOID))
+_DRAFT, _POSTED, _VOID = (
+    f"'{status}'" for status in (TransactionStatus.DRAFT, TransactionStatus.POSTED, TransactionStatus.VOID)
+)
 
 # The columns of a posted transaction that voiding it writes; every other column is frozen.
 VOID_COLUMNS = ("status", "voided_at", "voided_by", "void_reason", "version")
@@ -101,11 +102,20 @@ END $$""",
     "REFERENCING OLD TABLE AS old_lines FOR EACH STATEMENT EXECUTE FUNCTION transaction_products_final_frozen()",
 ]
 
-GUARDS = {AuditEntry.__table__: AUDIT_ENTRIES, Transaction.__table__: TRANSACTIONS,
-          TransactionProduct.__table__: TRANSACTION_PRODUCTS}
-TRIGGERS = {"audit_entries": ["audit_entries_append_only"], "transactions": ["transactions_final_frozen"],
-            "transaction_products": ["transaction_products_insert_frozen", "transaction_products_update_frozen",
-                                     "transaction_products_delete_frozen"]}
+GUARDS = {
+    AuditEntry.__table__: AUDIT_ENTRIES,
+    Transaction.__table__: TRANSACTIONS,
+    TransactionProduct.__table__: TRANSACTION_PRODUCTS,
+}
+TRIGGERS = {
+    "audit_entries": ["audit_entries_append_only"],
+    "transactions": ["transactions_final_frozen"],
+    "transaction_products": [
+        "transaction_products_insert_frozen",
+        "transaction_products_update_frozen",
+        "transaction_products_delete_frozen",
+    ],
+}
 FUNCTIONS = ["audit_entries_append_only", "transactions_final_frozen", "transaction_products_final_frozen"]
 
 for _table, _statements in GUARDS.items():

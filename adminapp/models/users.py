@@ -13,9 +13,7 @@ from .types import UTCDateTime, utcnow
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
-    __table_args__ = (
-        CheckConstraint(f"role IN ({sql_values(Role)})", name="role_known"),
-    )
+    __table_args__ = (CheckConstraint(f"role IN ({sql_values(Role)})", name="role_known"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)

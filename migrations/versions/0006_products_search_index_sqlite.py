@@ -4,10 +4,11 @@ has trigram indexes since 0005)
 Revision ID: 0006
 Revises: 0005
 """
+
 from alembic import op
 
-revision = '0006'
-down_revision = '0005'
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -26,7 +27,7 @@ CREATE = [
 
 
 def upgrade():
-    if op.get_bind().dialect.name != 'sqlite':
+    if op.get_bind().dialect.name != "sqlite":
         return
     for statement in CREATE:
         op.execute(statement)
@@ -34,8 +35,8 @@ def upgrade():
 
 
 def downgrade():
-    if op.get_bind().dialect.name != 'sqlite':
+    if op.get_bind().dialect.name != "sqlite":
         return
-    for trigger in ('insert', 'delete', 'update'):
-        op.execute(f'DROP TRIGGER products_fts_{trigger}')
-    op.execute('DROP TABLE products_fts')
+    for trigger in ("insert", "delete", "update"):
+        op.execute(f"DROP TRIGGER products_fts_{trigger}")
+    op.execute("DROP TABLE products_fts")

@@ -4,10 +4,11 @@ the void (PostgreSQL triggers; SQLite is left as it is)
 Revision ID: 0008
 Revises: 0007
 """
+
 from alembic import op
 
-revision = '0008'
-down_revision = '0007'
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -18,8 +19,8 @@ BEGIN
     RAISE EXCEPTION 'audit_entries is append-only: % refused', TG_OP
         USING HINT = 'A DBA lifts this for a repair with SET session_replication_role = replica.';
 END $$""",
-    'CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_entries '
-    'FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_append_only()',
+    "CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_entries "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_append_only()",
     """CREATE OR REPLACE FUNCTION transactions_final_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.status <> 'draft' THEN
@@ -39,8 +40,8 @@ BEGIN
     RAISE EXCEPTION 'transaction % is %: % refused (only a posted one may be voided)', OLD.id, OLD.status, TG_OP
         USING HINT = 'A DBA lifts this for a repair with SET session_replication_role = replica.';
 END $$""",
-    'CREATE TRIGGER transactions_final_frozen BEFORE UPDATE OR DELETE ON transactions '
-    'FOR EACH ROW EXECUTE FUNCTION transactions_final_frozen()',
+    "CREATE TRIGGER transactions_final_frozen BEFORE UPDATE OR DELETE ON transactions "
+    "FOR EACH ROW EXECUTE FUNCTION transactions_final_frozen()",
     """CREATE OR REPLACE FUNCTION transaction_products_final_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     frozen bigint;
@@ -68,35 +69,38 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$""",
-    'CREATE TRIGGER transaction_products_insert_frozen AFTER INSERT ON transaction_products '
-    'REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION transaction_products_final_frozen()',
-    'CREATE TRIGGER transaction_products_update_frozen AFTER UPDATE ON transaction_products '
-    'REFERENCING OLD TABLE AS old_lines NEW TABLE AS new_lines '
-    'FOR EACH STATEMENT EXECUTE FUNCTION transaction_products_final_frozen()',
-    'CREATE TRIGGER transaction_products_delete_frozen AFTER DELETE ON transaction_products '
-    'REFERENCING OLD TABLE AS old_lines FOR EACH STATEMENT EXECUTE FUNCTION transaction_products_final_frozen()',
+    "CREATE TRIGGER transaction_products_insert_frozen AFTER INSERT ON transaction_products "
+    "REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION transaction_products_final_frozen()",
+    "CREATE TRIGGER transaction_products_update_frozen AFTER UPDATE ON transaction_products "
+    "REFERENCING OLD TABLE AS old_lines NEW TABLE AS new_lines "
+    "FOR EACH STATEMENT EXECUTE FUNCTION transaction_products_final_frozen()",
+    "CREATE TRIGGER transaction_products_delete_frozen AFTER DELETE ON transaction_products "
+    "REFERENCING OLD TABLE AS old_lines FOR EACH STATEMENT EXECUTE FUNCTION transaction_products_final_frozen()",
 ]
 TRIGGERS = {
-    'audit_entries': ['audit_entries_append_only'],
-    'transactions': ['transactions_final_frozen'],
-    'transaction_products': ['transaction_products_insert_frozen', 'transaction_products_update_frozen',
-                             'transaction_products_delete_frozen'],
+    "audit_entries": ["audit_entries_append_only"],
+    "transactions": ["transactions_final_frozen"],
+    "transaction_products": [
+        "transaction_products_insert_frozen",
+        "transaction_products_update_frozen",
+        "transaction_products_delete_frozen",
+    ],
 }
-FUNCTIONS = ['audit_entries_append_only', 'transactions_final_frozen', 'transaction_products_final_frozen']
+FUNCTIONS = ["audit_entries_append_only", "transactions_final_frozen", "transaction_products_final_frozen"]
 
 
 def upgrade():
-    if op.get_bind().dialect.name != 'postgresql':
+    if op.get_bind().dialect.name != "postgresql":
         return
     for statement in CREATE:
         op.execute(statement)
 
 
 def downgrade():
-    if op.get_bind().dialect.name != 'postgresql':
+    if op.get_bind().dialect.name != "postgresql":
         return
     for table, triggers in TRIGGERS.items():
         for trigger in triggers:
-            op.execute(f'DROP TRIGGER {trigger} ON {table}')
+            op.execute(f"DROP TRIGGER {trigger} ON {table}")
     for function in FUNCTIONS:
-        op.execute(f'DROP FUNCTION {function}()')
+        op.execute(f"DROP FUNCTION {function}()")

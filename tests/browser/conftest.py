@@ -11,7 +11,6 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from adminapp.extensions import db
 from adminapp.models import Product, User
-
 from tests.support import FAST_HASH, PASSWORD, make_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -159,4 +158,3 @@ def staff_page(page):
 def admin_page(page):
     """`page`, signed in through the login form as the admin."""
     return sign_in(page, ADMIN)
-

@@ -9,7 +9,6 @@ import pytest
 
 from adminapp.domain import sales
 from adminapp.models import Transaction
-
 from tests.browser.conftest import CHROMIUM, sign_in
 from tests.support import save_draft
 
@@ -76,11 +75,13 @@ def test_delete_confirmation_pages_have_no_serious_violations(page, live_server)
         sales.post(session, session.get(Transaction, posted), None)
         session.commit()
     sign_in(page, "browser-admin")
-    for path in (f"/admin/transaction/delete/?id={draft}", f"/admin/transaction/delete/?id={posted}",
-                 "/admin/product/delete/?id=3"):  # a draft's lines; refused: posted, product in use
+    for path in (
+        f"/admin/transaction/delete/?id={draft}",
+        f"/admin/transaction/delete/?id={posted}",
+        "/admin/product/delete/?id=3",
+    ):  # a draft's lines; refused: posted, product in use
         page.goto(path)
         assert serious_violations(page) == [], path
-
 
 
 def test_error_page_has_no_serious_violations(page):

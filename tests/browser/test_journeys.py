@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import select
 
 from adminapp.models import Product, Transaction
-
 from tests.browser.conftest import ADMIN, CHROMIUM, sign_in
 from tests.support import save_draft
 

@@ -128,9 +128,7 @@ def test_edit_save_and_post_a_transaction(staff_page, live_server, tmp_path):
         txn = session.scalars(select(Transaction)).one()
         assert txn.status == "draft"
         assert txn.total == Decimal("49.98")
-        assert sorted((line.product.sku, line.product_qty) for line in txn.lines) == [
-            ("BRW-001", 2), ("BRW-003", 4)
-        ]
+        assert sorted((line.product.sku, line.product_qty) for line in txn.lines) == [("BRW-001", 2), ("BRW-003", 4)]
         txn_id = txn.id
 
     page.goto(f"/admin/transaction/edit/?id={txn_id}")
