@@ -89,7 +89,8 @@ def write_chain(count: int) -> None:
 
 
 def bench(url: str, count: int) -> None:
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
+    # Keys of its own, in no instance folder of a real installation.
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "INSTANCE_PATH": tempfile.mkdtemp()})
     with app.app_context():
         db.create_all()
         began = time.perf_counter()

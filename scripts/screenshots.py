@@ -32,7 +32,8 @@ class QuietHandler(WSGIRequestHandler):
 
 
 def demo_app(folder: Path):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'demo.db'}", "SECRET_KEY": "demo"})
+    database = f"sqlite:///{folder / 'demo.db'}"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database, "SECRET_KEY": "demo", "INSTANCE_PATH": str(folder)})
     with app.app_context():
         init_db()
         audit.set_actor(db.session, audit.Actor(username="demo"))

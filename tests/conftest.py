@@ -1,6 +1,7 @@
 """Fixtures: a fresh app and a real database per test, on SQLite and (when
 TEST_DATABASE_URL is set) on PostgreSQL, in a database made for this run."""
 
+import copy
 import os
 import uuid
 from contextlib import contextmanager
@@ -47,7 +48,7 @@ def postgres_url():
 def pytest_xdist_auto_num_workers(config):
     # `-n auto` (pytest.ini): a process per core and one more, for the time tests spend
     # waiting on the servers and commands they start.
-    return (os.cpu_count() or 1) + 1
+    return len(os.sched_getaffinity(0)) + 1
 
 
 def pytest_generate_tests(metafunc):
@@ -119,7 +120,7 @@ def app(request, backend, tmp_path):
             yield own
         return
     shared = request.getfixturevalue("shared_app")
-    settings = shared.config.copy()
+    settings = copy.deepcopy(dict(shared.config))
     yield shared
     shared.config.clear()
     shared.config.update(settings)

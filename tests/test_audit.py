@@ -660,6 +660,7 @@ AUDIT_REFUSES = {
 }
 
 
+@pytest.mark.own_schema
 def test_no_change_commits_when_its_entry_cannot_be_written(app, client_as, make_product, draft, posted):
     client, _ = client_as("clerk", "admin")
     pid = make_product(sku="KEEP-1", name="Keep", stock=50)
@@ -1589,11 +1590,9 @@ def sentinel_rows(url) -> tuple[list, list]:
 
 
 @pytest.fixture
-def pg_server():
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
-    return url
+def pg_server(postgres_url):
+    """TEST_DATABASE_URL, the server the bench makes its own databases on."""
+    return os.environ["TEST_DATABASE_URL"]
 
 
 @pytest.fixture

@@ -255,6 +255,7 @@ def refusing_entries(app):
             _db.session.commit()
 
 
+@pytest.mark.own_schema
 def test_a_save_whose_entry_cannot_be_written_says_so_and_saves_nothing(app, make_user, make_product):
     make_user("clerk", "staff")
     clerk = signed_in(app, "clerk")
@@ -271,6 +272,7 @@ def test_a_save_whose_entry_cannot_be_written_says_so_and_saves_nothing(app, mak
     assert snapshot(app) == before
 
 
+@pytest.mark.own_schema
 def test_a_sign_in_whose_entry_cannot_be_written_answers_503_not_500(app, make_user):
     make_user("clerk", "staff")
     client = app.test_client()

@@ -28,6 +28,8 @@ SIGNATURES = [
     (BaseModelView, "_get_list_extra_args", ["self"]),  # SecuredModelView: the page kept within the cap
     (BaseModelView, "_get_column_by_idx", ["self", "idx"]),  # list_arg_problems, list_query: the sort column
     (ViewArgs, "clone", ["self", "kwargs"]),  # _get_list_extra_args returns a changed copy
+    # create_model / update_model (Flask-Admin's steps without its commit) call its hook wrapper
+    (BaseModelView, "_on_model_change", ["self", "form", "model", "is_created"]),
 ]
 
 # (view endpoint, attribute, type): a private attribute of a Flask-Admin view that adminapp reads.
