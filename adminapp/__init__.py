@@ -1,5 +1,6 @@
 """adminapp: a back office for the product catalog and sales transactions."""
 
+import copy
 import os
 import sys
 import uuid
@@ -46,7 +47,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     """The app, configured from the environment, or only from ``test_config`` when one is given
     (then nothing is read from the environment): either way completed with the defaults and
     checked (config.settle)."""
-    given = load_config(os.environ) if test_config is None else {"DEBUG": False, **test_config}
+    # A copy: the app completes its settings in place (the engine's options among them).
+    given = load_config(os.environ) if test_config is None else {"DEBUG": False, **copy.deepcopy(test_config)}
     app = AdminApp(
         __name__,
         template_folder=str(ROOT / "templates"),
