@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask_migrate import upgrade
 from sqlalchemy import func, select, text
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .domain import accounts, audit, audit_chain, seeding
 from .domain.errors import DomainError
@@ -223,8 +223,41 @@ def register(app) -> None:
         """Run the development server (creates the schema and a first admin when needed)."""
         init_db()
         password = ensure_first_admin()
-        if password:
-            click.echo("Created user 'admin' with the one-time password:\n\n    " + password + "\n")
-            click.echo("It is shown only now; you will be asked to change it after signing in.")
-        # Flask ignores app.run() inside its own CLI, so start Werkzeug's server directly.
-        run_simple(host, port, current_app._get_current_object(), threaded=True)
+        serve(current_app._get_current_object(), host, port, password)
+
+
+class PlainRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request log without its colour codes, for a log that is not a terminal."""
+
+    def log_request(self, code="-", size="-"):
+        line = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in self.requestline)
+        self.log("info", '"%s" %s %s', line, code, size)
+
+
+def serve(app, host: str, port: int, first_password: str | None) -> None:
+    """Werkzeug's development server (Flask ignores app.run() inside its own CLI), announced in
+    plain text, with the first admin's one-time password shown last, where it is seen."""
+    handler = WSGIRequestHandler if sys.stderr.isatty() else PlainRequestHandler
+    server = make_server(host, port, app, threaded=True, request_handler=handler)
+    click.echo(
+        f"adminapp is serving on http://{host}:{server.port}/ (a development server; production runs gunicorn).\n"
+        "It runs in the foreground: Ctrl+C stops it. Run the tests from a second terminal."
+    )
+    if first_password:
+        click.echo(one_time_password_box(first_password))
+    server.serve_forever()
+
+
+def one_time_password_box(password: str) -> str:
+    """The password in a frame, bold on a terminal (click.echo drops the style elsewhere)."""
+    lines = [
+        "Sign in as 'admin' with this one-time password:",
+        "",
+        f"    {password}",
+        "",
+        "It is shown only now; you will choose your own after signing in.",
+    ]
+    width = max(map(len, lines))
+    rule = "+" + "-" * (width + 2) + "+"
+    box = "\n".join([rule, *(f"| {line.ljust(width)} |" for line in lines), rule])
+    return "\n" + click.style(box, bold=True)

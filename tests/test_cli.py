@@ -875,16 +875,21 @@ def test_manage_py_run_serves_a_fresh_database_with_a_first_admin(tmp_path):
     )
     try:
         output = []
-        while "one-time password" not in "".join(output) and server.poll() is None:
-            output.append(server.stdout.readline())
-        password = server.stdout.readline() and server.stdout.readline().strip()
-        assert password, "".join(output)
+        while not re.match(r"\|     \S+ +\|$", output[-1] if output else "") and server.poll() is None:
+            output.append(server.stdout.readline().rstrip("\n"))
+        password = output[-1].strip("| ")
+        assert password, "\n".join(output)
+        assert "Ctrl+C stops it" in "\n".join(output)
         login_page = _get_when_up(f"http://127.0.0.1:{port}/login")
         assert "csrf_token" in login_page
     finally:
         server.terminate()
         server.wait(timeout=10)
+        rest = server.stdout.read()
         server.stdout.close()
+    log = "\n".join(output) + rest
+    assert "\x1b[" not in log, log  # no colour codes where the output is not a terminal
+    assert '"GET /login HTTP/1.1" 200' in log, log
     engine = create_engine(f"sqlite:///{tmp_path / 'run.db'}")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT username, role, must_change_password FROM users")).all() == [
