@@ -1758,16 +1758,6 @@ def test_anonymous_is_sent_to_login(app, make_product, draft, state):
 # ----------------------------------------------------------------------- CSRF
 
 
-@pytest.fixture
-def csrf_app(app, database_url, tmp_path):
-    """A second app on the same database (schema made by `app`), with CSRF checks on."""
-    csrf_app = make_app(database_url, tmp_path, WTF_CSRF_ENABLED=True)
-    yield csrf_app
-    with csrf_app.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
-
-
 def test_create_and_post_with_csrf_enforced(csrf_app, make_product):
     """With CSRF on, the real forms (tokens scraped from the pages) work and a tokenless POST does not."""
     app = csrf_app
