@@ -1,6 +1,8 @@
 """Helpers the tests import: `from tests.support import make_app, login, ...`."""
 
+import html
 import os
+import re
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -252,6 +254,16 @@ def count_statements(app):
 def flashed(response) -> str:
     """The page text with whitespace folded, for asserting on messages."""
     return " ".join(response.get_data(as_text=True).split())
+
+
+def recent_items(response) -> list[str]:
+    """The dashboard's recent-actions entries as text."""
+    assert response.status_code == 200
+    section = response.text.split('id="recent-actions"', 1)[1].split("</ul>", 1)[0]
+    return [
+        " ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split())
+        for item in re.findall(r"<li>(.*?)</li>", section, re.S)
+    ]
 
 
 def save_draft(session, lines, user=None, **fields) -> Transaction:

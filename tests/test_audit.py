@@ -45,6 +45,7 @@ from tests.support import (
     fresh_schema,
     login,
     make_app,
+    recent_items,
     save_draft,
     skip_line_counts_on_sqlite,
     snapshot,
@@ -235,15 +236,6 @@ def change_rows(response) -> list[list[str]]:
     found = [t for t in tables(response.text) if "audit-changes" in t["attrs"].get("class", "")]
     assert found, "no changes table on the page"
     return found[0]["rows"][1:]
-
-
-def recent_items(response) -> list[str]:
-    assert response.status_code == 200
-    section = response.text.split('id="recent-actions"', 1)[1].split("</ul>", 1)[0]
-    return [
-        " ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split())
-        for item in re.findall(r"<li>(.*?)</li>", section, re.S)
-    ]
 
 
 def filter_args(response) -> dict[str, dict[str, str]]:
