@@ -156,6 +156,17 @@ def another_app(database_url, tmp_path, **config):
             _db.engine.dispose()
 
 
+def detached(session_scope, model, key):
+    """The row of `model` with primary key `key` (None if there is none), loaded and taken out of
+    its session so that the test reads it after the session has closed. `session_scope` is the
+    `db` fixture."""
+    with session_scope() as session:
+        row = session.get(model, key)
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
 def snapshot(app) -> dict:
     """Every row of every table (the audit chain included), to prove that nothing changed."""
     with app.app_context():

@@ -61,20 +61,7 @@ PRODUCT_DELETE = "/admin/product/delete/"
 TXN_NEW = "/admin/transaction/new/"
 TXN_ACTION = "/admin/transaction/action/"
 TXN_DELETE = "/admin/transaction/delete/"
-COLUMNS = (
-    "id",
-    "at",
-    "user_id",
-    "username",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "changes",
-    "remote_addr",
-    "prev_hash",
-    "hash",
-)
+COLUMNS = tuple(AuditEntry.__table__.columns.keys())  # an entry read as a dict: every column of its row
 TIMEOUT = 60  # seconds a concurrent writer may wait before the test calls it a hang
 
 

@@ -6,6 +6,7 @@ import io
 import json
 import re
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from babel.numbers import format_currency
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DatabaseError
 
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, utcnow
 from adminapp.permissions import ALL, ROLE_RIGHTS
-from tests.support import count_statements, flashed, product_form, save_draft
+from tests.support import count_statements, detached, flashed, product_form, save_draft
 
 LIST = "/admin/product/"
 NEW = "/admin/product/new/"
@@ -84,14 +85,7 @@ def snapshot(db):
 
 @pytest.fixture
 def load(db):
-    def get(product_id):
-        with db() as session:
-            product = session.get(Product, product_id)
-            if product is not None:
-                session.expunge(product)
-            return product
-
-    return get
+    return partial(detached, db, Product)
 
 
 @pytest.fixture

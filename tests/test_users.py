@@ -6,6 +6,7 @@ import html
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,7 +16,7 @@ from werkzeug.security import check_password_hash
 from adminapp.domain import accounts
 from adminapp.extensions import db as _db
 from adminapp.models import Transaction, User
-from tests.support import FAST_HASH, PASSWORD, flashed, login, snapshot, statements
+from tests.support import FAST_HASH, PASSWORD, detached, flashed, login, snapshot, statements
 
 LIST = "/admin/user/"
 NEW = "/admin/user/new/"
@@ -132,14 +133,7 @@ def admin_client(admin_id, client_of):
 
 @pytest.fixture
 def load(db):
-    def get(user_id):
-        with db() as session:
-            user = session.get(User, user_id)
-            if user is not None:
-                session.expunge(user)
-            return user
-
-    return get
+    return partial(detached, db, User)
 
 
 @pytest.fixture
