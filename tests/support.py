@@ -168,6 +168,16 @@ def detached(session_scope, model, key):
         return row
 
 
+def product_rows(session_scope) -> list[tuple]:
+    """Every product as a tuple (id, sku, name, description, price, stock, is_active, version),
+    in id order. `session_scope` is the `db` fixture."""
+    with session_scope() as session:
+        return [
+            (p.id, p.sku, p.name, p.description, p.price, p.stock, p.is_active, p.version)
+            for p in session.scalars(select(Product).order_by(Product.id))
+        ]
+
+
 def snapshot(app) -> dict:
     """Every row of every table (the audit chain included), to prove that nothing changed."""
     with app.app_context():

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DatabaseError
 
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, utcnow
 from adminapp.permissions import ALL, ROLE_RIGHTS
-from tests.support import count_statements, detached, flashed, product_form, save_draft
+from tests.support import count_statements, detached, flashed, product_form, product_rows, save_draft
 
 LIST = "/admin/product/"
 NEW = "/admin/product/new/"
@@ -72,15 +72,7 @@ def sort_index(response, label):
 @pytest.fixture
 def snapshot(db):
     """Every product row as plain tuples, to prove nothing changed."""
-
-    def take():
-        with db() as session:
-            return [
-                (p.id, p.sku, p.name, p.description, p.price, p.stock, p.is_active, p.version)
-                for p in session.scalars(select(Product).order_by(Product.id))
-            ]
-
-    return take
+    return partial(product_rows, db)
 
 
 @pytest.fixture
