@@ -278,6 +278,17 @@ def flashed(response) -> str:
     return " ".join(response.get_data(as_text=True).split())
 
 
+def field_errors(response, field):
+    """The error messages rendered under one field of an admin form."""
+    for group in response.text.split('<div class="form-group')[1:]:
+        if f'id="{field}"' in group:
+            feedback = group.split('<div class="invalid-feedback">', 1)
+            if len(feedback) == 1:
+                return []
+            return [html.unescape(m) for m in re.findall(r"<li>(.*?)</li>", feedback[1], re.S)]
+    raise AssertionError(f"no field {field!r} on the page")
+
+
 def recent_items(response) -> list[str]:
     """The dashboard's recent-actions entries as text."""
     assert response.status_code == 200

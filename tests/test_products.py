@@ -15,7 +15,7 @@ from sqlalchemy.exc import DatabaseError
 
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, utcnow
 from adminapp.permissions import ALL, ROLE_RIGHTS
-from tests.support import count_statements, detached, flashed, product_form, product_rows, save_draft
+from tests.support import count_statements, detached, field_errors, flashed, product_form, product_rows, save_draft
 
 LIST = "/admin/product/"
 NEW = "/admin/product/new/"
@@ -40,17 +40,6 @@ def listed_skus(response):
 
 def cell(response, column):
     return [html.unescape(s) for s in re.findall(rf'<td class="col-{column}">\s*(.*?)\s*</td>', response.text, re.S)]
-
-
-def field_errors(response, field):
-    """The error messages rendered under one form field."""
-    for group in response.text.split('<div class="form-group')[1:]:
-        if f'id="{field}"' in group:
-            feedback = group.split('<div class="invalid-feedback">', 1)
-            if len(feedback) == 1:
-                return []
-            return [html.unescape(m) for m in re.findall(r"<li>(.*?)</li>", feedback[1], re.S)]
-    raise AssertionError(f"no field {field!r} on the page")
 
 
 def field_value(response, field):

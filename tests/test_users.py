@@ -16,7 +16,7 @@ from werkzeug.security import check_password_hash
 from adminapp.domain import accounts
 from adminapp.extensions import db as _db
 from adminapp.models import Transaction, User
-from tests.support import FAST_HASH, PASSWORD, detached, flashed, login, snapshot, statements
+from tests.support import FAST_HASH, PASSWORD, detached, field_errors, flashed, login, snapshot, statements
 
 LIST = "/admin/user/"
 NEW = "/admin/user/new/"
@@ -76,17 +76,6 @@ def edit_form(username, role="staff", **changes):
     return user_form(
         **{"username": username, "role": role, "new_password": "", "confirm_password": "", "version": "1", **changes}
     )
-
-
-def field_errors(response, field):
-    """The error messages rendered under one form field."""
-    for group in response.text.split('<div class="form-group')[1:]:
-        if f'id="{field}"' in group:
-            feedback = group.split('<div class="invalid-feedback">', 1)
-            if len(feedback) == 1:
-                return []
-            return [html.unescape(m) for m in re.findall(r"<li>(.*?)</li>", feedback[1], re.S)]
-    raise AssertionError(f"no field {field!r} on the page")
 
 
 def auth_field_errors(response, field):
