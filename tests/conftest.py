@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from adminapp.extensions import db as _db
 from adminapp.models import Product, User
 
-from .support import FAST_HASH, PASSWORD, empty_tables, fresh_schema, login, make_app
+from .support import FAST_HASH, PASSWORD, another_app, empty_tables, fresh_schema, login, make_app
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -131,6 +131,14 @@ def app(request, backend, tmp_path):
 def database_url(app):
     """The URL of the database `app` runs on: for a second app with other settings beside it."""
     return app.config["SQLALCHEMY_DATABASE_URI"]
+
+
+@pytest.fixture
+def csrf_app(app, database_url, tmp_path):
+    """The app with CSRF on, as in production, on the database the `app` fixture created (and drops afterwards)."""
+    with another_app(database_url, tmp_path, WTF_CSRF_ENABLED=True) as protected:
+        assert protected.config["WTF_CSRF_ENABLED"] is True
+        yield protected
 
 
 @pytest.fixture

@@ -1,14 +1,17 @@
 """Helpers the tests import: `from tests.support import make_app, login, ...`."""
 
+import html
 import os
+import re
 import subprocess
 import sys
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import jinja2
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, insert, select, text
 from werkzeug.security import generate_password_hash
 
 from adminapp import create_app
@@ -154,6 +157,27 @@ def another_app(database_url, tmp_path, **config):
             _db.engine.dispose()
 
 
+def detached(session_scope, model, key):
+    """The row of `model` with primary key `key` (None if there is none), loaded and taken out of
+    its session so that the test reads it after the session has closed. `session_scope` is the
+    `db` fixture."""
+    with session_scope() as session:
+        row = session.get(model, key)
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
+def product_rows(session_scope) -> list[tuple]:
+    """Every product as a tuple (id, sku, name, description, price, stock, is_active, version),
+    in id order. `session_scope` is the `db` fixture."""
+    with session_scope() as session:
+        return [
+            (p.id, p.sku, p.name, p.description, p.price, p.stock, p.is_active, p.version)
+            for p in session.scalars(select(Product).order_by(Product.id))
+        ]
+
+
 def snapshot(app) -> dict:
     """Every row of every table (the audit chain included), to prove that nothing changed."""
     with app.app_context():
@@ -252,6 +276,46 @@ def count_statements(app):
 def flashed(response) -> str:
     """The page text with whitespace folded, for asserting on messages."""
     return " ".join(response.get_data(as_text=True).split())
+
+
+def field_errors(response, field):
+    """The error messages rendered under one field of an admin form."""
+    for group in response.text.split('<div class="form-group')[1:]:
+        if f'id="{field}"' in group:
+            feedback = group.split('<div class="invalid-feedback">', 1)
+            if len(feedback) == 1:
+                return []
+            return [html.unescape(m) for m in re.findall(r"<li>(.*?)</li>", feedback[1], re.S)]
+    raise AssertionError(f"no field {field!r} on the page")
+
+
+def recent_items(response) -> list[str]:
+    """The dashboard's recent-actions entries as text."""
+    assert response.status_code == 200
+    section = response.text.split('id="recent-actions"', 1)[1].split("</ul>", 1)[0]
+    return [
+        " ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split())
+        for item in re.findall(r"<li>(.*?)</li>", section, re.S)
+    ]
+
+
+def insert_transactions(session, transactions: list[dict], product_ids: list[int]) -> list[int]:
+    """Transactions inserted in two statements (setup for thousands of rows, not the sales rules):
+    each row as given, with a line of one unit at 1.00 of every product and the total and line
+    count those lines make. Returns their ids."""
+    made = {"total": Decimal("1.00") * len(product_ids), "line_count": len(product_ids), "version": 1}
+    ids = session.scalars(
+        insert(Transaction).returning(Transaction.id), [{**made, **fields} for fields in transactions]
+    ).all()
+    session.execute(
+        insert(TransactionProduct),
+        [
+            {"transaction_id": txn_id, "product_id": pid, "product_qty": 1, "unit_price": Decimal("1.00")}
+            for txn_id in ids
+            for pid in product_ids
+        ],
+    )
+    return ids
 
 
 def save_draft(session, lines, user=None, **fields) -> Transaction:

@@ -45,6 +45,7 @@ from tests.support import (
     fresh_schema,
     login,
     make_app,
+    recent_items,
     save_draft,
     skip_line_counts_on_sqlite,
     snapshot,
@@ -60,20 +61,7 @@ PRODUCT_DELETE = "/admin/product/delete/"
 TXN_NEW = "/admin/transaction/new/"
 TXN_ACTION = "/admin/transaction/action/"
 TXN_DELETE = "/admin/transaction/delete/"
-COLUMNS = (
-    "id",
-    "at",
-    "user_id",
-    "username",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "changes",
-    "remote_addr",
-    "prev_hash",
-    "hash",
-)
+COLUMNS = tuple(AuditEntry.__table__.columns.keys())  # an entry read as a dict: every column of its row
 TIMEOUT = 60  # seconds a concurrent writer may wait before the test calls it a hang
 
 
@@ -235,15 +223,6 @@ def change_rows(response) -> list[list[str]]:
     found = [t for t in tables(response.text) if "audit-changes" in t["attrs"].get("class", "")]
     assert found, "no changes table on the page"
     return found[0]["rows"][1:]
-
-
-def recent_items(response) -> list[str]:
-    assert response.status_code == 200
-    section = response.text.split('id="recent-actions"', 1)[1].split("</ul>", 1)[0]
-    return [
-        " ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split())
-        for item in re.findall(r"<li>(.*?)</li>", section, re.S)
-    ]
 
 
 def filter_args(response) -> dict[str, dict[str, str]]:

@@ -90,13 +90,17 @@ SAME_SITE_TARGETS = [
 ]
 
 
+def login_with_next(app, username, target):
+    """A new client signing in through /login?next=<target>, as the login page links it."""
+    return app.test_client().post(
+        f"/login?next={quote(target, safe='')}", data={"username": username, "password": PASSWORD}
+    )
+
+
 def test_login_follows_a_same_site_next(app, make_user):
     make_user("alice", "staff")
     for target in SAME_SITE_TARGETS:
-        client = app.test_client()
-        response = client.post(
-            f"/login?next={quote(target, safe='')}", data={"username": "alice", "password": PASSWORD}
-        )
+        response = login_with_next(app, "alice", target)
         assert response.status_code == 302, target
         assert response.headers["Location"] == target
 
@@ -104,10 +108,7 @@ def test_login_follows_a_same_site_next(app, make_user):
 def test_login_ignores_an_offsite_next(app, make_user):
     make_user("alice", "staff")
     for target in OFFSITE_TARGETS:
-        client = app.test_client()
-        response = client.post(
-            f"/login?next={quote(target, safe='')}", data={"username": "alice", "password": PASSWORD}
-        )
+        response = login_with_next(app, "alice", target)
         assert response.status_code == 302, repr(target)
         assert response.headers["Location"] == "/admin/", (
             f"next={target!r} sent the user to {response.headers['Location']!r}"

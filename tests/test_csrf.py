@@ -7,17 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from adminapp.models import Product, User
-from tests.support import PASSWORD, another_app, snapshot
+from tests.support import PASSWORD, snapshot
 
 PRODUCT_FORM = {"description": "", "price": "12.50", "stock": "7", "initial_stock": "7", "is_active": "y"}
-
-
-@pytest.fixture
-def csrf_app(app, database_url, tmp_path):
-    """The app with CSRF on, on the database the `app` fixture created (and drops afterwards)."""
-    with another_app(database_url, tmp_path, WTF_CSRF_ENABLED=True) as protected:
-        assert protected.config["WTF_CSRF_ENABLED"] is True
-        yield protected
 
 
 class FormParser(HTMLParser):

@@ -21,7 +21,7 @@ from sqlalchemy import update
 from adminapp.domain import sales
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct
-from tests.support import as_dba, count_statements, make_app, save_draft, signed_in, statements
+from tests.support import as_dba, count_statements, make_app, recent_items, save_draft, signed_in, statements
 
 DASHBOARD = "/admin/"
 COUNTS = ("product-count", "active-count", "low-stock-count", "draft-count", "posted-today")
@@ -79,16 +79,6 @@ def chart_title(response) -> str:
     match = re.search(r'<title id="sales-chart-title">(.*?)</title>', response.text, re.S)
     assert match, "no chart on the dashboard"
     return html.unescape(match.group(1))
-
-
-def recent_items(response) -> list[str]:
-    """The recent-actions entries as text."""
-    assert response.status_code == 200
-    section = response.text.split('id="recent-actions"', 1)[1].split("</ul>", 1)[0]
-    return [
-        " ".join(html.unescape(re.sub(r"<[^>]+>", " ", item)).split())
-        for item in re.findall(r"<li>(.*?)</li>", section, re.S)
-    ]
 
 
 def listed(response, column) -> list[str]:

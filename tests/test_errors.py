@@ -20,7 +20,17 @@ from sqlalchemy import select
 
 from adminapp.extensions import db as _db
 from adminapp.models import Product, Transaction, TransactionProduct, User
-from tests.support import FAST_HASH, PASSWORD, flashed, make_app, product_form, save_draft, signed_in, snapshot
+from tests.support import (
+    FAST_HASH,
+    PASSWORD,
+    flashed,
+    make_app,
+    product_form,
+    product_rows,
+    save_draft,
+    signed_in,
+    snapshot,
+)
 
 PRODUCTS = "/admin/product/"
 PRODUCT_NEW = "/admin/product/new/"
@@ -157,11 +167,7 @@ def products(db):
     """Every product as a tuple of its fields, to prove what was (not) saved."""
 
     def take():
-        with db() as session:
-            return [
-                (p.sku, p.name, p.description, p.price, p.stock, p.is_active, p.version)
-                for p in session.scalars(select(Product).order_by(Product.id))
-            ]
+        return [row[1:] for row in product_rows(db)]  # without the id
 
     return take
 

@@ -6,6 +6,7 @@ import io
 import json
 import re
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from babel.numbers import format_currency
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DatabaseError
 
 from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, utcnow
 from adminapp.permissions import ALL, ROLE_RIGHTS
-from tests.support import count_statements, flashed, product_form, save_draft
+from tests.support import count_statements, detached, field_errors, flashed, product_form, product_rows, save_draft
 
 LIST = "/admin/product/"
 NEW = "/admin/product/new/"
@@ -41,17 +42,6 @@ def cell(response, column):
     return [html.unescape(s) for s in re.findall(rf'<td class="col-{column}">\s*(.*?)\s*</td>', response.text, re.S)]
 
 
-def field_errors(response, field):
-    """The error messages rendered under one form field."""
-    for group in response.text.split('<div class="form-group')[1:]:
-        if f'id="{field}"' in group:
-            feedback = group.split('<div class="invalid-feedback">', 1)
-            if len(feedback) == 1:
-                return []
-            return [html.unescape(m) for m in re.findall(r"<li>(.*?)</li>", feedback[1], re.S)]
-    raise AssertionError(f"no field {field!r} on the page")
-
-
 def field_value(response, field):
     match = re.search(rf'<input[^>]*\bid="{field}"[^>]*\bvalue="([^"]*)"', response.text)
     if match:
@@ -71,27 +61,12 @@ def sort_index(response, label):
 @pytest.fixture
 def snapshot(db):
     """Every product row as plain tuples, to prove nothing changed."""
-
-    def take():
-        with db() as session:
-            return [
-                (p.id, p.sku, p.name, p.description, p.price, p.stock, p.is_active, p.version)
-                for p in session.scalars(select(Product).order_by(Product.id))
-            ]
-
-    return take
+    return partial(product_rows, db)
 
 
 @pytest.fixture
 def load(db):
-    def get(product_id):
-        with db() as session:
-            product = session.get(Product, product_id)
-            if product is not None:
-                session.expunge(product)
-            return product
-
-    return get
+    return partial(detached, db, Product)
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from adminapp.admin import listing
 from adminapp.admin.listing import COUNT_CAP, NARROWED_COUNT_CAP
 from adminapp.domain import audit
 from adminapp.extensions import db as _db
-from adminapp.models import Product, Transaction, TransactionProduct, User, utcnow
-from tests.support import statements
+from adminapp.models import Product, User, utcnow
+from tests.support import insert_transactions, statements
 
 PRODUCTS = "/admin/product/"
 TRANSACTIONS = "/admin/transaction/"
@@ -90,28 +90,18 @@ def sales(db, catalog):
                 )
         with db() as session:
             now = utcnow()
-            ids = session.scalars(
-                insert(Transaction).returning(Transaction.id),
+            ids = insert_transactions(
+                session,
                 [
                     {
                         "status": "posted",
                         "note": f"sale {n}",
-                        "total": Decimal("3.00"),
-                        "line_count": 3,
                         "created_at": now - timedelta(minutes=n),
                         "created_by_id": made["user"],
-                        "version": 1,
                     }
                     for n in range(count)
                 ],
-            ).all()
-            session.execute(
-                insert(TransactionProduct),
-                [
-                    {"transaction_id": txn_id, "product_id": pid, "product_qty": 1, "unit_price": Decimal("1.00")}
-                    for txn_id in ids
-                    for pid in made["products"]
-                ],
+                made["products"],
             )
             seller = audit.Actor(made["user"], "seller")
             audit.append(

@@ -420,15 +420,6 @@ def test_sessions_past_their_lifetime_are_deleted_at_the_next_sign_in(app, db, b
 # ------------------------------------------------------------ renewed at sign-in
 
 
-@pytest.fixture
-def csrf_app(app, database_url, tmp_path):
-    protected = make_app(database_url, tmp_path, WTF_CSRF_ENABLED=True)
-    yield protected
-    with protected.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
-
-
 def csrf_token(page) -> str:
     return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
 from adminapp.domain import guards, sales
@@ -25,6 +25,7 @@ from tests.support import (
     PASSWORD,
     count_statements,
     flashed,
+    insert_transactions,
     login,
     make_app,
     save_draft,
@@ -1476,28 +1477,18 @@ def many_transactions(db, make_product):
             session.add(user)
             session.flush()
             now = utcnow()
-            ids = session.scalars(
-                insert(Transaction).returning(Transaction.id),
+            insert_transactions(
+                session,
                 [
                     {
                         "status": ("draft", "posted")[n % 2],
                         "note": f"bulk {n}",
-                        "total": Decimal("3.00"),
                         "created_at": now,
                         "created_by_id": user.id,
-                        "line_count": lines_each,
-                        "version": 1,
                     }
                     for n in range(count)
                 ],
-            ).all()
-            session.execute(
-                insert(TransactionProduct),
-                [
-                    {"transaction_id": txn_id, "product_id": pid, "product_qty": 1, "unit_price": Decimal("1.00")}
-                    for txn_id in ids
-                    for pid in products
-                ],
+                products,
             )
 
     return make
@@ -1756,16 +1747,6 @@ def test_anonymous_is_sent_to_login(app, make_product, draft, state):
 
 
 # ----------------------------------------------------------------------- CSRF
-
-
-@pytest.fixture
-def csrf_app(app, database_url, tmp_path):
-    """A second app on the same database (schema made by `app`), with CSRF checks on."""
-    csrf_app = make_app(database_url, tmp_path, WTF_CSRF_ENABLED=True)
-    yield csrf_app
-    with csrf_app.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
 
 
 def test_create_and_post_with_csrf_enforced(csrf_app, make_product):
