@@ -124,6 +124,11 @@ def checkpoint_problems(checkpoints, verdict: audit.Verdict) -> list[str]:
     return problems
 
 
+# Scripts set passwords that are then used as they are; a person given one can be asked to
+# choose their own at the next sign-in.
+MUST_CHANGE = click.option("--must-change", is_flag=True, help="Ask for a new password at the next sign-in.")
+
+
 def register(app) -> None:
     @app.cli.command("init-db")
     def init_db_command():
@@ -135,21 +140,23 @@ def register(app) -> None:
     @click.argument("username")
     @click.option("--role", type=click.Choice([role.value for role in Role]), required=True)
     @click.password_option("--password", prompt=True, confirmation_prompt=True)
+    @MUST_CHANGE
     @as_cli
-    def create_user_command(username, role, password):
-        """Create a user with a role."""
+    def create_user_command(username, role, password, must_change):
+        """Create a user with a role, ready to sign in (with --must-change: asked for a new password first)."""
         with command_unit_of_work():
-            accounts.create_user(db.session, username, password, role)
+            accounts.create_user(db.session, username, password, role, must_change_password=must_change)
         click.echo(f"Created {role} {username}.")
 
     @app.cli.command("set-password")
     @click.argument("username")
     @click.password_option("--password", prompt=True, confirmation_prompt=True)
+    @MUST_CHANGE
     @as_cli
-    def set_password_command(username, password):
-        """Set a user's password (and unlock the account)."""
+    def set_password_command(username, password, must_change):
+        """Set a user's password and unlock the account (with --must-change: asked for a new one first)."""
         with command_unit_of_work():
-            accounts.set_password(db.session, username, password)
+            accounts.set_password(db.session, username, password, must_change_password=must_change)
         click.echo(f"Password of {username} changed.")
 
     @app.cli.command("seed")

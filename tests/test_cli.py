@@ -389,6 +389,20 @@ def test_create_user_with_password_option(app):
     assert signs_in(app, "bob", "s3cret-pw-long")
 
 
+@pytest.mark.parametrize("command", [["create-user", "dina", "--role", "staff"], ["set-password", "dina"]])
+def test_must_change_asks_for_a_new_password_at_the_next_sign_in(app, make_user, command):
+    if command[0] == "set-password":
+        make_user("dina", "staff")
+
+    result = run(app, *command, "--password", "Kopi-tubruk-42", "--must-change")
+
+    assert result.exit_code == 0, result.output
+    assert find_user(app, "dina").must_change_password is True
+    client = app.test_client()
+    assert login(client, "dina", "Kopi-tubruk-42").status_code == 302
+    assert client.get("/admin/").headers["Location"].endswith("/account/password")
+
+
 def test_create_user_prompts_for_the_password(app):
     result = run(app, "create-user", "carol", "--role", "auditor", input="Kopi-tubruk-42\nKopi-tubruk-42\n")
 

@@ -201,7 +201,8 @@ def test_create_user_stores_a_hash_and_the_user_can_sign_in(app, admin_client, f
 
     assert redirected_to(response) == LIST
     carol = find("carol.smith")
-    assert (carol.role, carol.is_active, carol.must_change_password) == ("auditor", True, False)
+    # The admin's password is for one sign-in: she then chooses her own.
+    assert (carol.role, carol.is_active, carol.must_change_password) == ("auditor", True, True)
     assert GOOD_PASSWORD not in carol.password_hash
     assert carol.password_hash.startswith(("scrypt:", "pbkdf2:"))
     assert check_password_hash(carol.password_hash, GOOD_PASSWORD)
@@ -331,8 +332,17 @@ def test_new_password_on_edit_replaces_the_old_one(app, admin_client, make_user,
 
     assert redirected_to(response) == LIST
     assert load(bob).check_password(GOOD_PASSWORD)
+    assert load(bob).must_change_password  # the admin's password is for one sign-in
     assert not can_sign_in(app, "bob", PASSWORD)
     assert can_sign_in(app, "bob", GOOD_PASSWORD)
+
+
+def test_an_admin_setting_their_own_password_is_not_asked_for_another(app, admin_client, admin_id, load):
+    form = edit_form("root", role="admin", new_password=GOOD_PASSWORD, confirm_password=GOOD_PASSWORD)
+
+    assert redirected_to(admin_client.post(edit_url(admin_id), data=form)) == LIST
+    assert load(admin_id).check_password(GOOD_PASSWORD)
+    assert not load(admin_id).must_change_password
 
 
 def test_weak_password_on_edit_is_refused(app, admin_client, make_user):

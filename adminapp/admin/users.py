@@ -2,6 +2,7 @@
 
 from flask_admin.actions import action
 from flask_babel import lazy_gettext, ngettext
+from flask_login import current_user
 from wtforms import PasswordField, SelectChoice, SelectField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, StopValidation
 
@@ -97,7 +98,11 @@ class UserView(SecuredModelView):
             "default": True,
             "description": lazy_gettext("Inactive users cannot sign in; their history stays."),
         },
-        "must_change_password": {"description": lazy_gettext("Ask for a new password at the next sign-in.")},
+        "must_change_password": {
+            "description": lazy_gettext(
+                "Ask for a new password at the next sign-in. Always so after you set a password for someone else."
+            )
+        },
     }
     action_rights = {"delete": DELETE}
 
@@ -110,6 +115,7 @@ class UserView(SecuredModelView):
             is_created,
             version_seen=form.version.data,
             keep_token=sessions.current_token(),
+            set_by=current_user.id,
         )
 
     def deletion_preview(self, record):

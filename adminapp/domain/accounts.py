@@ -340,9 +340,13 @@ def save_user(
     is_new: bool,
     version_seen=None,
     keep_token: str | None = None,
+    set_by: int | None = None,
 ) -> None:
     """The admin's user form: a new user needs a password; the last active admin stays one; an
     edit is refused when the user changed since the form was opened at ``version_seen``.
+
+    A password an admin (of id ``set_by``) sets for someone else (a new user, a reset) is for one
+    sign-in: that user then chooses their own, which nobody else knows.
 
     A new password, a role change or a change of activation ends the user's sessions, but
     the one of ``keep_token`` (the admin's own, when admins change themselves) unless the
@@ -350,6 +354,8 @@ def save_user(
     if new_password:
         check_password_rule(new_password, user.username)
         user.set_password(new_password)
+        if set_by is None or set_by != user.id:
+            user.must_change_password = True
     elif is_new:
         raise WeakPassword(gettext("A password is required for a new user."))
     if is_new:
@@ -544,13 +550,13 @@ def create_user(session: Session, username: str, password: str, role: str, must_
     return user
 
 
-def set_password(session: Session, username: str, password: str) -> User:
+def set_password(session: Session, username: str, password: str, must_change_password: bool = False) -> User:
     user = find_user(session, username)
     if user is None:
         raise InvalidUser(gettext("No user %(username)r.", username=username))
     check_password_rule(password, username)
     user.set_password(password)
-    user.must_change_password = False
+    user.must_change_password = must_change_password
     user.failed_login_count = 0
     user.locked_until = None
     _bump_version(user)
