@@ -1786,3 +1786,20 @@ def test_create_and_post_with_csrf_enforced(csrf_app, make_product):
     with app.app_context():
         assert _db.session.get(Transaction, txn_id).status == "posted"
         assert _db.session.get(Product, product_id).stock == 3
+
+
+# ------------------------------------------------------------------ only what will work
+
+
+def test_posted_and_void_transactions_offer_no_edit_or_delete(admin_client, make_product, draft, posted, voided):
+    product = make_product(stock=50)
+    ids = {"draft": draft((product, 1)), "posted": posted((product, 1)), "void": voided((product, 1))}
+    listed = admin_client.get(LIST).text
+
+    for status, txn_id in ids.items():
+        draft_only = status == "draft"
+        edit, delete = f"/admin/transaction/edit/?id={txn_id}&", f"/admin/transaction/delete/?id={txn_id}&"
+        assert (edit in listed, delete in listed) == (draft_only, draft_only), status
+        details = admin_client.get(details_url(txn_id)).text
+        assert (edit in details, 'id="delete-link"' in details) == (draft_only, draft_only), status
+        assert ('id="post-form"' in details, 'id="void-link"' in details) == (draft_only, status == "posted")

@@ -16,7 +16,7 @@ from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.helpers import get_redirect_target
 from flask_admin.model import typefmt
-from flask_admin.model.template import BaseListRowAction, DeleteRowAction
+from flask_admin.model.template import BaseListRowAction, DeleteRowAction, EditRowAction
 from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import inspect
@@ -83,6 +83,17 @@ class ConfirmDeleteRowAction(BaseListRowAction):
         # The names Flask-Admin's list template defines: its row_actions macros and get_url.
         link, get_url = context.resolve("row_actions").link, context.resolve("get_url")
         return link(self, get_url(".delete_view", id=row_id, url=context.resolve("return_url")), "fa fa-trash")
+
+
+class OfferedRowAction(BaseListRowAction):
+    """A row's icon shown only on the rows where its action can work (``offered(row)``)."""
+
+    def __init__(self, action: BaseListRowAction, offered):
+        super().__init__(title=action.title)
+        self.action, self.offered = action, offered
+
+    def render(self, context, row_id, row):
+        return self.action.render(context, row_id, row) if self.offered(row) else ""
 
 
 class SecuredModelView(ModelView):
@@ -215,11 +226,20 @@ class SecuredModelView(ModelView):
         """What the confirmation page says; each view asks its domain module."""
         return DeletionPreview()
 
+    def offers_change(self, record) -> bool:
+        """Whether editing or deleting ``record`` can work: the pages offer neither otherwise
+        (a posted transaction). The rules that refuse them stay in the domain."""
+        return True
+
     def get_list_row_actions(self):
-        return [
-            ConfirmDeleteRowAction() if isinstance(action, DeleteRowAction) else action
-            for action in super().get_list_row_actions()
-        ]
+        actions = []
+        for action in super().get_list_row_actions():
+            if isinstance(action, DeleteRowAction):
+                action = ConfirmDeleteRowAction()
+            if isinstance(action, EditRowAction | ConfirmDeleteRowAction):
+                action = OfferedRowAction(action, self.offers_change)
+            actions.append(action)
+        return actions
 
     # --- the line editor's autocomplete ---
     LOOKUP_LIMIT = 50  # the most rows one lookup returns

@@ -203,6 +203,9 @@ class TransactionView(SecuredModelView):
     get_one_options = (selectinload(Transaction.lines).joinedload(TransactionProduct.product),)
     statuses = TransactionStatus  # for the templates: model.status == admin_view.statuses.DRAFT
 
+    def offers_change(self, record) -> bool:
+        return record.status == TransactionStatus.DRAFT  # posted and void are final
+
     # --- the unit of work: hooks delegate to sales, the view commits once ---
     def on_model_change(self, form, model, is_created):
         if not is_created:
