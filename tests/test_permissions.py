@@ -14,7 +14,10 @@ import pytest
 from flask import url_for
 from sqlalchemy import select
 
+from adminapp.admin.products import ProductView
+from adminapp.admin.transactions import TransactionView
 from adminapp.models import Product, User
+from adminapp.permissions import ROLE_RIGHTS
 from tests.support import OFFSITE_TARGETS, login, snapshot
 
 ROLES = ("admin", "staff", "auditor")
@@ -442,3 +445,14 @@ def test_role_change_applies_to_a_signed_in_user(app, db, make_user, make_produc
     pid = make_product()
     assert client.post("/admin/product/delete/", data={"id": pid}).status_code == 403
     assert product_row(db, pid) is not None
+
+
+@pytest.mark.parametrize("role", ["admin", "staff", "auditor"])
+@pytest.mark.parametrize("endpoint", ["product", "transaction"])
+def test_a_list_offers_only_the_bulk_actions_the_role_may_run(as_role, make_product, role, endpoint):
+    make_product()
+    page = as_role(role).get(f"/admin/{endpoint}/").text
+    offered = set(re.findall(r"modelActions\.execute\('(\w+)'\)", page))
+    rights = {"product": ProductView.action_rights, "transaction": TransactionView.action_rights}[endpoint]
+    may_run = {name for name, right in rights.items() if right in ROLE_RIGHTS[role].get(endpoint, ())}
+    assert offered == may_run
