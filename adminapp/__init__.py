@@ -220,6 +220,11 @@ def register_routes(app: Flask) -> None:
     def home():
         return redirect(url_for("admin.index"))
 
+    @app.route("/favicon.ico")
+    def favicon():
+        # Asked for by browsers and tools that do not read the pages' <link rel="icon">.
+        return app.send_static_file("img/favicon.svg")
+
 
 def register_errors(app: Flask) -> None:
     from flask_babel import gettext as _

@@ -647,3 +647,12 @@ def test_sqlite_syncs_at_checkpoints_unless_told_otherwise(tmp_path, settings, l
         assert _db.session.execute(text("PRAGMA synchronous")).scalar() == level
         _db.session.remove()
     dispose(app)
+
+
+def test_every_page_has_an_icon_and_favicon_ico_answers(app, admin_client):
+    anonymous = app.test_client()
+    for client, url in [(anonymous, "/login"), (admin_client, "/admin/"), (admin_client, "/admin/nowhere/")]:
+        assert 'rel="icon" href="/static/img/favicon.svg"' in client.get(url).text, url
+    icon = anonymous.get("/favicon.ico")
+    assert (icon.status_code, icon.mimetype) == (200, "image/svg+xml")
+    icon.close()

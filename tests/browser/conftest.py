@@ -127,8 +127,8 @@ def page(browser, live_server):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 
     def console_error(message):
-        # Console errors include CSP violations; the browser's own favicon request may 404.
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+        # Console errors include CSP violations and any failed request (a missing favicon too).
+        if message.type == "error":
             errors.append(f"console: {message.text} ({message.location.get('url')})")
 
     page.on("console", console_error)
