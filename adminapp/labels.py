@@ -8,11 +8,12 @@ objects that translate whenever they are turned into text, for class-level defin
 """
 
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext, lazy_gettext, lazy_pgettext, pgettext
 from flask_babel.speaklater import LazyString
 
-from .formatting import local_time
+from .formatting import local_time, money
 from .vocabularies import AuditAction, Language, Role, TransactionStatus
 
 # --- the vocabularies (vocabularies.py): one label table each, keyed by its members ---
@@ -188,6 +189,27 @@ def field_label(object_type: str | None, field: str) -> str:
     return str(label) if label is not None else field
 
 
+# Fields whose recorded values are amounts, and user ids (a transaction's "posted by").
+MONEY_FIELDS = {"price", "total", "unit_price"}
+USER_ID_FIELDS = {"created_by_id", "posted_by_id", "voided_by_id", "created_by", "posted_by", "voided_by"}
+
+
+def _money(value) -> str:
+    try:
+        return money(Decimal(str(value)))
+    except InvalidOperation:
+        return str(value)
+
+
+def username_of(user_id) -> str:
+    """The name of the user of that id, as the audit trail shows who did something."""
+    from .extensions import db  # here: the models import this module's labels
+    from .models import User
+
+    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    return user.username if user is not None else str(user_id)
+
+
 def change_value(field: str, value) -> str:
     """One old or new value in an audit entry's changes, readable in the user's language."""
     if value is None:
@@ -199,6 +221,10 @@ def change_value(field: str, value) -> str:
             return local_time(datetime.fromisoformat(value))
         except ValueError:
             return value
+    if field in MONEY_FIELDS:
+        return _money(value)
+    if field in USER_ID_FIELDS:
+        return username_of(value)
     if field == "status":
         return status_label(value)
     if field == "role":

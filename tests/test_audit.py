@@ -907,7 +907,7 @@ def test_admin_and_auditor_read_the_trail(app, client_as, make_product, role):
     details = reader.get(f"/admin/audit/details/?id={update['id']}")
     assert details.status_code == 200
     assert ["Name", "Readable", "Readable too"] in change_rows(details)
-    assert ["Price", "3.00", "4.50"] in change_rows(details)
+    assert ["Price", "IDR3.00", "IDR4.50"] in change_rows(details)  # money, as the catalog shows it
     assert len(change_rows(details)) == 2
     assert update["hash"] in details.text
     for write_link in ("/admin/audit/new/", "/admin/audit/edit/", "/admin/audit/delete/", "/admin/audit/action/"):
@@ -1110,6 +1110,9 @@ def test_transaction_history(app, client_as, make_product):
     rows = history_rows(client.get(f"/admin/transaction/history/?id={txn_id}"))
     assert [row[2] for row in rows] == ["post", "update", "create"]
     assert "TH-1" in rows[1][3]
+    # Who posted it by name and the total as money, not a user id and a bare number.
+    assert "Posted byseller" in rows[0][3], rows[0]
+    assert "TotalIDR10.00IDR20.00" in rows[1][3], rows[1]
 
 
 # ============================================================================ dashboard
