@@ -170,7 +170,7 @@ def register_admin(app: Flask) -> None:
 
     from . import labels
     from .admin import init_admin
-    from .formatting import local_date, local_time, money, number
+    from .formatting import local_date, local_time, money, number, number_symbols
 
     init_admin(app)
     app.context_processor(lambda: {"current_locale": str(get_locale() or Language.ENGLISH), "languages": LANGUAGES})
@@ -188,6 +188,7 @@ def register_admin(app: Flask) -> None:
         field_label=labels.field_label,
         change_value=labels.change_value,
         line_change_label=labels.line_change_label,
+        number_symbols=number_symbols,
     )
 
     @app.after_request

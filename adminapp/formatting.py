@@ -3,8 +3,9 @@
 from datetime import datetime
 from decimal import Decimal
 
+from babel.numbers import get_decimal_symbol, get_group_symbol
 from flask import current_app
-from flask_babel import format_currency, format_date, format_datetime, format_decimal
+from flask_babel import format_currency, format_date, format_datetime, format_decimal, get_locale
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -27,6 +28,13 @@ def money(amount: Decimal | None) -> str:
 
 def number(value) -> str:
     return "" if value is None else format_decimal(value)
+
+
+def number_symbols(locale=None) -> dict[str, str]:
+    """The decimal and group symbols of a language (the user's by default), as the number
+    fields read them: "1.000" is one thousand in Indonesian, "1,000" in English."""
+    locale = locale or get_locale()
+    return {"decimal": get_decimal_symbol(locale), "group": get_group_symbol(locale)}
 
 
 def local_date(day, style: str = "medium") -> str:

@@ -501,6 +501,10 @@ def test_a_validation_error_is_shown_in_its_fields_group_with_the_input_kept(adm
     assert products() == []
 
 
+# 9.999 in English: nine with three decimals, not nine thousand nine hundred ninety-nine.
+NINE_WITH_THREE_DECIMALS = "Read as 9.999. Here “.” marks the decimals and “,” separates thousands."
+
+
 def test_a_validation_error_on_edit_keeps_the_input_and_the_form_still_saves(admin_client, make_product, products):
     pid = make_product(sku="ED-1", name="Stored", price="9.00", stock=4)
     before = products()
@@ -514,7 +518,7 @@ def test_a_validation_error_on_edit_keeps_the_input_and_the_form_still_saves(adm
 
     assert response.status_code == 200
     page = response.text
-    assert errors_in(field_group(page, "price")) == ["Use at most 2 decimal places."]
+    assert errors_in(field_group(page, "price")) == ["Use at most 2 decimal places.", NINE_WITH_THREE_DECIMALS]
     assert (
         field_value(page, "name"),
         field_value(page, "price"),
@@ -546,7 +550,7 @@ def test_help_text_stays_under_a_field_that_has_an_error(admin_client):
     response = admin_client.post(PRODUCT_NEW, data=product_form(price="9.999"))
 
     price = field_group(response.text, "price")
-    assert errors_in(price) == ["Use at most 2 decimal places."]
+    assert errors_in(price) == ["Use at most 2 decimal places.", NINE_WITH_THREE_DECIMALS]
     assert help_in(price) == HELP["price"]
     assert 'aria-describedby="price-help"' in price and 'id="price-help"' in price  # read out with the field
 

@@ -13,7 +13,7 @@ from ..labels import PRODUCT_FIELDS
 from ..models import Product
 from ..permissions import CHANGE, DELETE
 from .base import SecuredModelView
-from .fields import InitialValueField, VersionField
+from .fields import InitialValueField, LocaleDecimalField, LocaleIntegerField, VersionField
 from .filters import AtLeast, AtMost, IntAtOrBelow
 from .validators import Regexp, blank_to_none, cents, finite_decimal, plain_text, strip
 
@@ -66,7 +66,11 @@ class ProductView(SecuredModelView):
 
     form_columns = ["sku", "name", "description", "price", "stock", "is_active", "version", "initial_stock"]
     form_extra_fields = {"version": VersionField(), "initial_stock": InitialValueField()}
-    form_overrides = {"description": fields.TextAreaField, "price": fields.DecimalField}
+    form_overrides = {
+        "description": fields.TextAreaField,
+        "price": LocaleDecimalField,
+        "stock": LocaleIntegerField,
+    }
     # Flask-Admin adds each column's InputRequired and Length(max=...) itself.
     form_args = {  # labels: column_labels
         "sku": {

@@ -14,7 +14,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import and_, false, select, true
 from sqlalchemy.orm import aliased, selectinload
-from wtforms import IntegerField, TextAreaField
+from wtforms import TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from ..domain import accounts, catalog, sales
@@ -29,7 +29,7 @@ from ..unit_of_work import run_unit_of_work
 from ..vocabularies import TransactionStatus
 from .base import SecuredModelView
 from .exports import csv_value, stream_csv
-from .fields import VersionField
+from .fields import LocaleIntegerField, VersionField
 from .filters import LocalDateFrom, LocalDateTo
 from .helpers import parse_id, without_nul
 from .listing import UNCOUNTED, term_condition
@@ -81,7 +81,7 @@ class LineInline(InlineFormAdmin):
             "validators": [InputRequired(), NumberRange(min=1, max=MAX_QTY)],
         },
     }
-    form_overrides = {"product_qty": IntegerField}
+    form_overrides = {"product_qty": LocaleIntegerField}
 
 
 class ContainsProduct(BaseSQLAFilter):

@@ -15,6 +15,23 @@
     minimumFractionDigits: 2, maximumFractionDigits: 2
   });
   var priceCents = {};  // product id -> BigInt cents, or null while loading
+  var groupSymbol = totals.dataset.groupSymbol || ",";
+  var MAX_QTY_DIGITS = 7;  // the server refuses more than 1,000,000
+
+  // A quantity as the server reads it, or null: plain digits (what other tools post), or
+  // digits grouped in threes by the user's language (1.000 in Indonesian, 1,000 in English).
+  // Anything else (1,5) the server refuses, so it has no subtotal here either.
+  function quantity(text) {
+    var value = String(text).trim();
+    if (!/^[0-9]+$/.test(value)) {
+      var groups = value.split(groupSymbol);
+      var grouped = groups.length > 1 && /^[1-9][0-9]{0,2}$/.test(groups[0]) &&
+        groups.slice(1).every(function (group) { return /^[0-9]{3}$/.test(group); });
+      if (!grouped) { return null; }
+      value = groups.join("");
+    }
+    return value.length <= MAX_QTY_DIGITS ? BigInt(value) : null;
+  }
 
   function toCents(text) {
     var parts = String(text).split(".");
@@ -86,7 +103,7 @@
       var parts = rowParts(row);
       if (!parts.product || !parts.qty) { return; }
       var id = parts.product.value;
-      var qty = /^\d{1,7}$/.test(parts.qty.value.trim()) ? BigInt(parts.qty.value.trim()) : null;
+      var qty = quantity(parts.qty.value);
       var cell = subtotalCell(row);
       if (!id || qty === null) { show(cell, ""); return; }
       if (!(id in priceCents)) { wanted.push(id); }

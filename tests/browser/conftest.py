@@ -118,9 +118,17 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, live_server):
+def browser_locale():
+    """The browser's language (its Accept-Language); a test parametrizes it to try another."""
+    return "en-US"
+
+
+@pytest.fixture
+def page(browser, live_server, browser_locale):
     """A fresh browser context (no cookies) with short timeouts; JS and console errors fail the test."""
-    context = browser.new_context(base_url=live_server.url, locale="en-US", viewport={"width": 1280, "height": 1600})
+    context = browser.new_context(
+        base_url=live_server.url, locale=browser_locale, viewport={"width": 1280, "height": 1600}
+    )
     context.set_default_timeout(5_000)
     page = context.new_page()
     errors = []
