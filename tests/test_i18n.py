@@ -624,3 +624,17 @@ def test_without_a_choice_the_browser_decides(app, shop):
     assert language_of(client.get("/admin/", headers={"Accept-Language": "id-ID,id;q=0.9"})) == "id"
     assert language_of(client.get("/admin/", headers={"Accept-Language": "fr, de;q=0.5"})) == "en"
     assert language_of(app.test_client().get("/login", headers={"Accept-Language": "id"})) == "id"
+
+
+def test_the_line_editor_and_the_void_status_speak_plainly(app, shop):
+    """No "Please select model" ("Silakan pilih model"); a void transaction is not "Batal",
+    the word of the Cancel button."""
+    english = signed_in(app, STAFF)
+    indonesian = signed_in(app, STAFF, Accept_Language="id")
+
+    # (The new line's template is kept escaped in the page.)
+    assert "placeholder=&#34;Choose a product&#34;" in english.get("/admin/transaction/new/").text
+    new_page = indonesian.get("/admin/transaction/new/").text
+    assert "placeholder=&#34;Pilih produk&#34;" in new_page and "pilih model" not in new_page.lower()
+    void_page = indonesian.get(f"/admin/transaction/details/?id={shop['voided']}").text
+    assert "dibatalkan" in void_page

@@ -43,7 +43,14 @@ class ActiveProductLoader(QueryAjaxModelLoader):
     hand is still loaded; `sales.save_draft` refuses it when the product is inactive."""
 
     def __init__(self):
-        super().__init__("product", db, Product, fields=["sku", "name"], page_size=20)
+        super().__init__(
+            "product",
+            db,
+            Product,
+            fields=["sku", "name"],
+            page_size=20,
+            placeholder=lazy_gettext("Choose a product"),  # Flask-Admin's says "Please select model"
+        )
 
     def get_query(self):
         return super().get_query().filter(Product.is_active)
