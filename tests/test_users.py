@@ -643,7 +643,9 @@ def test_a_refused_password_change_says_why_and_changes_nothing(app, make_user, 
     response = change_password(client, **form)
 
     assert response.status_code == 200
-    assert auth_field_errors(response, field) == [error]
+    assert auth_field_errors(response, field) == [error]  # under the box that is wrong
+    typed = {PASSWORD, GOOD_PASSWORD, OTHER_PASSWORD, *form.values()}
+    assert not [secret for secret in typed if secret in response.text]  # no box is filled again
     assert snapshot(app) == before
 
 
