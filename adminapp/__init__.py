@@ -187,6 +187,7 @@ def register_admin(app: Flask) -> None:
         object_label=labels.object_label,
         field_label=labels.field_label,
         change_value=labels.change_value,
+        record_title=labels.record_title,
         line_change_label=labels.line_change_label,
         number_symbols=number_symbols,
     )

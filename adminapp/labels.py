@@ -89,6 +89,16 @@ def record_label(object_type: str, record) -> str:
     return gettext("%(type)s “%(record)s”", type=object_type_label(object_type), record=str(record))
 
 
+def record_title(object_type: str, record) -> str:
+    """A record's name as its pages' heading and the browser's title say it:
+    'Transaction #501 — draft', 'KOPI-250G — Kopi Luwak 250 g', 'bob'."""
+    if object_type == "transaction":
+        return f"{transaction_label(record.id)} — {status_label(record.status)}"
+    if object_type == "audit":
+        return gettext("Audit entry #%(id)s", id=record.id)
+    return str(record)
+
+
 def transaction_label(txn_id) -> str:
     """A transaction as the interface names it (its stored name is "Transaction #N")."""
     return gettext("Transaction #%(id)s", id=txn_id)

@@ -1146,3 +1146,12 @@ def test_list_statement_count_does_not_grow_with_page_size(app, admin_client, ma
 
     assert small[0] == large[0]
     assert large[0] <= 4
+
+
+def test_a_products_pages_name_it(admin_client, make_product):
+    product = make_product(sku="KOPI-250G", name="Kopi Luwak 250 g")
+
+    for url in (f"/admin/product/edit/?id={product}", f"/admin/product/details/?id={product}"):
+        page = admin_client.get(url).text
+        assert "<title>KOPI-250G — Kopi Luwak 250 g - " in page, url
+        assert 'id="record-title">KOPI-250G — Kopi Luwak 250 g</h1>' in page, url

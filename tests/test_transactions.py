@@ -1803,3 +1803,15 @@ def test_posted_and_void_transactions_offer_no_edit_or_delete(admin_client, make
         details = admin_client.get(details_url(txn_id)).text
         assert (edit in details, 'id="delete-link"' in details) == (draft_only, draft_only), status
         assert ('id="post-form"' in details, 'id="void-link"' in details) == (draft_only, status == "posted")
+
+
+def test_a_transactions_pages_name_it_and_its_status(staff_client, make_product, draft, posted):
+    product = make_product(stock=50)
+    draft_id, posted_id = draft((product, 1)), posted((product, 1))
+
+    for url, title in [
+        (f"/admin/transaction/edit/?id={draft_id}", f"Transaction #{draft_id} — draft"),
+        (details_url(posted_id), f"Transaction #{posted_id} — posted"),
+    ]:
+        page = staff_client.get(url).text
+        assert f"<title>{title} - " in page and f'id="record-title">{title}</h1>' in page, url
