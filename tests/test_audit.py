@@ -1652,3 +1652,22 @@ def test_the_bench_refuses_a_sqlite_file_it_was_given(tmp_path):
     assert result.returncode == 2
     assert "only a PostgreSQL server URL is accepted" in result.stderr
     assert given.read_bytes() == before
+
+
+def test_the_trail_links_each_record_for_those_who_may_open_it(app, admin_client, auditor_client, make_product):
+    product = make_product(sku="LINK-1", name="Linked")
+    admin_client.post(
+        "/admin/user/new/",
+        data={
+            "username": "newbie",
+            "role": "staff",
+            "is_active": "y",
+            "new_password": "plum orchard lantern",
+            "confirm_password": "plum orchard lantern",
+        },
+    )
+    product_link = f'<a href="/admin/product/details/?id={product}">LINK-1 — Linked</a>'
+    assert product_link in admin_client.get(AUDIT).text
+    assert product_link in auditor_client.get(AUDIT).text
+    assert '<a href="/admin/user/details/' in admin_client.get(AUDIT).text
+    assert "/admin/user/details/" not in auditor_client.get(AUDIT).text  # auditors may not open users

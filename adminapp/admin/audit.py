@@ -1,9 +1,11 @@
 """The audit trail at /admin/audit/: read-only for everyone. The create, edit,
 delete, action and inline-update endpoints do not exist at all."""
 
+from flask import url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext
+from markupsafe import Markup
 
 from ..domain import audit_chain
 from ..extensions import db
@@ -15,7 +17,16 @@ from ..vocabularies import AuditAction
 from .base import SecuredModelView
 from .filters import LocalDateFrom, LocalDateTo
 
-OBJECT_TYPES = ["product", "transaction", "user"]
+OBJECT_TYPES = ["product", "transaction", "user"]  # also the endpoints of their views
+
+
+def object_link(view, context, entry, name):
+    """What the entry is about, linked to that record's page for those who may open it (as
+    Django's admin log does; a record deleted since then answers that it no longer exists)."""
+    text = object_label(entry.object_type, entry.object_id, entry.object_repr)
+    if entry.object_type not in OBJECT_TYPES or entry.object_id is None or not view.may_view(entry.object_type):
+        return text
+    return Markup('<a href="{}">{}</a>').format(url_for(f"{entry.object_type}.details_view", id=entry.object_id), text)
 
 
 class AuditView(SecuredModelView):
@@ -52,7 +63,7 @@ class AuditView(SecuredModelView):
         "at": lambda v, c, m, n: local_time(m.at),
         "action": lambda v, c, m, n: action_label(m.action),
         "object_type": lambda v, c, m, n: object_type_label(m.object_type),
-        "object_repr": lambda v, c, m, n: object_label(m.object_type, m.object_id, m.object_repr),
+        "object_repr": object_link,
     }
     column_formatters_detail = column_formatters
     column_details_list = [
