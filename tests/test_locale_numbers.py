@@ -376,3 +376,12 @@ def test_the_transaction_details_show_quantities_in_the_users_language(clients, 
     page = clients[language].get(f"/admin/transaction/details/?id={txn_id}").text
 
     assert f'<td class="text-right">{qty}</td>' in page
+
+
+@pytest.mark.parametrize("field", ["price", "stock"])
+def test_a_number_of_thousands_of_digits_is_refused_not_an_error(clients, products, field):
+    response = clients["en"].post(NEW_PRODUCT, data=product_form(**{field: "9" * 5000, "initial_stock": ""}))
+
+    assert response.status_code == 200  # it overflowed the range check: a 500
+    assert field_errors(response, field)
+    assert products() == []

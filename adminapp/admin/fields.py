@@ -54,6 +54,8 @@ _PLAIN_INTEGER = re.compile(r"-?[0-9]+")
 _PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]{1,2})?")
 # WTForms' own messages for a value it cannot read, translated in its catalogue (admin.po).
 _NOT_A_DECIMAL = "Not a valid decimal value."
+# Longer than any price or quantity the app stores, written with every group separator.
+MAX_NUMBER_LENGTH = 40
 _NOT_AN_INTEGER = "Not a valid integer value."
 
 
@@ -119,6 +121,10 @@ class _LocaleNumberField:
         if not text:
             self.data = None  # left to InputRequired
             return
+        if len(text) > MAX_NUMBER_LENGTH:
+            # Refused unread: a number of thousands of digits overflows the range checks.
+            self.data = None
+            raise ValueError(self.invalid_message())
         try:
             self.data = self.number_from(text)
         except _UnreadableNumber as exc:
