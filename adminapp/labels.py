@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext, lazy_gettext, lazy_pgettext, pgettext
 from flask_babel.speaklater import LazyString
+from markupsafe import Markup, escape
 
 from .formatting import local_time, money
 from .vocabularies import AuditAction, Language, Role, TransactionStatus
@@ -87,6 +88,24 @@ def record_label(object_type: str, record) -> str:
     if object_type == "transaction":
         return transaction_label(record.id)
     return gettext("%(type)s “%(record)s”", type=object_type_label(object_type), record=str(record))
+
+
+def record_subject(object_type: str, record) -> str:
+    """The record's label to begin a sentence: 'Product “KOPI-250G — Kopi”'."""
+    label = record_label(object_type, record)
+    return label[:1].upper() + label[1:]
+
+
+def saved_message(outcome: str, record) -> Markup:
+    """What a save or delete says, naming the record (its label, or a link to it): as in
+    Django's admin, 'Product “KOPI-250G — Kopi” was added.'"""
+    record = escape(record)  # a link stays one; a plain label is escaped
+    messages = {
+        "added": lambda: gettext("%(record)s was added.", record=record),
+        "changed": lambda: gettext("%(record)s was changed.", record=record),
+        "deleted": lambda: gettext("%(record)s was deleted.", record=record),
+    }
+    return Markup(messages[outcome]())
 
 
 def record_title(object_type: str, record) -> str:

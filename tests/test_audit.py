@@ -171,7 +171,7 @@ def txn_state(app, txn_id) -> dict | None:
 
 def listed_ids(response) -> list[int]:
     assert response.status_code == 200, response.status_code
-    return [int(v) for v in re.findall(r'<td class="col-id">\s*(\d+)\s*</td>', response.text)]
+    return [int(v) for v in re.findall(r'<td class="col-id">\s*<a[^>]*>(\d+)</a>\s*</td>', response.text)]
 
 
 class _Tables(HTMLParser):

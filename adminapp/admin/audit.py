@@ -38,6 +38,7 @@ class AuditView(SecuredModelView):
     action_rights: dict = {}
 
     column_list = ["id", "at", "username", "action", "object_type", "object_id", "object_repr", "remote_addr"]
+    column_record_link = "id"
     column_labels = AUDIT_FIELDS
     column_default_sort = ("id", True)
     column_sortable_list = ["id", "at", "username", "action", "object_type"]

@@ -122,7 +122,7 @@ def test_edit_save_and_post_a_transaction(staff_page, live_server, tmp_path):
     expect(page.locator("#lines-2 .line-subtotal")).to_have_text(money(Decimal("10.00")))
 
     page.get_by_role("button", name="Save", exact=True).click()
-    expect(page.locator(".alert-success")).to_contain_text("Record was successfully created.")
+    expect(page.locator(".alert-success")).to_contain_text("was added.")
 
     with live_server.session() as session:
         txn = session.scalars(select(Transaction)).one()
