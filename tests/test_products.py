@@ -35,7 +35,8 @@ def details_url(product_id):
 
 def listed_skus(response):
     """The SKU cells of a list page, in order."""
-    return [html.unescape(s) for s in re.findall(r'<td class="col-sku">\s*<a[^>]*>(.*?)</a>\s*</td>', response.text, re.S)]
+    cells = re.findall(r'<td class="col-sku">\s*<a[^>]*>(.*?)</a>\s*</td>', response.text, re.S)
+    return [html.unescape(s) for s in cells]
 
 
 def cell(response, column):
