@@ -14,7 +14,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from babel.dates import format_date
+from babel.dates import format_date, format_datetime, format_skeleton
 from sqlalchemy import update
 
 from adminapp.domain import sales
@@ -484,6 +484,158 @@ def test_recent_actions_are_the_users_own_and_everyones_only_for_audit_readers(a
     else:
         assert recent_items(asked_for_all) == recent_items(own)
         assert recent_toggle(own) == recent_toggle(asked_for_all) == ""
+
+
+RAW_CODES = re.compile(r"\b(create|update|delete|post|void|login|login_failed|logout|password_change|sessions_ended)\b")
+
+
+def recent_html(response) -> list[str]:
+    """The recent actions' items as markup (links kept)."""
+    section = response.text.split('id="recent-actions"', 1)[1].split("</ul>", 1)[0]
+    return re.findall(r"<li>(.*?)</li>", section, re.S)
+
+
+@pytest.fixture
+def happenings(app, db, make_user, make_product):
+    """A day's work: admin changes bob's password, staff1 posts a sale and voids it, the app
+    (a command, no signed-in user) changes a product, someone fails to sign in as bob and as a
+    name nobody has. Returns the ids that the sentences name."""
+    from adminapp.domain import audit
+    from adminapp.models import User
+
+    admin_id = make_user("admin", "admin")
+    staff_id = make_user("staff1", "staff")
+    bob_id = make_user("bob", "staff")
+    coffee = make_product(sku="KOPI-250G", name="Kopi Luwak 250 g", price="142500.00", stock=50)
+    with db() as session:
+        audit.set_actor(session, audit.Actor(user_id=admin_id, username="admin"))
+        session.get(User, bob_id).set_password("a brand new secret phrase")
+    with db() as session:
+        staff = session.get(User, staff_id)
+        audit.set_actor(session, audit.Actor(user_id=staff_id, username="staff1"))
+        txn = save_draft(session, [(coffee, 3)], staff)
+        sales.post(session, txn, staff)
+        txn_id = txn.id
+    with db() as session:
+        audit.set_actor(session, audit.Actor(user_id=staff_id, username="staff1"))
+        sales.void(session, session.get(Transaction, txn_id), session.get(User, staff_id), "wrong customer")
+    with db() as session:  # no actor: the app itself (a command)
+        session.get(Product, coffee).name = "Kopi Luwak 250 gram"
+    client = app.test_client()
+    client.post("/login", data={"username": "bob", "password": "not his password"})
+    client.post("/login", data={"username": "nobody-here", "password": "whatever it is"})
+    return {"txn": txn_id, "coffee": coffee, "bob": bob_id}
+
+
+def test_recent_actions_are_sentences_with_names_times_and_links(app, make_user, happenings):
+    response = signed_in(app, "admin").get(f"{DASHBOARD}?recent=all")
+    said = [item.split(" — ", 1)[1] for item in recent_items(response)]
+    txn = happenings["txn"]
+
+    assert said[:8] == [
+        "admin signed in",
+        "A sign-in failed: unknown user",  # the name typed is kept only as a keyed hash
+        "A sign-in as bob failed: wrong password",
+        "Product KOPI-250G — Kopi Luwak 250 gram was changed",
+        f"staff1 voided Transaction #{txn}",
+        f"staff1 posted Transaction #{txn}",
+        f"staff1 added Transaction #{txn}",
+        "admin changed the password of bob",
+    ], said
+    assert not any(RAW_CODES.search(sentence) for sentence in said), said
+    # The records are linked (an admin may open them all).
+    items = recent_html(response)
+    assert f'<a href="/admin/transaction/details/?id={txn}">Transaction #{txn}</a>' in items[4]
+    assert f'<a href="/admin/product/details/?id={happenings["coffee"]}">KOPI-250G' in items[3]
+    assert f'<a href="/admin/user/details/?id={happenings["bob"]}">bob</a>' in items[7]
+
+
+def test_recent_actions_are_in_the_users_language_time_zone_and_locale(other_app, make_user, happenings):
+    jakarta = other_app(BABEL_DEFAULT_TIMEZONE="Asia/Jakarta")
+    make_user("ibu", "admin", locale="id")
+    response = signed_in(jakarta, "ibu").get(f"{DASHBOARD}?recent=all")
+
+    times = re.findall(r'<time class="text-muted" datetime="([^"]+)">([^<]*)</time>', response.text)
+    assert len(times) == 10
+    for stored, shown in times:
+        at = datetime.fromisoformat(stored)
+        assert html.unescape(shown) == format_datetime(at, "medium", tzinfo=ZoneInfo("Asia/Jakarta"), locale="id")
+    said = [item.split(" — ", 1)[1] for item in recent_items(response)]
+    assert not any(RAW_CODES.search(sentence) for sentence in said), said
+    assert f"Transaksi #{happenings['txn']}" in " ".join(said)  # the record as Indonesian names it
+
+
+def test_recent_actions_link_only_what_the_reader_may_open(app, make_user, as_role, happenings):
+    auditor = as_role("auditor")  # reads the trail, the catalogue and the sales; not the users
+    items = recent_html(auditor.get(f"{DASHBOARD}?recent=all"))
+    text = " ".join(items)
+
+    assert f'href="/admin/transaction/details/?id={happenings["txn"]}"' in text
+    assert "/admin/user/details/" not in text
+    assert "the password of bob" in text  # named all the same
+
+
+# --------------------------------------------------------------------- chart axes
+
+
+def y_ticks(response) -> list[str]:
+    return [html.unescape(t) for t in re.findall(r'<text class="y-tick"[^>]*>(.*?)</text>', response.text)]
+
+
+def day_labels(response) -> list[tuple[str, str]]:
+    """(text-anchor, label) of the chart's date labels, left to right."""
+    found = re.findall(r'<text class="x-tick" x="[^"]*" y="[^"]*" text-anchor="(\w+)">(.*?)</text>', response.text)
+    return [(anchor, html.unescape(label)) for anchor, label in found]
+
+
+def test_chart_has_a_y_axis_in_round_steps_of_the_users_number_format(app, make_user, stockroom, posted):
+    make_user("boss", "admin")
+    make_user("ibu", "admin", locale="id")
+    posted((stockroom, 8))  # 80.00
+    assert y_ticks(signed_in(app, "boss").get(DASHBOARD)) == ["0", "20", "40", "60", "80"]
+
+    posted((stockroom, 99_000))  # 990,080.00 today
+    english, indonesian = signed_in(app, "boss").get(DASHBOARD), signed_in(app, "ibu").get(DASHBOARD)
+    assert y_ticks(english) == ["0", "200K", "400K", "600K", "800K", "1M"]
+    assert y_ticks(indonesian) == ["0", "200\u00a0rb", "400\u00a0rb", "600\u00a0rb", "800\u00a0rb", "1\u00a0jt"]
+    assert re.search(r'<text class="y-axis-unit"[^>]*>IDR</text>', english.text)
+    assert re.search(r'<text class="y-axis-unit"[^>]*>Rp</text>', indonesian.text)
+
+
+def test_an_empty_chart_still_has_its_axis(admin_client):
+    assert y_ticks(admin_client.get(DASHBOARD)) == ["0", "1"]
+
+
+def test_the_first_and_last_date_labels_are_anchored_inside_the_chart(app, make_user):
+    make_user("boss", "admin")
+    make_user("ibu", "admin", locale="id")
+    today = local_today(app)
+    first = today - timedelta(days=CHART_DAYS - 1)
+    for username, locale in (("boss", "en"), ("ibu", "id")):
+        labels = day_labels(signed_in(app, username).get(DASHBOARD))
+        # The first starts at the chart's left edge, the last ends at its right edge.
+        assert labels[0] == ("start", format_skeleton("MMMd", first, locale=locale)), labels
+        assert labels[-1] == ("end", format_skeleton("MMMd", today, locale=locale)), labels
+        assert {anchor for anchor, _ in labels[1:-1]} == {"middle"}
+        assert len(labels) == 5  # a label a week, none crowding the last
+
+
+def test_the_chart_has_a_text_alternative_and_its_figures_as_a_table(app, admin_client, stockroom, posted):
+    posted((stockroom, 3))
+    response = admin_client.get(DASHBOARD)
+    today = local_today(app)
+
+    assert re.search(
+        r'<svg id="sales-chart"[^>]*role="img"[^>]*aria-labelledby="sales-chart-title sales-chart-desc"',
+        response.text,
+        re.S,
+    )
+    desc = html.unescape(re.search(r'<desc id="sales-chart-desc">(.*?)</desc>', response.text).group(1))
+    assert desc == f"Best day: {format_date(today, 'medium', locale='en')}: IDR\u00a030.00."
+    figures = sales_table(response)
+    assert len(figures) == CHART_DAYS
+    assert figures[today] == "IDR\u00a030.00"
+    assert set(list(figures.values())[:-1]) == {"IDR\u00a00.00"}
 
 
 # --------------------------------------------------------------------- money
