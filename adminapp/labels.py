@@ -63,8 +63,6 @@ ACTION_SENTENCES = {
     AuditAction.VOID: lazy_pgettext("recent action", "%(user)s voided %(object)s"),
     AuditAction.LOGIN: lazy_pgettext("recent action", "%(user)s signed in"),
     AuditAction.LOGIN_FAILED: lazy_pgettext("recent action", "A sign-in as %(name)s failed: %(reason)s"),
-    # a name no account has: the entry keeps only a keyed hash of it, which reads as nothing
-    "login_failed_unknown": lazy_pgettext("recent action", "A sign-in failed: %(reason)s"),
     AuditAction.LOGOUT: lazy_pgettext("recent action", "%(user)s signed out"),
     AuditAction.PASSWORD_CHANGE: lazy_pgettext("recent action", "%(user)s changed the password of %(name)s"),
     AuditAction.SESSIONS_ENDED: lazy_pgettext("recent action", "%(user)s ended the sessions of %(name)s: %(reason)s"),
@@ -83,6 +81,8 @@ PASSIVE_SENTENCES = {
     AuditAction.SEED: lazy_pgettext("recent action", "Sample data was added"),
     AuditAction.AUDIT_KEYED: ACTION_SENTENCES[AuditAction.AUDIT_KEYED],
 }
+# A sign-in as a name no account has: the entry keeps only a keyed hash of it, which says nothing.
+UNKNOWN_NAME_SIGN_IN_FAILED = lazy_pgettext("recent action", "A sign-in failed: %(reason)s")
 
 
 def _label(table: dict, value: str | None) -> str:
@@ -157,7 +157,7 @@ def action_sentence(entry, name: str | None = None) -> Markup:
     by_someone = entry.user_id is not None or entry.action == AuditAction.LOGIN_FAILED
     sentence = (ACTION_SENTENCES if by_someone else PASSIVE_SENTENCES).get(entry.action)
     if entry.action == AuditAction.LOGIN_FAILED and entry.object_id is None:
-        sentence = ACTION_SENTENCES["login_failed_unknown"]
+        sentence = UNKNOWN_NAME_SIGN_IN_FAILED
     if sentence is None:  # an action outside the vocabulary, or one only a user does
         sentence = lazy_pgettext("recent action", "%(user)s: %(action)s %(object)s")
     template = str(sentence)

@@ -659,3 +659,20 @@ def test_money_is_in_the_configured_currency(app, make_user, stockroom, posted):
     response = signed_in(app, "boss").get(DASHBOARD)
     assert chart_title(response).endswith(": €1,230.00")
     assert "IDR" not in bar_title(response, today)
+
+
+@pytest.mark.parametrize(
+    "formatted, symbol, spaced",
+    [
+        ("IDR142,500.00", "IDR", "IDR\u00a0142,500.00"),
+        ("-Rp1.234,50", "Rp", "-Rp\u00a01.234,50"),
+        ("€1,230.00", "€", "€1,230.00"),  # a currency sign keeps close
+        ("US$1.234,50", "US$", "US$1.234,50"),  # the side next to the digits is a sign
+        ("1.234,50\u00a0€", "€", "1.234,50\u00a0€"),  # already spaced by the pattern
+        ("12,00CHF", "CHF", "12,00\u00a0CHF"),  # a code after the number
+    ],
+)
+def test_currency_spacing_is_cldrs(formatted, symbol, spaced):
+    from adminapp.formatting import currency_spaced
+
+    assert currency_spaced(formatted, symbol) == spaced
