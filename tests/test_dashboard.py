@@ -602,6 +602,11 @@ def test_chart_has_a_y_axis_in_round_steps_of_the_users_number_format(app, make_
     assert re.search(r'<text class="y-axis-unit"[^>]*>Rp</text>', indonesian.text)
 
 
+def test_one_axis_speaks_one_style(app, admin_client, stockroom, posted):
+    posted((stockroom, 900))  # 9,000.00: steps of 2,000 up to 10,000, all short
+    assert y_ticks(admin_client.get(DASHBOARD)) == ["0", "2K", "4K", "6K", "8K", "10K"]
+
+
 def test_an_empty_chart_still_has_its_axis(admin_client):
     assert y_ticks(admin_client.get(DASHBOARD)) == ["0", "1"]
 

@@ -16,6 +16,7 @@ from ..formatting import local_date, money, number
 WIDTH, HEIGHT = 720, 240  # the viewBox; the SVG scales to its card's width
 LEFT, RIGHT, TOP, BOTTOM = 64, 8, 26, 26  # room for the y labels, the last date, the axis caption, the dates
 LABEL_EVERY = 7  # days between date labels
+COMPACT_FROM = 10_000  # an axis reaching this far labels its steps short (10K, 1.5M)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def sales_chart(sales: list[tuple[date, Decimal]]) -> SalesChart:
                 title=f"{local_date(day)}: {money(amount)}",
             )
         )
-    ticks = [Tick(base - float(value * scale), axis_label(value, locale)) for value in steps]
+    compact = top_value >= COMPACT_FROM  # one style for the whole axis: "8K" beside "10K", not "8,000"
+    ticks = [Tick(base - float(value * scale), axis_label(value, locale, compact)) for value in steps]
     days = [
         DayLabel(_day_x(i, len(sales), slot), _anchor(i, len(sales)), format_skeleton("MMMd", day, locale=locale))
         for i, (day, _) in enumerate(sales)
@@ -114,10 +116,10 @@ def axis_steps(peak: Decimal, most: int = 5) -> list[Decimal]:
     return [step * n for n in range(count + 1)]
 
 
-def axis_label(value: Decimal, locale) -> str:
-    """A y-axis value, short, in the user's number format: 500, 1,500, 250K, 1.5M
-    ("250 rb", "1,5 jt" in Indonesian)."""
-    if abs(value) < 10_000:
+def axis_label(value: Decimal, locale, compact: bool) -> str:
+    """A y-axis value in the user's number format: 500, 1,500; short when the axis reaches
+    COMPACT_FROM: 250K, 1.5M ("250 rb", "1,5 jt" in Indonesian)."""
+    if not compact:
         return number(int(value) if value == value.to_integral_value() else value)
     return format_compact_decimal(value, locale=locale, fraction_digits=1)
 
