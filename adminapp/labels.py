@@ -362,6 +362,8 @@ def line_quantity(line) -> str:
     qty = line.get("qty")
     if isinstance(qty, (list, tuple)):  # a changed line holds [old, new]
         qty = qty[-1]
+    if qty is None:
+        return str(line.get("sku", ""))
     return pgettext("transaction line", "%(sku)s × %(qty)s", sku=line.get("sku", ""), qty=_quantity(qty))
 
 
