@@ -1208,6 +1208,15 @@ def test_the_audit_entrys_page_and_the_history_say_the_same(app, client_as, audi
     assert ["Created by", "", "seller"] in details
 
 
+def test_every_recorded_field_has_a_label():
+    """A column the trail records reads by its label in the history, never by its stored name."""
+    from adminapp.labels import FIELDS_BY_OBJECT_TYPE
+
+    for model, object_type in audit.AUDITED.items():
+        recorded = [a.key for a in inspect(model).column_attrs if a.key not in audit.UNRECORDED]
+        assert [key for key in recorded if key not in FIELDS_BY_OBJECT_TYPE[object_type]] == [], object_type
+
+
 def test_odd_changes_are_shown_as_they_are_never_a_500(app, db, auditor_client, make_user, make_product):
     """Entries written by older versions or by hand may hold shapes the app does not write now."""
     make_user("boss", "admin")
