@@ -1,9 +1,10 @@
 """Numbers, money and times for display, in the user's locale and time zone."""
 
+import unicodedata
 from datetime import datetime
 from decimal import Decimal
 
-from babel.numbers import get_decimal_symbol, get_group_symbol
+from babel.numbers import get_currency_symbol, get_decimal_symbol, get_group_symbol
 from flask import current_app
 from flask_babel import format_currency, format_date, format_datetime, format_decimal, get_locale
 
@@ -21,9 +22,36 @@ def csv_safe(value):
 
 
 def money(amount: Decimal | None) -> str:
+    """An amount in the configured currency, as the user's language writes it: "IDR 142,500.00"
+    in English, "Rp 142.500,00" in Indonesian. Every amount the server shows goes through here."""
     if amount is None:
         return ""
-    return format_currency(amount, current_app.config["CURRENCY"])
+    currency, locale = current_app.config["CURRENCY"], get_locale()
+    return currency_spaced(format_currency(amount, currency), get_currency_symbol(currency, locale))
+
+
+NO_BREAK_SPACE = "\u00a0"
+
+
+def currency_spaced(formatted: str, symbol: str) -> str:
+    """CLDR's currency spacing, which Babel leaves out and browsers' Intl apply: a symbol that
+    ends (or starts) with a letter is kept from the digits by a no-break space, so the server
+    writes "IDR 1,234.50" and "Rp 1.234,50" as the transaction editor's running total does,
+    while "$1,234.50" and "US$1.234,50" keep their symbols close."""
+    at = formatted.find(symbol)
+    if at < 0 or not symbol:
+        return formatted
+    before, after = formatted[:at], formatted[at + len(symbol) :]
+    if after[:1].isdigit() and _letter_like(symbol[-1]):
+        return f"{before}{symbol}{NO_BREAK_SPACE}{after}"
+    if before[-1:].isdigit() and _letter_like(symbol[0]):
+        return f"{before}{NO_BREAK_SPACE}{symbol}{after}"
+    return formatted
+
+
+def _letter_like(char: str) -> bool:
+    # CLDR's currencyMatch [[:^S:]&[:^Z:]]: neither a symbol ($, €) nor a space.
+    return unicodedata.category(char)[0] not in "SZ"
 
 
 def number(value) -> str:
