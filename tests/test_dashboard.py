@@ -103,7 +103,9 @@ def sales_table(response) -> dict[date, str]:
 
 
 def listed(response, column) -> list[str]:
-    return re.findall(rf'<td class="col-{column}">\s*(.*?)\s*</td>', response.text, re.S)
+    """A list column's cells as text (the record's link taken off the first column)."""
+    cells = re.findall(rf'<td class="col-{column}">\s*(.*?)\s*</td>', response.text, re.S)
+    return [re.sub(r"</?a[^>]*>", "", cell) for cell in cells]
 
 
 def zone(app) -> ZoneInfo:
