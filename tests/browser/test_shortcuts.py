@@ -10,9 +10,9 @@ import pytest
 from flask_babel import force_locale, gettext
 from sqlalchemy import select
 
-from adminapp.models import Product, User
+from adminapp.models import Product, Transaction, User
 from tests.browser.conftest import CHROMIUM, sign_in
-from tests.support import FAST_HASH
+from tests.support import FAST_HASH, save_draft
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} does not exist: browser tests skipped", allow_module_level=True)
@@ -276,3 +276,32 @@ def test_shortcuts_in_indonesian(admin_page, live_server):
     with live_server.session() as session:
         product = session.scalars(select(Product).where(Product.sku == "KEY-ID")).one()
         assert product.price == Decimal("45000.50")
+
+
+def test_ctrl_enter_in_a_transactions_note_saves_the_draft(admin_page, live_server):
+    with live_server.session() as session:
+        draft = save_draft(session, [(1, 2)]).id
+        session.commit()
+    page = admin_page
+    page.goto(f"/admin/transaction/edit/?id={draft}")
+    page.locator("#note").fill("Called the customer")
+    expect(page.locator("#note")).to_be_focused()
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("div.alert-success")).to_have_count(1)
+    with live_server.session() as session:
+        saved = session.get(Transaction, draft)
+        assert saved.note == "Called the customer"
+        assert [(line.product_id, line.product_qty) for line in saved.lines] == [(1, 2)]
+
+
+def test_ctrl_enter_does_not_confirm_a_delete(admin_page, live_server):
+    page = admin_page
+    page.goto("/admin/product/delete/?id=4")
+    expect(page.locator("form[method=post] [type=submit]").first).to_be_visible()
+    page.keyboard.press("Control+Enter")
+    page.locator("form[method=post] [type=submit]").first.focus()
+    page.keyboard.press("Control+Enter")
+    page.wait_for_timeout(300)  # time for a submission that must not come
+    assert "/admin/product/delete/" in page.url
+    with live_server.session() as session:
+        assert session.get(Product, 4) is not None
