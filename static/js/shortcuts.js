@@ -79,6 +79,16 @@
     });
   }
 
+  /* Screen readers announce a control's shortcut (aria-keyshortcuts). */
+  function announce(element, keys) {
+    if (element) { element.setAttribute("aria-keyshortcuts", keys); }
+  }
+  announce(searchBox(), "/");
+  announce(createLink(), "N");
+  var onlyForm = recordForm(null);
+  announce(onlyForm && saveButton(onlyForm), "Control+Enter Meta+Enter");
+  announce(document.getElementById("shortcuts-hint"), "Shift+?");
+
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.isComposing || event.repeat) { return; }
     var target = event.target;

@@ -305,3 +305,17 @@ def test_ctrl_enter_does_not_confirm_a_delete(admin_page, live_server):
     assert "/admin/product/delete/" in page.url
     with live_server.session() as session:
         assert session.get(Product, 4) is not None
+
+
+def test_screen_readers_are_told_the_shortcuts(admin_page):
+    page = admin_page
+    page.goto("/admin/product/")
+    expect(page.locator("form[role=search] input[name=search]")).to_have_attribute("aria-keyshortcuts", "/")
+    expect(page.locator(".nav-tabs a[href*='/new/']")).to_have_attribute("aria-keyshortcuts", "N")
+    expect(page.locator("#shortcuts-hint")).to_have_attribute("aria-keyshortcuts", "Shift+?")
+    page.goto("/admin/product/edit/?id=1")
+    save = page.locator("input[type=submit][value='Save']")
+    expect(save).to_have_attribute("aria-keyshortcuts", "Control+Enter Meta+Enter")
+    expect(page.locator("input[type=submit][name=_continue_editing]")).not_to_have_attribute(
+        "aria-keyshortcuts", "Control+Enter Meta+Enter"
+    )
