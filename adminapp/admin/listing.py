@@ -80,6 +80,21 @@ def count_list(session: Session, query, rows: list, whole: bool, searched: bool,
     return ListCount.exact(counted) if counted <= cap else ListCount.at_least(cap)
 
 
+def count_each(session: Session, queries: list) -> list[ListCount] | None:
+    """How many rows each list query has, each counted up to NARROWED_COUNT_CAP + 1, all in
+    one statement (a scalar subquery each); None when one of them is not to be counted."""
+    if not queries or any(query.get_execution_options().get("uncounted") for query in queries):
+        return None
+    subqueries = []
+    for query in queries:
+        key = inspect(query.column_descriptions[0]["entity"]).primary_key[0]
+        capped = query.limit(None).offset(None).order_by(None).enable_eagerloads(False).with_entities(key)
+        subqueries.append(
+            select(func.count()).select_from(capped.limit(NARROWED_COUNT_CAP + 1).subquery()).scalar_subquery()
+        )
+    return [ListCount.narrowed(counted) for counted in session.execute(select(*subqueries)).one()]
+
+
 def table_estimate(session: Session, table: str) -> int | None:
     """PostgreSQL's own idea of a table's size (kept by ANALYZE and autovacuum), or None."""
     if session.get_bind().dialect.name != "postgresql":
