@@ -5,6 +5,7 @@
   "use strict";
   var texts = document.querySelector("meta[name='adminapp-a11y']");
   var removeLine = texts ? texts.dataset.removeLine : "Remove";
+  var clearSearch = texts ? texts.dataset.clearSearch : "Clear search";
 
   function name(element, text) {
     if (text && !element.getAttribute("aria-label")) { element.setAttribute("aria-label", text); }
@@ -16,6 +17,16 @@
       name(link, removeLine);
       link.setAttribute("role", "button");
     });
+    // The Add Filter rows: a value box is named by its filter and operation ("Created from").
+    root.querySelectorAll("#filter_form .filter-val").forEach(function (box) {
+      var row = box.closest("tr");
+      var filter = row && row.querySelector(".remove-filter");
+      var operation = row && row.querySelector("select.filter-op");
+      var chosen = operation && operation.options[operation.selectedIndex];
+      if (filter) { name(box, (filter.textContent.replace(/^[\s\u00d7]+/, "") + " " + (chosen ? chosen.text : "")).trim()); }
+    });
+    // The search box's clear link is an icon only.
+    root.querySelectorAll("form[role=search] .input-group-text a").forEach(function (link) { name(link, clearSearch); });
     root.querySelectorAll(".inline-field-list .inline-field label[for]").forEach(function (label) {
       var row = label.closest(".inline-field");
       var target = document.getElementById(label.htmlFor);
