@@ -14,7 +14,7 @@ from ..models import Product
 from ..permissions import CHANGE, DELETE
 from .base import SecuredModelView
 from .fields import InitialValueField, LocaleDecimalField, LocaleIntegerField, VersionField
-from .filters import AtLeast, AtMost, IntAtOrBelow, LocalDateFrom, LocalDateTo
+from .filters import AtLeast, AtMost, IntAtOrBelow, LocalDateTo, RecentLocalDateFrom
 from .quick_filters import created, equals, low_stock
 from .validators import Regexp, blank_to_none, cents, finite_decimal, plain_text, strip
 
@@ -34,7 +34,7 @@ class ProductView(SecuredModelView):
         AtLeast(Product.price, lazy_gettext("Price")),
         AtMost(Product.price, lazy_gettext("Price")),
         IntAtOrBelow(Product.stock, lazy_gettext("Stock")),
-        LocalDateFrom(Product.created_at, lazy_gettext("Created")),
+        RecentLocalDateFrom(Product.created_at, lazy_gettext("Created")),
         LocalDateTo(Product.created_at, lazy_gettext("Created")),
     ]
     quick_filters = (
