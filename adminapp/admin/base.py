@@ -291,7 +291,8 @@ class SecuredModelView(ModelView):
             query = query.order_by(pk.desc() if sort_desc else pk)
         if not execute:
             return None, query
-        rows = (query.limit(page_size).offset(page * page_size) if page_size else query).all()
+        paged = listing.page_query(query)
+        rows = (paged.limit(page_size).offset(page * page_size) if page_size else paged).all()
         if indexed is not None and not (indexed.rest or filters):  # the index's count is the list's
             return listing.ListCount.narrowed(matches), rows
         whole = page == 0 and (not page_size or len(rows) < page_size)  # the page holds the whole list
