@@ -157,7 +157,7 @@ def test_a_long_list_is_counted_up_to_the_cap(app, admin_client, catalog):
     assert "&laquo;" in response.text  # a pager, up to the cap's last page
     assert f"page={COUNT_CAP // 20 - 1}" in response.text
     if list_count(response).endswith("+"):
-        assert any("count(" in sql and "limit" in sql for sql in seen)  # stops counting at the cap
+        assert any(counts_the_list(sql) and "limit" in sql for sql in seen)  # stops counting at the cap
 
 
 def test_a_filtered_list_is_counted_up_to_a_smaller_cap(app, admin_client, catalog):
@@ -171,7 +171,7 @@ def test_a_filtered_list_is_counted_up_to_a_smaller_cap(app, admin_client, catal
     deep = admin_client.get(PRODUCTS, query_string={**free, "page": NARROWED_COUNT_CAP // 20 + 5})
 
     assert list_count(response) == f"{NARROWED_COUNT_CAP:,}+"
-    assert any("count(" in sql and "limit" in sql for sql in seen)
+    assert any(counts_the_list(sql) and "limit" in sql for sql in seen)
     assert f"page={NARROWED_COUNT_CAP // 20 - 1}" in response.text
     assert f"page={NARROWED_COUNT_CAP // 20}" not in response.text
     assert len(skus(deep)) == 20  # a page beyond still shows its rows
@@ -224,7 +224,7 @@ def test_a_big_unfiltered_table_on_postgresql_shows_the_planners_estimate(app, a
         response = admin_client.get(PRODUCTS)
 
     assert list_count(response) == "about 12,000"
-    assert not any("count(" in sql for sql in seen)
+    assert not any(counts_the_list(sql) for sql in seen)
 
 
 def test_a_page_past_the_cap_shows_the_last_page_within_it_with_a_message(admin_client, catalog):
