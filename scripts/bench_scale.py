@@ -11,6 +11,8 @@
 3. A user `bench` (created or given a new password) signs in over HTTP, and every page is
    requested --requests times: median and p95 in ms, and the SQL statements the page runs
    (counted in this process through the Flask test client, the same app on the same database).
+   On PostgreSQL, the statement that counts the one-click filters beside each list is run
+   again under EXPLAIN (ANALYZE, BUFFERS): its time, buffers and the indexes it reads.
 4. Every CSV export is downloaded whole: first byte, total time, rows, and the peak resident
    memory of the gunicorn workers (VmHWM) after it.
 5. `manage.py audit-verify`, timed.
@@ -63,6 +65,7 @@ def pages(seller: str, product_id: int, txn_id: int, draft_id: int) -> list[tupl
         ("product filter low stock", p + "?flt0_stock_at_or_below=5"),
         ("product filter price range", p + "?flt0_price_at_least=100&flt1_price_at_most=200"),
         ("product filter inactive", p + "?flt0_active_equals=0"),
+        *quick_filter_pages(seller),
         ("product edit form", f"/admin/product/edit/?id={product_id}"),
         ("product history", f"/admin/product/history/?id={product_id}"),
         ("transaction list p1", t),
@@ -105,6 +108,29 @@ def pages(seller: str, product_id: int, txn_id: int, draft_id: int) -> list[tupl
         ("audit search word", a + "?search=coffee"),
         ("audit search user", a + "?search=" + urllib.parse.quote(seller)),
         ("user list", "/admin/user/"),
+    ]
+
+
+def quick_filter_pages(seller: str) -> list[tuple[str, str]]:
+    """The lists with a one-click filter applied (the sidebar counts every choice on each)."""
+    p, t = "/admin/product/", "/admin/transaction/"
+    today = datetime.now(UTC).date()  # the app's default time zone is UTC
+    week, month = today - timedelta(days=6), today.replace(day=1)
+    by = urllib.parse.quote(seller)
+    return [
+        ("quick: product active=yes", p + "?flt0_active_equals=1"),
+        ("quick: product active=no", p + "?flt0_active_equals=0"),
+        ("quick: product low stock", p + "?flt0_stock_at_or_below=5&flt1_active_equals=1"),
+        ("quick: product created today", p + f"?flt0_created_from={today}&flt1_created_to={today}"),
+        ("quick: product created last 7 days", p + f"?flt0_created_from={week}&flt1_created_to={today}"),
+        ("quick: product created this month", p + f"?flt0_created_from={month}&flt1_created_to={today}"),
+        ("quick: product inactive + search", p + "?search=coffee&flt0_active_equals=0"),
+        ("quick: transaction draft", t + "?flt0_status_equals=draft"),
+        ("quick: transaction void", t + "?flt0_status_equals=void"),
+        ("quick: transaction created today", t + f"?flt0_created_from={today}&flt1_created_to={today}"),
+        ("quick: transaction created this month", t + f"?flt0_created_from={month}&flt1_created_to={today}"),
+        ("quick: transaction by a seller, posted", t + f"?flt0_created_by_is={by}&flt1_status_equals=posted"),
+        ("quick: transaction void, last 7 days", t + f"?flt0_status_equals=void&flt1_created_from={week}"),
     ]
 
 
@@ -264,8 +290,9 @@ def csrf_token(page: str) -> str:
 # ------------------------------------------------------------------------ measuring
 
 
-def statements_per_page(env: dict, urls: list[str]) -> dict[str, int]:
-    """What each page runs, counted in this process through the test client."""
+def statements_per_page(env: dict, urls: list[str]) -> tuple[dict[str, int], dict[str, tuple]]:
+    """What each page runs, counted in this process through the test client; and the one
+    statement that counts the one-click filters' choices on each list page (SQL, parameters)."""
     os.environ.update(env)
     from sqlalchemy import event
 
@@ -281,13 +308,48 @@ def statements_per_page(env: dict, urls: list[str]) -> dict[str, int]:
     seen = []
     with app.app_context():
         engine = db.engine
-    event.listen(engine, "before_cursor_execute", lambda *args: seen.append(1))
-    result = {}
+    event.listen(engine, "before_cursor_execute", lambda conn, cursor, sql, params, *rest: seen.append((sql, params)))
+    result, sidebar_counts = {}, {}
     for url in urls:
         seen.clear()
         assert client.get(url).status_code == 200, url
         result[url] = len(seen)
-    return result
+        counting = [(sql, params) for sql, params in seen if sql.count("count(*)") > 2]  # a subquery per choice
+        if counting:
+            sidebar_counts[url] = counting[-1]
+    return result, sidebar_counts
+
+
+def explain_sidebar_counts(env: dict, listed: list[tuple[str, str]], sidebar_counts: dict[str, tuple]) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of each list page's sidebar count statement (PostgreSQL):
+    its time, the buffers it touched, and the indexes its plan reads (a Seq Scan is named)."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(env["DATABASE_URL"])
+    if engine.dialect.name != "postgresql":
+        print("\n(EXPLAIN of the one-click filters' counts: PostgreSQL only)")
+        return
+    print(f"\n{'one-click filter counts, EXPLAIN ANALYZE':<44} {'ms':>8} {'buffers':>8}  plan reads")
+    with engine.connect() as connection:
+        for label, url in listed:
+            if url not in sidebar_counts:
+                continue
+            sql, params = sidebar_counts[url]
+            plan = connection.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params).scalar()[0]
+            nodes = list(_plan_nodes(plan["Plan"]))
+            buffers = sum(n.get("Shared Hit Blocks", 0) + n.get("Shared Read Blocks", 0) for n in nodes[:1])
+            reads = sorted(
+                {n["Index Name"] for n in nodes if "Index Name" in n}
+                | {f"Seq Scan on {n['Relation Name']}" for n in nodes if n["Node Type"] == "Seq Scan"}
+            )
+            print(f"{label:<44} {plan['Execution Time']:>8.1f} {buffers:>8}  {', '.join(reads)}", flush=True)
+    engine.dispose()
+
+
+def _plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
 
 
 def sample_ids(env: dict) -> tuple[str, int, int, int]:
@@ -377,7 +439,8 @@ def main() -> None:
         env = production_env(args.database_url, folder)
         prepare(env, args)
         listed = [] if args.skip_pages else pages(*sample_ids(env))
-        statements = statements_per_page(env, [page_url for _, page_url in listed])
+        statements, sidebar_counts = statements_per_page(env, [page_url for _, page_url in listed])
+        explain_sidebar_counts(env, listed, sidebar_counts)
 
         with gunicorn(env) as (base, master):
             browser = Browser(base)

@@ -153,11 +153,13 @@ def test_postgresql_migrations_create_the_indexes_lists_rely_on(fresh_app):
         "ix_products_price_id",
         "ix_products_stock_id",
         "ix_products_is_active_id",
+        "ix_products_created_at_id",  # the one-click "created" filters
     } <= indexes["products"]
     assert {
         "ix_transactions_note_trgm",
         "ix_transactions_created_at_id",
         "ix_transactions_status_id",
+        "ix_transactions_status_created_at_id",  # a status with a date range, newest first
         "ix_transactions_total_id",
         "ix_transactions_line_count_id",
         "ix_transactions_created_by_created_at_id",

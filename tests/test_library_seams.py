@@ -34,6 +34,7 @@ SIGNATURES = [
     (BaseModelView, "_get_list_extra_args", ["self"]),  # SecuredModelView: the page kept within the cap
     (BaseModelView, "_get_column_by_idx", ["self", "idx"]),  # list_arg_problems, list_query: the sort column
     (ViewArgs, "clone", ["self", "kwargs"]),  # _get_list_extra_args returns a changed copy
+    (BaseModelView, "_get_list_url", ["self", "view_args"]),  # quick_filters: each choice's link
     # create_model / update_model (Flask-Admin's steps without its commit) call its hook wrapper
     (BaseModelView, "_on_model_change", ["self", "form", "model", "is_created"]),
     (wtforms.IntegerField, "_value", ["self"]),  # admin.fields: number fields show their value in the language
@@ -44,6 +45,8 @@ SIGNATURES = [
 ATTRIBUTES = [
     ("product", "_sortable_columns", dict),  # list_arg_problems: is the sort column sortable
     ("transaction", "_form_ajax_refs", dict),  # ajax_lookup: the line editor's product loader
+    ("product", "_filter_args", dict),  # quick_filters: a filter's index from its URL argument
+    ("product", "_filters", list),  # quick_filters: the filter at that index
 ]
 
 # Private methods of adminapp's own classes that override nothing, on purpose.

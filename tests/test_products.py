@@ -1142,7 +1142,7 @@ def test_list_statement_count_does_not_grow_with_page_size(app, admin_client, ma
     assert len(listed_skus(response)) == 100
 
     assert small[0] == large[0]
-    assert large[0] <= 4
+    assert large[0] <= 5  # user, count, page, ... and the one-click filters' counts (one statement)
 
 
 def test_a_products_pages_name_it(admin_client, make_product):

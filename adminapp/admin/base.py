@@ -16,6 +16,7 @@ from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.helpers import get_redirect_target
 from flask_admin.model import typefmt
+from flask_admin.model.base import ViewArgs
 from flask_admin.model.template import BaseListRowAction, DeleteRowAction, EditRowAction
 from flask_babel import gettext
 from flask_login import current_user
@@ -36,6 +37,7 @@ from . import exports, listing
 from .fields import AdminForm
 from .formatters import bool_icon, bool_text
 from .helpers import login_redirect, parse_id, without_nul
+from .quick_filters import sidebar
 
 
 def untranslated(text) -> str:
@@ -115,6 +117,8 @@ class SecuredModelView(ModelView):
     action_rights = {"delete": DELETE}
     # Rights for a view's own @expose endpoints, beside permissions.METHOD_RIGHTS.
     extra_method_rights: dict[str, str] = {}
+    # The one-click filters beside the list (quick_filters.QuickFilter), as Django's list_filter.
+    quick_filters: tuple = ()
 
     # --- permissions, all read from permissions.ROLE_RIGHTS ---
     def has_right(self, right) -> bool:
@@ -302,7 +306,8 @@ class SecuredModelView(ModelView):
             query = query.order_by(pk.desc() if sort_desc else pk)
         if not execute:
             return None, query
-        rows = (query.limit(page_size).offset(page * page_size) if page_size else query).all()
+        paged = listing.page_query(query)
+        rows = (paged.limit(page_size).offset(page * page_size) if page_size else paged).all()
         if indexed is not None and not (indexed.rest or filters):  # the index's count is the list's
             return listing.ListCount.narrowed(matches), rows
         whole = page == 0 and (not page_size or len(rows) < page_size)  # the page holds the whole list
@@ -322,6 +327,12 @@ class SecuredModelView(ModelView):
         if request.args.get("page", 0, type=int) > listing.last_page(page_size):
             flash(listing.beyond_cap_message(), "info")
         return super().index_view()
+
+    def quick_filter_groups(self, filters, search, sort, sort_desc, page_size, extra_args) -> list:
+        """The sidebar of one-click filters for the list the page shows (the list template's
+        own variables: ``active_filters``, ``search``, ``sort_column``...)."""
+        shown = ViewArgs(None, page_size, sort, sort_desc, search, filters, extra_args)
+        return sidebar(self, shown)
 
     def list_arg_problems(self) -> list[str]:
         """What is wrong with the numbers in the list's URL (page, page_size, sort, desc), in

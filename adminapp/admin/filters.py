@@ -12,6 +12,9 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_babel import get_timezone, lazy_gettext
 
+from ..extensions import db
+from .listing import PAGE_THROUGH_IDS
+
 CENT = Decimal("0.01")
 MONEY_LIMIT = Decimal(10) ** 12  # beyond NUMERIC(12,2) either way
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # a 32-bit INTEGER column
@@ -85,6 +88,26 @@ class LocalDateFrom(BaseSQLAFilter):
 
     def operation(self):
         return lazy_gettext("from")
+
+
+class RecentLocalDateFrom(LocalDateFrom):
+    """LocalDateFrom for a list whose order follows the order rows were added in (product SKUs
+    are often numbered so): from a recent day on PostgreSQL (the one-click "today", "last 7
+    days", "this month"), the page takes the ids of those rows first, from the column's index,
+    and sorts those few (listing.page_query). With the plain comparison alone, PostgreSQL,
+    which expects the matches spread evenly along the sort, walks the SKU index through
+    nearly the whole table to reach the newest rows (0.9 s at a million products for today's,
+    2 ms this way). Counts keep the plain comparison: an index range, the cheapest for them.
+    An older day keeps it for the page too: its rows are many, and the sort's index meets
+    them soon."""
+
+    RECENT = timedelta(days=31)
+
+    def apply(self, query, value, alias=None):
+        query = super().apply(query, value, alias)
+        if db.session.get_bind().dialect.name != "postgresql" or value < datetime.now(UTC) - self.RECENT:
+            return query
+        return query.execution_options(**{PAGE_THROUGH_IDS: (self.get_column(alias), value)})
 
 
 class LocalDateTo(LocalDateFrom):

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from math import ceil
 
 from flask_babel import gettext
-from sqlalchemy import Integer, Select, column, false, func, inspect, or_, select, table, text
-from sqlalchemy.orm import Session
+from sqlalchemy import ARRAY, Integer, Select, any_, cast, column, false, func, inspect, or_, select, table, text
+from sqlalchemy.orm import Session, aliased
 
 from ..formatting import number
 
@@ -28,6 +28,8 @@ COUNT_CAP = 10_000
 NARROWED_COUNT_CAP = 1_000
 # Execution options of a list query whose rows cost too much to count: it pages without a count.
 UNCOUNTED = {"uncounted": True}
+# Execution option of a list query whose page finds its rows through their ids (see page_query).
+PAGE_THROUGH_IDS = "page_through_ids"
 
 
 class ListCount(int):
@@ -60,6 +62,23 @@ class ListCount(int):
         return cls(COUNT_CAP, gettext("about %(count)s", count=number(rounded)))
 
 
+def page_query(query):
+    """The list query as its page reads it. A filter ``column >= value`` that marks the query
+    with PAGE_THROUGH_IDS (filters.RecentLocalDateFrom) has the page take the matching ids
+    first, as one array from the column's index, computed once, then sort those rows: the
+    sort's own index would be walked through the whole table to reach them."""
+    marked = query.get_execution_options().get(PAGE_THROUGH_IDS)
+    if marked is None:
+        return query
+    column, value = marked
+    model = column.class_
+    key = inspect(model).primary_key[0]
+    rows = aliased(model)  # not correlated with the list's own table
+    ids = select(func.array_agg(getattr(rows, key.key))).where(getattr(rows, column.key) >= value)
+    # ANY of an array, not of a subquery: that would be a join, planned as before.
+    return query.filter(getattr(model, key.key) == any_(cast(ids.scalar_subquery(), ARRAY(key.type))))
+
+
 def count_list(session: Session, query, rows: list, whole: bool, searched: bool, filtered: bool) -> ListCount | None:
     """How many rows the list ``query`` has, as cheaply as is honest (None: not counted):
     ``rows`` is the page shown, the whole list when ``whole``."""
@@ -78,6 +97,21 @@ def count_list(session: Session, query, rows: list, whole: bool, searched: bool,
     cap = NARROWED_COUNT_CAP if filtered else COUNT_CAP
     counted = session.scalar(select(func.count()).select_from(capped.limit(cap + 1).subquery()))
     return ListCount.exact(counted) if counted <= cap else ListCount.at_least(cap)
+
+
+def count_each(session: Session, queries: list) -> list[ListCount] | None:
+    """How many rows each list query has, each counted up to NARROWED_COUNT_CAP + 1, all in
+    one statement (a scalar subquery each); None when one of them is not to be counted."""
+    if not queries or any(query.get_execution_options().get("uncounted") for query in queries):
+        return None
+    subqueries = []
+    for query in queries:
+        key = inspect(query.column_descriptions[0]["entity"]).primary_key[0]
+        capped = query.limit(None).offset(None).order_by(None).enable_eagerloads(False).with_entities(key)
+        subqueries.append(
+            select(func.count()).select_from(capped.limit(NARROWED_COUNT_CAP + 1).subquery()).scalar_subquery()
+        )
+    return [ListCount.narrowed(counted) for counted in session.execute(select(*subqueries)).one()]
 
 
 def table_estimate(session: Session, table: str) -> int | None:

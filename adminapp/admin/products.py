@@ -14,7 +14,8 @@ from ..models import Product
 from ..permissions import CHANGE, DELETE
 from .base import SecuredModelView
 from .fields import InitialValueField, LocaleDecimalField, LocaleIntegerField, VersionField
-from .filters import AtLeast, AtMost, IntAtOrBelow
+from .filters import AtLeast, AtMost, IntAtOrBelow, LocalDateTo, RecentLocalDateFrom
+from .quick_filters import created, equals, low_stock
 from .validators import Regexp, blank_to_none, cents, finite_decimal, plain_text, strip
 
 MAX_PRICE = Decimal("9999999999.99")  # NUMERIC(12,2)
@@ -22,6 +23,7 @@ MAX_STOCK = 2**31 - 1  # a 32-bit INTEGER column
 
 
 class ProductView(SecuredModelView):
+    list_template = "admin/adminapp/list.html"
     column_list = ["sku", "name", "price", "stock", "is_active"]
     column_record_link = "sku"
     column_labels = PRODUCT_FIELDS
@@ -33,7 +35,19 @@ class ProductView(SecuredModelView):
         AtLeast(Product.price, lazy_gettext("Price")),
         AtMost(Product.price, lazy_gettext("Price")),
         IntAtOrBelow(Product.stock, lazy_gettext("Stock")),
+        RecentLocalDateFrom(Product.created_at, lazy_gettext("Created")),
+        LocalDateTo(Product.created_at, lazy_gettext("Created")),
     ]
+    quick_filters = (
+        equals(
+            "active",
+            PRODUCT_FIELDS["is_active"],
+            "active_equals",
+            [("1", lazy_gettext("Yes")), ("0", lazy_gettext("No"))],
+        ),
+        low_stock("stock", lazy_gettext("Stock")),
+        created("created", lazy_gettext("Created"), "created"),
+    )
     column_details_list = [
         "id",
         "sku",

@@ -33,6 +33,7 @@ from .fields import LocaleIntegerField, VersionField
 from .filters import LocalDateFrom, LocalDateTo
 from .helpers import parse_id, without_nul
 from .listing import UNCOUNTED, term_condition
+from .quick_filters import created, created_by_me, equals
 from .validators import blank_to_none, plain_text
 
 MAX_QTY = 1_000_000
@@ -124,8 +125,12 @@ class CreatedBy(BaseSQLAFilter):
         # The user's id, looked up first: compared with a known id, the list reads that user's
         # transactions from an index, newest first, however few or many there are. The name
         # is found as sign-in finds it (in any case or width).
-        user = accounts.find_user(db.session, value)
-        return user.id if user is not None else None
+        # Looked up once a request: the sidebar's counts apply the filter again (quick_filters).
+        known = g.setdefault("created_by_ids", {})
+        if value not in known:
+            user = accounts.find_user(db.session, value)
+            known[value] = user.id if user is not None else None
+        return known[value]
 
     def apply(self, query, value, alias=None):
         return query.filter(Transaction.created_by_id == value if value is not None else false())
@@ -172,6 +177,11 @@ class TransactionView(SecuredModelView):
         LocalDateFrom(Transaction.posted_at, lazy_gettext("Posted")),
         PostedTo(Transaction.posted_at, lazy_gettext("Posted")),
     ]
+    quick_filters = (
+        equals("status", lazy_gettext("Status"), "status_equals", STATUS_LABELS.items()),
+        created("created", lazy_gettext("Created"), "created"),
+        created_by_me("created_by", lazy_gettext("Created by")),
+    )
     column_formatters = {
         "created_at": lambda v, c, m, n: local_time(m.created_at),
         "total": lambda v, c, m, n: money(m.total),

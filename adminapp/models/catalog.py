@@ -15,6 +15,8 @@ class Product(db.Model):
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("stock >= 0", name="stock_not_negative"),
         *(sort_index("products", column) for column in ("name", "price", "stock", "is_active")),
+        # The list's "created today / last 7 days / this month" filters (admin.quick_filters).
+        sort_index("products", "created_at"),
         # The dashboard's low stock: the active products with the least, and how many.
         Index("ix_products_active_stock", "stock", "sku", **only_where("is_active")),
         trigram_index("products", "sku"),

@@ -22,6 +22,8 @@ class Transaction(db.Model):
         CheckConstraint("voided_at >= posted_at", name="voided_after_posted").ddl_if(dialect="postgresql"),
         *(sort_index("transactions", column) for column in ("created_at", "status", "total", "line_count")),
         sort_index("transactions", "created_by", "created_at"),
+        # A status with a date range (the list's one-click filters), and a status's list newest first.
+        sort_index("transactions", "status", "created_at"),
         # The dashboard's drafts and posted sales, and the "posted" date filter.
         Index("ix_transactions_drafts", "id", **only_where(f"status = '{TransactionStatus.DRAFT}'")),
         Index(

@@ -22,6 +22,14 @@
       name(link, removeLine);
       link.setAttribute("role", "button");
     });
+    // The Add Filter rows: a value box is named by its filter and operation ("Created from").
+    root.querySelectorAll("#filter_form .filter-val").forEach(function (box) {
+      var row = box.closest("tr");
+      var filter = row && row.querySelector(".remove-filter");
+      var operation = row && row.querySelector("select.filter-op");
+      var chosen = operation && operation.options[operation.selectedIndex];
+      if (filter) { name(box, (filter.textContent.replace(/^[\s\u00d7]+/, "") + " " + (chosen ? chosen.text : "")).trim()); }
+    });
     root.querySelectorAll(".inline-field-list .inline-field label[for]").forEach(function (label) {
       var row = label.closest(".inline-field");
       var target = document.getElementById(label.htmlFor);

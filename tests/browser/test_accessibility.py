@@ -30,6 +30,9 @@ PAGES = [
     "/admin/product/details/?id=1",
     "/admin/product/delete/?id=1",
     "/admin/transaction/",
+    # filtered through the one-click filters and the Add Filter form, and searched
+    "/admin/product/?search=BRW&flt0_active_equals=1&flt1_created_from=2000-01-01",
+    "/admin/transaction/?flt0_status_equals=draft&flt1_created_by_is=browser-admin",
     "/admin/transaction/new/",
     "/admin/user/",
     "/admin/user/new/",
