@@ -329,7 +329,9 @@ class TransactionView(SecuredModelView):
             )
             if outcome.done:
                 flash(gettext("Transaction #%(id)s posted.", id=txn_id), "success")
-            elif isinstance(outcome.error, InsufficientStock):
+            elif isinstance(outcome.error, InsufficientStock) and len(txn_ids) == 1:
+                # The page the user goes back to marks the short lines (a bulk post only
+                # reports: its transactions are not on screen).
                 _remember_refused_lines(txn_id, outcome.error.line_problems)
         refused = len(txn_ids) == 1 and not outcome.done and get_redirect_target("url_if_refused")
         if refused:  # back to the editor the Post came from, its short lines marked
