@@ -329,3 +329,25 @@ def serious_violations(page):
     from tests.browser.test_accessibility import serious_violations as axe_violations
 
     return axe_violations(page)
+
+
+def test_post_with_unsaved_changes_asks_first(staff_page, live_server):
+    """Post posts the transaction as saved: with changes on the page, it asks before."""
+    with live_server.session() as session:
+        txn_id = save_draft(session, [(1, 2)]).id
+        session.commit()
+    page = staff_page
+    page.goto(f"/admin/transaction/edit/?id={txn_id}")
+    page.fill("#lines-0-product_qty", "3")
+    asked = []
+
+    def refuse(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", refuse)
+    page.locator("#post-form button[type=submit]").click()
+    expect(page.locator("#lines-0-product_qty")).to_have_value("3")  # still here, nothing lost
+    assert asked == [page.locator("#transaction-totals").get_attribute("data-unsaved")]
+    with live_server.session() as session:
+        assert session.get(Transaction, txn_id).status == "draft"
