@@ -311,11 +311,20 @@ def test_the_editor_is_compact_and_its_buttons_stay_in_view(browser, live_server
 
 
 @pytest.mark.parametrize("browser_locale", ["en-US", "id-ID"])
-def test_the_autocomplete_speaks_the_pages_language(staff_page, browser_locale):
-    """select2's own texts ("No matches found", ...) are the page's, in its language."""
+def test_the_autocomplete_speaks_the_pages_language(staff_page, live_server, browser_locale):
+    """select2's own texts ("Loading more results…", "No matches found", ...) are the page's,
+    in its language."""
+    with live_server.session() as session:
+        for n in range(12):
+            session.add(Product(sku=f"MANY-{n:02}", name=f"Many {n}", price=Decimal("1.00"), stock=5))
+        session.commit()
     page = staff_page
     page.goto("/admin/transaction/new/")
     totals = page.locator("#transaction-totals")
+    open_autocomplete(page, 0, "MANY")  # more than a page of results
+    expect(page.locator(f"{DROP} .select2-result-selectable")).to_have_count(10)
+    expect(page.locator(f"{DROP} .select2-more-results")).to_have_text(totals.get_attribute("data-load-more"))
+    page.keyboard.press("Escape")
     open_autocomplete(page, 0, "no-such-thing")
     expect(page.locator(f"{DROP} .select2-no-results")).to_have_text(totals.get_attribute("data-no-matches"))
     search_autocomplete(page, "")
