@@ -800,6 +800,19 @@ def test_a_bulk_post_refused_for_stock_leaves_no_marks_behind(staff_client, make
     assert marked_lines(staff_client.get(edit_url(second)).text) == {}
 
 
+def test_a_post_repeated_from_a_stale_editor_goes_to_the_details_page(staff_client, make_product, posted):
+    """Posted meanwhile (a second click, another tab): nothing to edit, so the details page."""
+    txn_id = posted((make_product(), 1))
+
+    response = staff_client.post(
+        ACTION,
+        data={"action": "post", "rowid": str(txn_id), "url": details_url(txn_id), "url_if_refused": edit_url(txn_id)},
+    )
+
+    assert response.headers["Location"].endswith(details_url(txn_id))
+    assert f"Transaction #{txn_id} is already posted" in text(staff_client.get(response.headers["Location"]))
+
+
 def test_a_post_refusal_offered_to_another_site_goes_to_the_details_page(staff_client, make_product, draft):
     txn_id = draft((make_product(stock=0), 1))
     for target in ("https://evil.example/", "//evil.example"):

@@ -22,7 +22,7 @@ from wtforms import TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from ..domain import accounts, catalog, sales
-from ..domain.errors import DomainError, InsufficientStock, InvalidTransaction
+from ..domain.errors import DomainError, Immutable, InsufficientStock, InvalidTransaction
 from ..extensions import db
 from ..formatting import local_time, money, number
 from ..forms import Form, InlineForm
@@ -333,10 +333,11 @@ class TransactionView(SecuredModelView):
                 # The page the user goes back to marks the short lines (a bulk post only
                 # reports: its transactions are not on screen).
                 _remember_refused_lines(txn_id, outcome.error.line_problems)
-        refused = len(txn_ids) == 1 and not outcome.done and get_redirect_target("url_if_refused")
-        if refused:  # back to the editor the Post came from, its short lines marked
-            return redirect(refused)
-        return None
+        # A draft's post refused: back to the editor it came from, its short lines marked. (A
+        # transaction posted meanwhile is no longer editable: on to its details.)
+        still_draft = not outcome.done and not isinstance(outcome.error, Immutable)
+        refused = len(txn_ids) == 1 and still_draft and get_redirect_target("url_if_refused")
+        return redirect(refused) if refused else None
 
     def refused_lines(self, txn_id) -> dict[int, str]:
         """{product id: why} for the lines of the transaction a post just refused, once: the
