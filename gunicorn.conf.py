@@ -30,7 +30,9 @@ threads = 32
 # A worker takes no more connections than it has threads. Left to itself it would take up to
 # 1,000, and a page that landed on a worker whose threads were all held by slow clients would
 # wait behind them while other workers sat idle; now it waits in the listening socket's queue
-# for the first thread free in any worker.
+# for the first thread free in any worker. (gunicorn 23's gthread worker could leave the
+# connection that filled it unread, a thread free, until another request ended: with every
+# other thread held by a slow client, that page waited for minutes. Fixed in gunicorn 24.)
 worker_connections = threads
 
 timeout = 30  # a worker silent this long is stuck: it is killed and replaced

@@ -189,6 +189,9 @@ def register_admin(app: Flask) -> None:
         change_value=labels.change_value,
         record_title=labels.record_title,
         line_change_label=labels.line_change_label,
+        line_quantity=labels.line_quantity,
+        line_quantities=labels.line_quantities,
+        stock_movement=labels.stock_movement,
         number_symbols=number_symbols,
         money_pattern=money_pattern,
     )

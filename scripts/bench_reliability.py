@@ -323,7 +323,7 @@ def classify(page: Page | None, error: Exception | None, success: re.Pattern | N
     return "no message", page.text[:200]
 
 
-SAVED = re.compile(r"successfully (saved|created)")
+SAVED = re.compile(r"was (changed|added)\.")
 POSTED = re.compile(r"Transaction #\d+ posted")
 VOIDED = re.compile(r"voided; its stock was put back")
 

@@ -14,8 +14,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from babel.dates import format_date
-from babel.numbers import format_currency
+from babel.dates import format_date, format_datetime, format_skeleton
 from sqlalchemy import update
 
 from adminapp.domain import sales
@@ -47,6 +46,19 @@ def card_link(response, element_id) -> str:
     match = re.search(rf'<a id="{element_id}" href="([^"]*)"', response.text)
     assert match, f"no #{element_id} on the dashboard"
     return html.unescape(match.group(1))
+
+
+def card_label(response, element_id) -> str:
+    match = re.search(rf'<h2 [^>]*id="{element_id}-label">(.*?)</h2>', response.text, re.S)
+    assert match, f"no label for #{element_id}"
+    return html.unescape(match.group(1)).strip()
+
+
+def card_note(response, element_id) -> str:
+    """What qualifies a card's figure (the low-stock threshold), under it."""
+    match = re.search(rf'<p [^>]*id="{element_id}-note">(.*?)</p>', response.text, re.S)
+    assert match, f"no note under #{element_id}"
+    return html.unescape(match.group(1)).strip()
 
 
 def low_stock_rows(response) -> list[tuple[str, str, int]]:
@@ -81,8 +93,19 @@ def chart_title(response) -> str:
     return html.unescape(match.group(1))
 
 
+def sales_table(response) -> dict[date, str]:
+    """The chart's figures as its table says them: {day: amount as shown}, in order."""
+    table = re.search(r'<table[^>]*\bid="sales-table".*?</table>', response.text, re.S)
+    assert table, "no table of the chart's figures"
+    body = table.group(0).split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    amounts = [html.unescape(cell) for cell in re.findall(r'<td class="text-right">(.*?)</td>', body, re.S)]
+    return dict(zip(chart(response), amounts, strict=True))
+
+
 def listed(response, column) -> list[str]:
-    return re.findall(rf'<td class="col-{column}">\s*(.*?)\s*</td>', response.text, re.S)
+    """A list column's cells as text (the record's link taken off the first column)."""
+    cells = re.findall(rf'<td class="col-{column}">\s*(.*?)\s*</td>', response.text, re.S)
+    return [re.sub(r"</?a[^>]*>", "", cell) for cell in cells]
 
 
 def zone(app) -> ZoneInfo:
@@ -274,7 +297,8 @@ def test_low_stock_list_names_the_active_products_at_or_below_the_threshold(admi
         ("A-LOW", "Anchors", threshold),
         ("B-LOW", "Bolts", threshold),
     ]
-    assert f"Low stock (at or below {threshold})" in response.text
+    assert card_label(response, "low-stock-count") == "Low stock"
+    assert card_note(response, "low-stock-count") == f"at or below {threshold}"
 
 
 def test_only_inactive_products_low_on_stock_leave_the_list_empty(admin_client, make_product):
@@ -313,7 +337,7 @@ def test_low_stock_threshold_is_configurable(app, other_app, make_user, make_pro
     assert [sku for sku, _, _ in low_stock_rows(default)] == ["LOW-3"]
     assert count(generous, "low-stock-count") == 3
     assert [sku for sku, _, _ in low_stock_rows(generous)] == ["LOW-3", "MID-15", "MID-20"]
-    assert "Low stock (at or below 20)" in generous.text
+    assert card_note(generous, "low-stock-count") == "at or below 20"
     assert "flt0_stock_at_or_below=20" in card_link(generous, "low-stock-count")
 
 
@@ -371,7 +395,7 @@ def test_chart_covers_30_days_and_no_more(app, admin_client, stockroom, posted):
     assert min(bars) == first_day
     assert bars[first_day] == Decimal("30.00")
     assert sum(bars.values()) == Decimal("30.00")
-    assert chart_title(response).endswith(format_currency(Decimal("30.00"), app.config["CURRENCY"], locale="en"))
+    assert chart_title(response).endswith(": IDR\u00a030.00")
 
 
 def test_days_follow_the_configured_time_zone(other_app, make_user, stockroom, posted):
@@ -445,23 +469,180 @@ def test_recent_actions_are_the_users_own_and_everyones_only_for_audit_readers(a
     own = reader.get(DASHBOARD)
     asked_for_all = reader.get(f"{DASHBOARD}?recent=all")
 
-    assert [item.split(" — ", 1)[1] for item in recent_items(own)] == ["login user reader"]
+    assert [item.split(" — ", 1)[1] for item in recent_items(own)] == ["reader signed in"]
     assert [item.split(" — ", 1)[1] for item in recent_items(sam.get(DASHBOARD))] == [
-        "create product SAMS-1 — Sam's",
-        "login user sam",
+        "sam added product SAMS-1 — Sam's",
+        "sam signed in",
     ]
     if sees_everyone:
         assert recent_toggle(own) == "/admin/?recent=all"  # "Everyone"
         assert recent_toggle(asked_for_all) == "/admin/"  # back to "Mine"
         everyone = [item.split(" — ", 1)[1] for item in recent_items(asked_for_all)]
         assert everyone[:3] == [
-            "reader: login user reader",
-            "sam: create product SAMS-1 — Sam's",
-            "sam: login user sam",
+            "reader signed in",
+            "sam added product SAMS-1 — Sam's",
+            "sam signed in",
         ]
     else:
         assert recent_items(asked_for_all) == recent_items(own)
         assert recent_toggle(own) == recent_toggle(asked_for_all) == ""
+
+
+RAW_CODES = re.compile(r"\b(create|update|delete|post|void|login|login_failed|logout|password_change|sessions_ended)\b")
+
+
+def recent_html(response) -> list[str]:
+    """The recent actions' items as markup (links kept)."""
+    section = response.text.split('id="recent-actions"', 1)[1].split("</ul>", 1)[0]
+    return re.findall(r"<li>(.*?)</li>", section, re.S)
+
+
+@pytest.fixture
+def happenings(app, db, make_user, make_product):
+    """A day's work: admin changes bob's password, staff1 posts a sale and voids it, the app
+    (a command, no signed-in user) changes a product, someone fails to sign in as bob and as a
+    name nobody has. Returns the ids that the sentences name."""
+    from adminapp.domain import audit
+    from adminapp.models import User
+
+    admin_id = make_user("admin", "admin")
+    staff_id = make_user("staff1", "staff")
+    bob_id = make_user("bob", "staff")
+    coffee = make_product(sku="KOPI-250G", name="Kopi Luwak 250 g", price="142500.00", stock=50)
+    with db() as session:
+        audit.set_actor(session, audit.Actor(user_id=admin_id, username="admin"))
+        session.get(User, bob_id).set_password("a brand new secret phrase")
+    with db() as session:
+        staff = session.get(User, staff_id)
+        audit.set_actor(session, audit.Actor(user_id=staff_id, username="staff1"))
+        txn = save_draft(session, [(coffee, 3)], staff)
+        sales.post(session, txn, staff)
+        txn_id = txn.id
+    with db() as session:
+        audit.set_actor(session, audit.Actor(user_id=staff_id, username="staff1"))
+        sales.void(session, session.get(Transaction, txn_id), session.get(User, staff_id), "wrong customer")
+    with db() as session:  # no actor: the app itself (a command)
+        session.get(Product, coffee).name = "Kopi Luwak 250 gram"
+    client = app.test_client()
+    client.post("/login", data={"username": "bob", "password": "not his password"})
+    client.post("/login", data={"username": "nobody-here", "password": "whatever it is"})
+    return {"txn": txn_id, "coffee": coffee, "bob": bob_id}
+
+
+def test_recent_actions_are_sentences_with_names_times_and_links(app, make_user, happenings):
+    response = signed_in(app, "admin").get(f"{DASHBOARD}?recent=all")
+    said = [item.split(" — ", 1)[1] for item in recent_items(response)]
+    txn = happenings["txn"]
+
+    assert said[:8] == [
+        "admin signed in",
+        "A sign-in failed: unknown user",  # the name typed is kept only as a keyed hash
+        "A sign-in as bob failed: wrong password",
+        "Product KOPI-250G — Kopi Luwak 250 gram was changed",
+        f"staff1 voided Transaction #{txn}",
+        f"staff1 posted Transaction #{txn}",
+        f"staff1 added Transaction #{txn}",
+        "admin changed the password of bob",
+    ], said
+    assert not any(RAW_CODES.search(sentence) for sentence in said), said
+    # The records are linked (an admin may open them all).
+    items = recent_html(response)
+    assert f'<a href="/admin/transaction/details/?id={txn}">Transaction #{txn}</a>' in items[4]
+    assert f'<a href="/admin/product/details/?id={happenings["coffee"]}">KOPI-250G' in items[3]
+    assert f'<a href="/admin/user/details/?id={happenings["bob"]}">bob</a>' in items[7]
+
+
+def test_recent_actions_are_in_the_users_language_time_zone_and_locale(other_app, make_user, happenings):
+    jakarta = other_app(BABEL_DEFAULT_TIMEZONE="Asia/Jakarta")
+    make_user("ibu", "admin", locale="id")
+    response = signed_in(jakarta, "ibu").get(f"{DASHBOARD}?recent=all")
+
+    times = re.findall(r'<time class="text-muted" datetime="([^"]+)">([^<]*)</time>', response.text)
+    assert len(times) == 10
+    for stored, shown in times:
+        at = datetime.fromisoformat(stored)
+        assert html.unescape(shown) == format_datetime(at, "medium", tzinfo=ZoneInfo("Asia/Jakarta"), locale="id")
+    said = [item.split(" — ", 1)[1] for item in recent_items(response)]
+    assert not any(RAW_CODES.search(sentence) for sentence in said), said
+    assert f"Transaksi #{happenings['txn']}" in " ".join(said)  # the record as Indonesian names it
+
+
+def test_recent_actions_link_only_what_the_reader_may_open(app, make_user, as_role, happenings):
+    auditor = as_role("auditor")  # reads the trail, the catalogue and the sales; not the users
+    items = recent_html(auditor.get(f"{DASHBOARD}?recent=all"))
+    text = " ".join(items)
+
+    assert f'href="/admin/transaction/details/?id={happenings["txn"]}"' in text
+    assert "/admin/user/details/" not in text
+    assert "the password of bob" in text  # named all the same
+
+
+# --------------------------------------------------------------------- chart axes
+
+
+def y_ticks(response) -> list[str]:
+    return [html.unescape(t) for t in re.findall(r'<text class="y-tick"[^>]*>(.*?)</text>', response.text)]
+
+
+def day_labels(response) -> list[tuple[str, str]]:
+    """(text-anchor, label) of the chart's date labels, left to right."""
+    found = re.findall(r'<text class="x-tick" x="[^"]*" y="[^"]*" text-anchor="(\w+)">(.*?)</text>', response.text)
+    return [(anchor, html.unescape(label)) for anchor, label in found]
+
+
+def test_chart_has_a_y_axis_in_round_steps_of_the_users_number_format(app, make_user, stockroom, posted):
+    make_user("boss", "admin")
+    make_user("ibu", "admin", locale="id")
+    posted((stockroom, 8))  # 80.00
+    assert y_ticks(signed_in(app, "boss").get(DASHBOARD)) == ["0", "20", "40", "60", "80"]
+
+    posted((stockroom, 99_000))  # 990,080.00 today
+    english, indonesian = signed_in(app, "boss").get(DASHBOARD), signed_in(app, "ibu").get(DASHBOARD)
+    assert y_ticks(english) == ["0", "200K", "400K", "600K", "800K", "1M"]
+    assert y_ticks(indonesian) == ["0", "200\u00a0rb", "400\u00a0rb", "600\u00a0rb", "800\u00a0rb", "1\u00a0jt"]
+    assert re.search(r'<text class="y-axis-unit"[^>]*>IDR</text>', english.text)
+    assert re.search(r'<text class="y-axis-unit"[^>]*>Rp</text>', indonesian.text)
+
+
+def test_one_axis_speaks_one_style(app, admin_client, stockroom, posted):
+    posted((stockroom, 900))  # 9,000.00: steps of 2,000 up to 10,000, all short
+    assert y_ticks(admin_client.get(DASHBOARD)) == ["0", "2K", "4K", "6K", "8K", "10K"]
+
+
+def test_an_empty_chart_still_has_its_axis(admin_client):
+    assert y_ticks(admin_client.get(DASHBOARD)) == ["0", "1"]
+
+
+def test_the_first_and_last_date_labels_are_anchored_inside_the_chart(app, make_user):
+    make_user("boss", "admin")
+    make_user("ibu", "admin", locale="id")
+    today = local_today(app)
+    first = today - timedelta(days=CHART_DAYS - 1)
+    for username, locale in (("boss", "en"), ("ibu", "id")):
+        labels = day_labels(signed_in(app, username).get(DASHBOARD))
+        # The first starts at the chart's left edge, the last ends at its right edge.
+        assert labels[0] == ("start", format_skeleton("MMMd", first, locale=locale)), labels
+        assert labels[-1] == ("end", format_skeleton("MMMd", today, locale=locale)), labels
+        assert {anchor for anchor, _ in labels[1:-1]} == {"middle"}
+        assert len(labels) == 5  # a label a week, none crowding the last
+
+
+def test_the_chart_has_a_text_alternative_and_its_figures_as_a_table(app, admin_client, stockroom, posted):
+    posted((stockroom, 3))
+    response = admin_client.get(DASHBOARD)
+    today = local_today(app)
+
+    assert re.search(
+        r'<svg id="sales-chart"[^>]*role="img"[^>]*aria-labelledby="sales-chart-title sales-chart-desc"',
+        response.text,
+        re.S,
+    )
+    desc = html.unescape(re.search(r'<desc id="sales-chart-desc">(.*?)</desc>', response.text).group(1))
+    assert desc == f"Best day: {format_date(today, 'medium', locale='en')}: IDR\u00a030.00."
+    figures = sales_table(response)
+    assert len(figures) == CHART_DAYS
+    assert figures[today] == "IDR\u00a030.00"
+    assert set(list(figures.values())[:-1]) == {"IDR\u00a00.00"}
 
 
 # --------------------------------------------------------------------- money
@@ -471,17 +652,34 @@ def test_money_is_in_the_configured_currency(app, make_user, stockroom, posted):
     make_user("boss", "admin")
     make_user("ibu", "admin", locale="id")
     posted((stockroom, 123))  # 1,230.00
-    today, amount = local_today(app), Decimal("1230.00")
+    today = local_today(app)
     assert app.config["CURRENCY"] == "IDR"  # the default
 
-    for username, locale in (("boss", "en"), ("ibu", "id")):
+    # Babel's format with CLDR's currency spacing, as browsers write it: "IDR 1,230.00", "Rp 1.230,00".
+    for username, locale, money in (("boss", "en", "IDR\u00a01,230.00"), ("ibu", "id", "Rp\u00a01.230,00")):
         response = signed_in(app, username).get(DASHBOARD)
-        money = format_currency(amount, "IDR", locale=locale)
         assert chart_title(response).endswith(f": {money}"), chart_title(response)
         assert bar_title(response, today) == f"{format_date(today, 'medium', locale=locale)}: {money}"
-    assert format_currency(amount, "IDR", locale="id") == "Rp1.230,00"
+        assert sales_table(response)[today] == money
 
     app.config["CURRENCY"] = "EUR"
     response = signed_in(app, "boss").get(DASHBOARD)
     assert chart_title(response).endswith(": €1,230.00")
     assert "IDR" not in bar_title(response, today)
+
+
+@pytest.mark.parametrize(
+    "formatted, symbol, spaced",
+    [
+        ("IDR142,500.00", "IDR", "IDR\u00a0142,500.00"),
+        ("-Rp1.234,50", "Rp", "-Rp\u00a01.234,50"),
+        ("€1,230.00", "€", "€1,230.00"),  # a currency sign keeps close
+        ("US$1.234,50", "US$", "US$1.234,50"),  # the side next to the digits is a sign
+        ("1.234,50\u00a0€", "€", "1.234,50\u00a0€"),  # already spaced by the pattern
+        ("12,00CHF", "CHF", "12,00\u00a0CHF"),  # a code after the number
+    ],
+)
+def test_currency_spacing_is_cldrs(formatted, symbol, spaced):
+    from adminapp.formatting import currency_spaced
+
+    assert currency_spaced(formatted, symbol) == spaced

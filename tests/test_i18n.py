@@ -520,16 +520,16 @@ def test_the_untranslated_check_catches_english():
 def test_money_and_dates_follow_the_locale(app, shop):
     english = signed_in(app, ADMIN)
     indonesian = signed_in(app, ADMIN, **{"Accept-Language": "id"})
-    price = Decimal("1234.50")
-    for client, locale in ((english, "en"), (indonesian, "id")):
+    # Babel's formats with CLDR's currency spacing (a no-break space after a symbol that ends
+    # in a letter), as browsers' Intl writes them.
+    for client, locale, price in ((english, "en", "IDR\u00a01,234.50"), (indonesian, "id", "Rp\u00a01.234,50")):
         listing = html.unescape(client.get("/admin/product/").get_data(as_text=True))
-        assert format_currency(price, "IDR", locale=locale) in listing, locale
+        assert price in listing, locale
         details = html.unescape(client.get(f"/admin/transaction/details/?id={shop['posted']}").get_data(as_text=True))
         created = format_datetime(shop["created"], "medium", tzinfo=UTC, locale=locale)
         assert created in details, (locale, created)
-    assert format_currency(price, "IDR", locale="id") == "Rp1.234,50"  # Babel's Indonesian format
     listing = html.unescape(indonesian.get("/admin/product/").get_data(as_text=True))
-    assert "IDR1,234.50" not in listing
+    assert "IDR" not in listing and "1,234.50" not in listing
 
 
 def test_currency_is_configurable(app, shop):
@@ -547,7 +547,7 @@ def test_filter_urls_do_not_depend_on_the_language(app, shop):
         assert filter_args(english.get(url)) == filter_args(indonesian.get(url)), url
     args = filter_args(indonesian.get("/admin/product/"))
     assert {"price_at_least", "price_at_most", "stock_at_or_below", "active_equals"} <= args
-    skus = lambda response: re.findall(r'<td class="col-sku">\s*(.*?)\s*</td>', response.text)  # noqa: E731
+    skus = lambda response: re.findall(r'<td class="col-sku">\s*<a[^>]*>(.*?)</a>\s*</td>', response.text)  # noqa: E731
     assert skus(indonesian.get("/admin/product/?flt0_price_at_least=30")) == ["ZQX-1"]
     assert skus(indonesian.get("/admin/product/?flt0_price_at_least=30")) == skus(
         english.get("/admin/product/?flt0_price_at_least=30")

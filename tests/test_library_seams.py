@@ -26,6 +26,7 @@ from .support import make_app
 # (where, name, parameter names): a private method adminapp overrides or calls.
 SIGNATURES = [
     (BaseView, "_handle_view", ["self", "name", "kwargs"]),  # SecuredModelView: rights per endpoint
+    (BaseView, "_run_view", ["self", "fn", "args", "kwargs"]),  # SecuredModelView: a save's message names the record
     (BaseModelView, "_get_list_extra_args", ["self"]),  # SecuredModelView: the page kept within the cap
     (BaseModelView, "_get_column_by_idx", ["self", "idx"]),  # list_arg_problems, list_query: the sort column
     (ViewArgs, "clone", ["self", "kwargs"]),  # _get_list_extra_args returns a changed copy

@@ -9,7 +9,6 @@ from decimal import Decimal
 from functools import partial
 
 import pytest
-from babel.numbers import format_currency
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DatabaseError
 
@@ -35,7 +34,8 @@ def details_url(product_id):
 
 def listed_skus(response):
     """The SKU cells of a list page, in order."""
-    return [html.unescape(s) for s in re.findall(r'<td class="col-sku">\s*(.*?)\s*</td>', response.text, re.S)]
+    cells = re.findall(r'<td class="col-sku">\s*<a[^>]*>(.*?)</a>\s*</td>', response.text, re.S)
+    return [html.unescape(s) for s in cells]
 
 
 def cell(response, column):
@@ -126,11 +126,8 @@ def test_list_shows_columns_with_money_formatted_price(app, admin_client, make_p
         assert f'title="Sort by {header}">{header}</a>' in page
     assert listed_skus(response) == ["WID-1", "WID-2"]
     assert cell(response, "name") == ["Widget", "Gadget"]
-    currency = app.config["CURRENCY"]
-    assert cell(response, "price") == [
-        format_currency(Decimal("1234.50"), currency, locale="en"),
-        format_currency(Decimal("0.99"), currency, locale="en"),
-    ]
+    assert app.config["CURRENCY"] == "IDR"
+    assert cell(response, "price") == ["IDR\u00a01,234.50", "IDR\u00a00.99"]
     assert "1,234.50" in cell(response, "price")[0]
     assert cell(response, "stock") == ["7", "0"]
     active = cell(response, "is_active")
@@ -346,7 +343,7 @@ def test_create_product(admin_client, db):
     )
 
     assert response.status_code == 302
-    assert "successfully created" in flashed(admin_client.get(LIST))
+    assert "was added" in flashed(admin_client.get(LIST))
     with db() as session:
         product = session.scalars(select(Product)).one()
         assert (product.sku, product.name, product.description, product.price, product.stock, product.is_active) == (
@@ -406,7 +403,7 @@ def test_edit_product(admin_client, make_product, load):
     )
 
     assert response.status_code == 302
-    assert "successfully saved" in flashed(admin_client.get(LIST))
+    assert "was changed" in flashed(admin_client.get(LIST))
     product = load(product_id)
     assert (product.name, product.price, product.stock, product.is_active) == ("After", Decimal("2.50"), 9, False)
     assert product.version == 2
@@ -800,7 +797,7 @@ def test_delete_unreferenced_product(admin_client, make_product, load):
     response = admin_client.post(DELETE, data={"id": product_id}, follow_redirects=True)
 
     assert response.status_code == 200
-    assert "successfully deleted" in flashed(response)
+    assert "was deleted" in flashed(response)
     assert load(product_id) is None
     assert load(keep_id) is not None
 
@@ -815,7 +812,7 @@ def test_delete_of_a_product_in_use_is_refused(admin_client, make_product, sell,
     page = flashed(response)
     assert "Cannot delete USED-1" in page
     assert "Deactivate the product instead" in page
-    assert "successfully deleted" not in page
+    assert "was deleted" not in page
     assert load(product_id) is not None
     with db() as session:
         assert session.scalar(select(func.count(TransactionProduct.id))) == 1
@@ -842,7 +839,7 @@ def test_confirmation_page_asks_before_deleting(admin_client, make_product, load
     assert load(product_id) is not None  # looking is not deleting
 
     confirmed = admin_client.post(DELETE, data={"id": product_id, "url": LIST}, follow_redirects=True)
-    assert "successfully deleted" in flashed(confirmed)
+    assert "was deleted" in flashed(confirmed)
     assert load(product_id) is None
 
 

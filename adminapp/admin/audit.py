@@ -5,6 +5,7 @@ from flask import url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext
+from flask_login import current_user
 from markupsafe import Markup
 
 from ..domain import audit_chain
@@ -12,7 +13,7 @@ from ..extensions import db
 from ..formatting import local_time
 from ..labels import ACTION_LABELS, AUDIT_FIELDS, action_label, lazy, object_label, object_type_label
 from ..models import AuditEntry
-from ..permissions import VIEW
+from ..permissions import VIEW, can
 from ..vocabularies import AuditAction
 from .base import SecuredModelView
 from .filters import LocalDateFrom, LocalDateTo
@@ -20,13 +21,20 @@ from .filters import LocalDateFrom, LocalDateTo
 OBJECT_TYPES = ["product", "transaction", "user"]  # also the endpoints of their views
 
 
-def object_link(view, context, entry, name):
+def record_link(entry):
     """What the entry is about, linked to that record's page for those who may open it (as
-    Django's admin log does; a record deleted since then answers that it no longer exists)."""
+    Django's admin log does; a record deleted since then answers that it no longer exists).
+    The audit trail's Object column and the dashboard's recent actions both show it."""
     text = object_label(entry.object_type, entry.object_id, entry.object_repr)
-    if entry.object_type not in OBJECT_TYPES or entry.object_id is None or not view.may_view(entry.object_type):
+    if entry.object_type not in OBJECT_TYPES or entry.object_id is None:
+        return text
+    if not can(current_user, entry.object_type, VIEW):
         return text
     return Markup('<a href="{}">{}</a>').format(url_for(f"{entry.object_type}.details_view", id=entry.object_id), text)
+
+
+def object_link(view, context, entry, name):
+    return record_link(entry)
 
 
 class AuditView(SecuredModelView):
@@ -38,6 +46,7 @@ class AuditView(SecuredModelView):
     action_rights: dict = {}
 
     column_list = ["id", "at", "username", "action", "object_type", "object_id", "object_repr", "remote_addr"]
+    column_record_link = "id"
     column_labels = AUDIT_FIELDS
     column_default_sort = ("id", True)
     column_sortable_list = ["id", "at", "username", "action", "object_type"]

@@ -10,7 +10,7 @@ import json
 import re
 from functools import cached_property
 
-from flask import Response, abort, flash, redirect, request
+from flask import Response, abort, flash, g, redirect, request, session
 from flask_admin import expose
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
@@ -19,6 +19,8 @@ from flask_admin.model import typefmt
 from flask_admin.model.template import BaseListRowAction, DeleteRowAction, EditRowAction
 from flask_babel import gettext
 from flask_login import current_user
+from jinja2 import pass_context
+from markupsafe import Markup, escape
 from sqlalchemy import inspect
 
 from ..domain import audit
@@ -26,7 +28,7 @@ from ..domain.deletion import DeletionPreview
 from ..domain.errors import StaleVersion
 from ..extensions import db
 from ..formatting import csv_safe
-from ..labels import record_label
+from ..labels import record_label, record_subject, saved_message
 from ..permissions import ADD, CHANGE, DELETE, METHOD_RIGHTS, VIEW, can
 from ..redirects import local_path
 from ..unit_of_work import Outcome, run_unit_of_work
@@ -98,11 +100,13 @@ class OfferedRowAction(BaseListRowAction):
 
 class SecuredModelView(ModelView):
     form_base_class = AdminForm  # CSRF token on create/edit, row delete and action forms
+    create_template = "admin/adminapp/create.html"
     edit_template = "admin/adminapp/edit.html"
     details_template = "admin/adminapp/details.html"
     has_history = True  # a History page, as in Django's admin
     named_filter_urls = True
     can_set_page_size = True
+    page_size = 50  # Django shows 100: back-office users page less with more rows
     page_size_options = (20, 50, 100)
     can_view_details = True
     column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: bool_icon}
@@ -230,6 +234,17 @@ class SecuredModelView(ModelView):
         """Whether editing or deleting ``record`` can work: the pages offer neither otherwise
         (a posted transaction). The rules that refuse them stay in the domain."""
         return True
+
+    # The list's column whose cell opens the record (Django links the first column).
+    column_record_link: str | None = None
+
+    @pass_context  # as Flask-Admin's: the list template passes its context
+    def get_list_value(self, context, model, name):
+        value = super().get_list_value(context, model, name)
+        if name != self.column_record_link:
+            return value
+        url = self.record_url(model, url=context.resolve("return_url"))
+        return Markup('<a href="{}">{}</a>').format(url, value) if url else value
 
     def get_list_row_actions(self):
         actions = []
@@ -428,10 +443,44 @@ class SecuredModelView(ModelView):
             db.session.flush()
             db.session.delete(model)
 
+        label = record_subject(self.endpoint, model)  # read while the record is still there
         if not self.saving(delete, model).done:
             return False
         self.after_model_delete(model)
+        g.saved_message = saved_message("deleted", label)
         return True
+
+    # --- a save's message names the record and links to it (Django's admin does) ---
+    def after_model_change(self, form, model, is_created):
+        super().after_model_change(form, model, is_created)
+        g.saved_message = saved_message("added" if is_created else "changed", self.record_link(model))
+
+    def record_url(self, record, **args) -> str | None:
+        """Where a record opens: its edit page for those who may change it, else its details."""
+        if self.can_edit and self.offers_change(record):
+            return self.get_url(".edit_view", id=record.id, **args)
+        if self.can_view_details:
+            return self.get_url(".details_view", id=record.id, **args)
+        return None
+
+    def record_link(self, record) -> Markup:
+        """The record's name to begin a sentence, linked to where it opens."""
+        label, url = record_subject(self.endpoint, record), self.record_url(record)
+        return Markup('<a href="{}" class="alert-link">{}</a>').format(url, label) if url else escape(label)
+
+    def _run_view(self, fn, *args, **kwargs):
+        """Flask-Admin's view, its "Record was successfully saved." replaced by the message
+        naming the record (it flashes that one right after the save)."""
+        flashed_before = len(session.get("_flashes", []))
+        response = super()._run_view(fn, *args, **kwargs)
+        named = g.pop("saved_message", None)
+        if named is not None:
+            flashes = list(session.get("_flashes", []))
+            generic = next((i for i in range(flashed_before, len(flashes)) if flashes[i][0] == "success"), None)
+            if generic is not None:
+                flashes[generic] = ("success", named)
+                session["_flashes"] = flashes
+        return response
 
     def saving(self, save, record=None) -> Outcome:
         """A save or a delete as the request's unit of work, run again when the database was

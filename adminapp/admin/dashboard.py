@@ -12,9 +12,12 @@ from sqlalchemy.orm import Session
 
 from ..domain import audit
 from ..extensions import db
+from ..labels import action_sentence
 from ..models import Product, Transaction
 from ..permissions import VIEW, can
 from ..vocabularies import TransactionStatus
+from .audit import record_link
+from .chart import sales_chart
 from .helpers import login_redirect
 from .listing import COUNT_CAP, ListCount, table_estimate
 
@@ -37,12 +40,15 @@ class DashboardView(AdminIndexView):
         # Everyone's recent actions are for those who may read the audit trail.
         everyone = request.args.get("recent") == "all" and can(current_user, "audit", VIEW)
         recent = audit.recent(db.session, None if everyone else current_user.id)
+        dashboard_figures = figures(db.session, current_app.config["LOW_STOCK_THRESHOLD"])
         return self.render(
             "admin/index.html",
-            recent=recent,
+            # Each as a sentence in the user's language, its record linked for those who may open it.
+            recent=[(entry, action_sentence(entry, record_link(entry))) for entry in recent],
             recent_everyone=everyone,
             can_see_everyone=can(current_user, "audit", VIEW),
-            **figures(db.session, current_app.config["LOW_STOCK_THRESHOLD"]),
+            **dashboard_figures,
+            chart=sales_chart(dashboard_figures["sales"]),
         )
 
 

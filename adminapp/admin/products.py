@@ -23,6 +23,7 @@ MAX_STOCK = 2**31 - 1  # a 32-bit INTEGER column
 
 class ProductView(SecuredModelView):
     column_list = ["sku", "name", "price", "stock", "is_active"]
+    column_record_link = "sku"
     column_labels = PRODUCT_FIELDS
     column_default_sort = [("sku", False)]  # unique, so paging is stable
     column_sortable_list = ["sku", "name", "price", "stock", "is_active"]

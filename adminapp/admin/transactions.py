@@ -170,6 +170,7 @@ class TransactionView(SecuredModelView):
     details_template = "admin/transaction/details.html"
 
     column_list = ["id", "created_at", "created_by", "status", "line_count", "total"]
+    column_record_link = "id"
     column_labels = TRANSACTION_FIELDS
     column_default_sort = [("created_at", True), ("id", True)]
     column_sortable_list = ["id", "created_at", "status", "line_count", "total"]

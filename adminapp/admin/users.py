@@ -27,6 +27,7 @@ def username_rule(form, field):
 
 class UserView(SecuredModelView):
     column_list = ["username", "role", "is_active", "last_login_at", "must_change_password", "locked_until"]
+    column_record_link = "username"
     column_labels = USER_FIELDS
     column_default_sort = ("username", False)
     column_searchable_list = ["username"]

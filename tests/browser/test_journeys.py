@@ -107,7 +107,7 @@ def test_a_draft_is_deleted_through_the_confirmation_page(page, live_server):
     page.click("text=Yes, I'm sure")
 
     page.wait_for_url("**/admin/transaction/?page_size=20")  # back to the list it came from
-    expect(page.locator(".alert-success")).to_contain_text("successfully deleted")
+    expect(page.locator(".alert-success")).to_contain_text("was deleted")
     with live_server.session() as session:
         assert session.get(Transaction, txn_id) is None
 

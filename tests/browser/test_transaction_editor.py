@@ -136,7 +136,7 @@ def test_edit_save_and_post_a_transaction(staff_page, live_server, tmp_path):
 
     page.click("#lines-button")  # an empty line left as it came is not sent
     page.get_by_role("button", name="Save", exact=True).click()
-    expect(page.locator(".alert-success")).to_contain_text("Record was successfully created.")
+    expect(page.locator(".alert-success")).to_contain_text("was added.")
 
     with live_server.session() as session:
         txn = session.scalars(select(Transaction)).one()
