@@ -1548,7 +1548,7 @@ def test_lookup_shows_price_and_stock(staff_client, make_product):
 
     [(_, label)] = staff_client.get(LOOKUP + "kopi").json
 
-    assert label == "KOPI-250G — Kopi Luwak · IDR47,500.00, 1,234 in stock"
+    assert label == "KOPI-250G — Kopi Luwak · IDR\u00a047,500.00, 1,234 in stock"
 
 
 def test_line_products_give_price_and_stock(staff_client, make_product):
