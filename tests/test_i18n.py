@@ -238,6 +238,8 @@ class _Texts(HTMLParser):
     def handle_data(self, data):
         if self._skip or not data.strip():
             return
+        if self._stack and self._stack[-1][0] == "kbd":
+            return  # a key as printed on the keyboard (Ctrl, Enter, n): the same in every language
         attrs = self._stack[-1][1] if self._stack else {}
         if attrs.get("id") == "active-filters-data":
             return  # the values the user typed

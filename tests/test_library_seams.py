@@ -9,7 +9,9 @@ overrides nothing is one word in OUR_PRIVATE_HELPERS.
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 
+import flask_admin
 import pytest
 import wtforms
 from flask import flash, g, session
@@ -22,6 +24,8 @@ from flask_login import current_user
 import adminapp
 
 from .support import make_app
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # (where, name, parameter names): a private method adminapp overrides or calls.
 SIGNATURES = [
@@ -108,6 +112,20 @@ def test_flask_login_still_takes_the_user_from_g_login_user(app):
         anonymous = app.login_manager.anonymous_user()
         g._login_user = anonymous
         assert current_user._get_current_object() is anonymous, "Flask-Login no longer keeps the user in g._login_user"
+
+
+def test_the_preloaded_icon_font_is_the_one_flask_admins_stylesheet_asks_for():
+    """The master template preloads Font Awesome's font by its address; a Flask-Admin that
+    ships another font or version would leave the preload unused and fetch the font twice
+    (tests/browser/test_icons.py watches the fetches)."""
+    package = Path(flask_admin.__file__).parent
+    base = (package / "templates/bootstrap4/admin/base.html").read_text()
+    assert "filename='bootstrap/bootstrap4/css/font-awesome.min.css', v='4.7.0'" in base
+    stylesheet = (package / "static/bootstrap/bootstrap4/css/font-awesome.min.css").read_text()
+    assert "url('../fonts/fontawesome-webfont.woff2?v=4.7.0')" in stylesheet
+    assert (package / "static/bootstrap/bootstrap4/fonts/fontawesome-webfont.woff2").exists()
+    master = (ROOT / "templates/admin/adminapp_master.html").read_text()
+    assert "filename='bootstrap/bootstrap4/fonts/fontawesome-webfont.woff2', v='4.7.0'" in master
 
 
 def test_flask_admin_unique_validator_still_reads_the_form_obj():

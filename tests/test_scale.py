@@ -14,12 +14,14 @@ from sqlalchemy import insert, select, text
 
 from adminapp.admin import listing
 from adminapp.admin.listing import COUNT_CAP, NARROWED_COUNT_CAP
+from adminapp.admin.products import ProductView
 from adminapp.domain import audit
 from adminapp.extensions import db as _db
 from adminapp.models import Product, User, utcnow
 from tests.support import insert_transactions, statements
 
 PRODUCTS = "/admin/product/"
+PAGE = ProductView.page_size  # rows a list page shows by default
 TRANSACTIONS = "/admin/transaction/"
 AUDIT = "/admin/audit/"
 EXPORTS = [
@@ -149,7 +151,7 @@ def test_a_long_list_is_counted_up_to_the_cap(app, admin_client, catalog):
     # PostgreSQL may take its estimate instead, once the table has been analysed.
     assert list_count(response) == f"{COUNT_CAP:,}+" or list_count(response).startswith("about")
     assert "&laquo;" in response.text  # a pager, up to the cap's last page
-    assert f"page={COUNT_CAP // 20 - 1}" in response.text
+    assert f"page={COUNT_CAP // PAGE - 1}" in response.text
     if list_count(response).endswith("+"):
         assert any("count(" in sql and "limit" in sql for sql in seen)  # stops counting at the cap
 
@@ -162,13 +164,13 @@ def test_a_filtered_list_is_counted_up_to_a_smaller_cap(app, admin_client, catal
 
     with statements(app) as seen:
         response = admin_client.get(PRODUCTS, query_string=free)
-    deep = admin_client.get(PRODUCTS, query_string={**free, "page": NARROWED_COUNT_CAP // 20 + 5})
+    deep = admin_client.get(PRODUCTS, query_string={**free, "page": NARROWED_COUNT_CAP // PAGE + 5})
 
     assert list_count(response) == f"{NARROWED_COUNT_CAP:,}+"
     assert any("count(" in sql and "limit" in sql for sql in seen)
-    assert f"page={NARROWED_COUNT_CAP // 20 - 1}" in response.text
-    assert f"page={NARROWED_COUNT_CAP // 20}" not in response.text
-    assert len(skus(deep)) == 20  # a page beyond still shows its rows
+    assert f"page={NARROWED_COUNT_CAP // PAGE - 1}" in response.text
+    assert f"page={NARROWED_COUNT_CAP // PAGE}" not in response.text
+    assert len(skus(deep)) == PAGE  # a page beyond still shows its rows
 
 
 def test_a_search_that_fills_its_first_page_is_not_counted(app, admin_client, catalog):
@@ -224,7 +226,7 @@ def test_a_big_unfiltered_table_on_postgresql_shows_the_planners_estimate(app, a
 def test_a_page_past_the_cap_shows_the_last_page_within_it_with_a_message(admin_client, catalog):
     catalog(COUNT_CAP + 50)
 
-    deepest = admin_client.get(PRODUCTS, query_string={"page": COUNT_CAP // 20 - 1})
+    deepest = admin_client.get(PRODUCTS, query_string={"page": COUNT_CAP // PAGE - 1})
     beyond = admin_client.get(PRODUCTS, query_string={"page": 10**9})
 
     assert skus(deepest)[-1] == f"SKU-{COUNT_CAP - 1:06d}"
@@ -464,7 +466,7 @@ def test_a_search_with_many_matches_pages_and_counts_as_before(app, admin_client
     with statements(app) as seen:
         response = admin_client.get(PRODUCTS, query_string={"search": "Item", "page": 2})
 
-    assert skus(response) == like_search(app, "Item")[40:60]
+    assert skus(response) == like_search(app, "Item")[2 * PAGE : 3 * PAGE]
     assert list_count(response) == (f"{NARROWED_COUNT_CAP:,}+" if backend(app) == "sqlite" else "")
     if backend(app) == "sqlite":
         page = next(sql for sql in seen if " limit " in sql and "products.name" in sql)

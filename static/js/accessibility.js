@@ -1,10 +1,12 @@
 /* Fills gaps in Flask-Admin's markup that assistive technology needs: the page language,
- * names for icon-only controls and title-only checkboxes, and labels of inline rows added
- * on the page (their <label for> keeps the template's unprefixed id). */
+ * names for icon-only controls (the search's clear link) and title-only checkboxes, and
+ * labels of inline rows added on the page (their <label for> keeps the template's
+ * unprefixed id). */
 (function () {
   "use strict";
   var texts = document.querySelector("meta[name='adminapp-a11y']");
   var removeLine = texts ? texts.dataset.removeLine : "Remove";
+  var clearSearch = texts ? texts.dataset.clearSearch : "Clear";
 
   function name(element, text) {
     if (text && !element.getAttribute("aria-label")) { element.setAttribute("aria-label", text); }
@@ -12,6 +14,10 @@
 
   function fix(root) {
     root.querySelectorAll("input[type=checkbox][title]").forEach(function (box) { name(box, box.title); });
+    // The list's search box, once searched, has an icon-only link that clears the search.
+    root.querySelectorAll("form[role=search] a[href]").forEach(function (link) {
+      if (!link.textContent.trim()) { name(link, clearSearch); }
+    });
     root.querySelectorAll(".inline-remove-field").forEach(function (link) {
       name(link, removeLine);
       link.setAttribute("role", "button");
