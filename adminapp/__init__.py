@@ -170,7 +170,7 @@ def register_admin(app: Flask) -> None:
 
     from . import labels
     from .admin import init_admin
-    from .formatting import local_date, local_time, money, number, number_symbols
+    from .formatting import local_date, local_time, money, money_pattern, number, number_symbols
 
     init_admin(app)
     app.context_processor(lambda: {"current_locale": str(get_locale() or Language.ENGLISH), "languages": LANGUAGES})
@@ -193,6 +193,7 @@ def register_admin(app: Flask) -> None:
         line_quantities=labels.line_quantities,
         stock_movement=labels.stock_movement,
         number_symbols=number_symbols,
+        money_pattern=money_pattern,
     )
 
     @app.after_request

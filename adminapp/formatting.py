@@ -1,10 +1,11 @@
 """Numbers, money and times for display, in the user's locale and time zone."""
 
+import re
 import unicodedata
 from datetime import datetime
 from decimal import Decimal
 
-from babel.numbers import get_currency_symbol, get_decimal_symbol, get_group_symbol
+from babel.numbers import get_currency_precision, get_currency_symbol, get_decimal_symbol, get_group_symbol
 from flask import current_app
 from flask_babel import format_currency, format_date, format_datetime, format_decimal, get_locale
 
@@ -52,6 +53,35 @@ def currency_spaced(formatted: str, symbol: str) -> str:
 def _letter_like(char: str) -> bool:
     # CLDR's currencyMatch [[:^S:]&[:^Z:]]: neither a symbol ($, €) nor a space.
     return unicodedata.category(char)[0] not in "SZ"
+
+
+_PROBE = Decimal("1234567.89")
+
+
+def money_pattern() -> dict:
+    """The pieces of `money()`'s format in the user's language, for a page's script to print
+    amounts exactly as the server does: read off the server's own output for a probe amount
+    (so the currency sign, its spacing, the symbols and the grouping are the server's, not
+    the browser's Intl, which may differ from Babel's in any of them)."""
+    digits = get_currency_precision(current_app.config["CURRENCY"])
+    pattern = {"digits": digits}
+    for sign, amount in (("", _PROBE), ("negative_", -_PROBE)):
+        text = money(amount)
+        first, last = re.search(r"\d", text).start(), len(text) - re.search(r"\d", text[::-1]).start()
+        pattern[sign + "prefix"], pattern[sign + "suffix"] = text[:first], text[last:]
+        body = text[first:last]
+    whole, decimal = body, ""
+    if digits:
+        whole, decimal, _ = re.fullmatch(rf"(.*\d)(\D+)(\d{{{digits}}})", body).groups()
+    groups = re.split(r"\D+", whole)
+    separators = re.findall(r"\D+", whole)
+    pattern.update(
+        decimal=decimal,
+        group=separators[0] if separators else "",
+        primary=len(groups[-1]),
+        secondary=len(groups[-2]) if len(groups) > 2 else len(groups[-1]),
+    )
+    return pattern
 
 
 def number(value) -> str:

@@ -123,10 +123,11 @@ def is_checked(page: str, field: str) -> bool:
 
 
 def line_row(page: str, index: int) -> str:
-    """The HTML of one line of the transaction form, up to the next line (or the blank template)."""
-    start = page.index(f'<div id="lines-{index}" class="inline-field')
+    """The HTML of one line (a table row) of the transaction form, up to the next line (or the
+    blank template)."""
+    start = page.index(f'<tr id="lines-{index}" class="inline-field')
     rest = page[start + 1 :]
-    ends = [rest.find(marker) for marker in ('<div id="lines-', '<div class="inline-field-template')]
+    ends = [rest.find(marker) for marker in ('<tr id="lines-', 'class="inline-field-template')]
     return page[start : start + 1 + min(end for end in ends if end >= 0)]
 
 

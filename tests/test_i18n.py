@@ -634,9 +634,9 @@ def test_the_line_editor_and_the_void_status_speak_plainly(app, shop):
     english = signed_in(app, STAFF)
     indonesian = signed_in(app, STAFF, Accept_Language="id")
 
-    # (The new line's template is kept escaped in the page.)
-    assert "placeholder=&#34;Choose a product&#34;" in english.get("/admin/transaction/new/").text
+    # (The new line's template is in the page as it is, in a <script type="text/html">.)
+    assert 'data-placeholder="Choose a product"' in english.get("/admin/transaction/new/").text
     new_page = indonesian.get("/admin/transaction/new/").text
-    assert "placeholder=&#34;Pilih produk&#34;" in new_page and "pilih model" not in new_page.lower()
+    assert 'data-placeholder="Pilih produk"' in new_page and "pilih model" not in new_page.lower()
     void_page = indonesian.get(f"/admin/transaction/details/?id={shop['voided']}").text
     assert "dibatalkan" in void_page

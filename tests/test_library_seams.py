@@ -167,3 +167,27 @@ def test_our_private_methods_override_a_library_method():
         and not overrides_something(cls, name, classes)
     ]
     assert not orphans, f"these override nothing in the installed libraries: {orphans}"
+
+
+def test_the_line_editor_still_fits_flask_admins_inline_script():
+    """The transaction lines are a table (templates/admin/transaction/line_table.html) whose
+    rows Flask-Admin's form.js still adds, and whose new rows transaction_form.js labels
+    before select2 3.5 (whose texts it translates through its defaults) sets them up."""
+    from pathlib import Path
+
+    import flask_admin
+    from flask_admin.contrib.sqla.fields import InlineModelFormList
+    from flask_admin.contrib.sqla.form import InlineModelConverter
+
+    static = Path(flask_admin.__file__).parent / "static"
+    form_js = (static / "admin" / "js" / "form.js").read_text()
+    for relied_on in (
+        "$el.find('> .inline-field-list')",
+        "$fieldList.children('.inline-field')",
+        "$($el.find('> .inline-field-template').text())",
+        "this.applyGlobalStyles($template)",
+    ):
+        assert relied_on in form_js, f"form.js no longer has {relied_on}: check the line editor"
+    select2 = (static / "vendor" / "select2" / "select2.min.js").read_text()
+    assert "Version: 3.5." in select2, "select2 is no longer 3.5: its texts are set otherwise"
+    assert issubclass(InlineModelConverter.inline_field_list_type, InlineModelFormList)

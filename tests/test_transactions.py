@@ -733,6 +733,96 @@ def test_post_with_insufficient_stock_changes_nothing(staff_client, make_product
     assert txn(txn_id)["status"] == "draft"
 
 
+def marked_lines(page: str) -> dict[str, str]:
+    """{row id: reason} of the lines a page marks as short of stock (the editor's rows, or
+    the details page's)."""
+    marks = {}
+    for row in re.findall(r"<tr\b[^>]*\bline-short\b.*?</tr>", page, re.S):
+        row_id = re.search(r'id="(lines-\d+)"', row) or re.search(r"<td>([^<]+)</td>", row)
+        note = re.search(r'<div class="line-stock-note"[^>]*>([^<]*)</div>', row)
+        marks[row_id.group(1)] = html.unescape(note.group(1)) if note else ""
+    return marks
+
+
+def test_a_post_refused_from_the_editor_marks_the_short_lines_there(
+    staff_client, make_product, draft, txn, state, set_product
+):
+    enough = make_product(sku="ENOUGH-1", stock=10)
+    short = make_product(sku="SHORT-1", name="Scarce", stock=2)
+    retired = make_product(sku="OLD-1", stock=50)
+    txn_id = draft((enough, 1), (short, 3), (retired, 1))
+    set_product(retired, is_active=False)
+    editor = staff_client.get(edit_url(txn_id)).text
+    assert marked_lines(editor) == {}
+    post_form = re.search(r'<form method="post" action="([^"]+)"[^>]*id="post-form">(.*?)</form>', editor, re.S)
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', post_form.group(2)))
+    assert html.unescape(fields["url_if_refused"]) == edit_url(txn_id)
+    before = state()
+
+    response = staff_client.post(html.unescape(post_form.group(1)), data=fields)
+
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(edit_url(txn_id))  # back to the editor
+    page = staff_client.get(response.headers["Location"]).text
+    alert = re.search(r'<div class="alert[^"]*">(.*?)</div>', page, re.S).group(1)
+    assert "was not posted" in alert and "SHORT-1 (Scarce): 2 in stock, 3 asked" in html.unescape(alert)
+    assert marked_lines(page) == {
+        "lines-1": "Only 2 in stock",
+        "lines-2": "This product is inactive and cannot be sold.",
+    }
+    # The quantity box is tied to the reason, for screen readers.
+    assert re.search(r'<input[^>]*aria-describedby="lines-1-note"[^>]*id="lines-1-product_qty"', page)
+    assert state() == before and txn(txn_id)["status"] == "draft"
+    # Shown once, as the message is: the next visit shows the lines as they are.
+    assert marked_lines(staff_client.get(edit_url(txn_id)).text) == {}
+
+
+def test_a_post_refused_from_the_details_page_marks_the_short_lines_there(staff_client, make_product, draft):
+    short = make_product(sku="SHORT-2", stock=0)
+    txn_id = draft((make_product(sku="FINE-2"), 1), (short, 1))
+
+    response = staff_client.post(ACTION, data={"action": "post", "rowid": str(txn_id), "url": details_url(txn_id)})
+
+    assert response.headers["Location"].endswith(details_url(txn_id))
+    page = staff_client.get(details_url(txn_id)).text
+    assert "was not posted" in html.unescape(page)
+    assert marked_lines(page) == {"SHORT-2": "Out of stock"}
+
+
+def test_a_bulk_post_refused_for_stock_leaves_no_marks_behind(staff_client, make_product, draft):
+    short = make_product(sku="SHORT-3", stock=1)
+    first, second = draft((short, 2)), draft((short, 3))
+
+    page = text(post_action(staff_client, "post", first, second))
+
+    assert f"Transaction #{first} was not posted" in page and f"Transaction #{second} was not posted" in page
+    assert marked_lines(staff_client.get(edit_url(first)).text) == {}
+    assert marked_lines(staff_client.get(edit_url(second)).text) == {}
+
+
+def test_a_post_repeated_from_a_stale_editor_goes_to_the_details_page(staff_client, make_product, posted):
+    """Posted meanwhile (a second click, another tab): nothing to edit, so the details page."""
+    txn_id = posted((make_product(), 1))
+
+    response = staff_client.post(
+        ACTION,
+        data={"action": "post", "rowid": str(txn_id), "url": details_url(txn_id), "url_if_refused": edit_url(txn_id)},
+    )
+
+    assert response.headers["Location"].endswith(details_url(txn_id))
+    assert f"Transaction #{txn_id} is already posted" in text(staff_client.get(response.headers["Location"]))
+
+
+def test_a_post_refusal_offered_to_another_site_goes_to_the_details_page(staff_client, make_product, draft):
+    txn_id = draft((make_product(stock=0), 1))
+    for target in ("https://evil.example/", "//evil.example"):
+        response = staff_client.post(
+            ACTION,
+            data={"action": "post", "rowid": str(txn_id), "url": details_url(txn_id), "url_if_refused": target},
+        )
+        assert response.headers["Location"].endswith(details_url(txn_id)), target
+
+
 def test_post_names_every_product_short_of_stock(staff_client, make_product, draft, state):
     a = make_product(sku="A-1", stock=0)
     b = make_product(sku="B-1", stock=1)
@@ -1451,6 +1541,28 @@ def test_lookup_odd_queries_are_not_errors(staff_client, make_product):
         response = staff_client.get(LOOKUP + query)
         assert response.status_code < 500, query
     assert staff_client.get("/admin/transaction/ajax/lookup/?name=nope&query=x").status_code < 500
+
+
+def test_lookup_shows_price_and_stock(staff_client, make_product):
+    make_product(sku="KOPI-250G", name="Kopi Luwak", price="47500.00", stock=1234)
+
+    [(_, label)] = staff_client.get(LOOKUP + "kopi").json
+
+    assert label == "KOPI-250G — Kopi Luwak · IDR\u00a047,500.00, 1,234 in stock"
+
+
+def test_line_products_give_price_and_stock(staff_client, make_product):
+    a = make_product(price="19.99", stock=1500)
+    b = make_product(price="0.10", stock=0)
+
+    response = staff_client.get(f"/admin/transaction/line-products/?id={a}&id={b}&id=abc&id={TOO_BIG}&id=999999")
+
+    assert response.status_code == 200
+    assert response.json == {
+        str(a): {"price": "19.99", "stock": 1500, "stock_text": "1,500"},
+        str(b): {"price": "0.10", "stock": 0, "stock_text": "0"},
+    }
+    assert staff_client.get("/admin/transaction/line-products/").json == {}
 
 
 def test_prices_are_strings(staff_client, make_product):

@@ -2,11 +2,15 @@
 
 import re
 
-from flask import current_app, flash, g, jsonify, redirect, request
+from flask import current_app, flash, g, jsonify, redirect, request, session
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
+from flask_admin.contrib.sqla.fields import InlineModelFormList
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
+from flask_admin.contrib.sqla.form import InlineModelConverter
+from flask_admin.form import RenderTemplateWidget
+from flask_admin.helpers import get_redirect_target
 from flask_admin.model.ajax import DEFAULT_PAGE_SIZE
 from flask_admin.model.form import InlineFormAdmin
 from flask_babel import gettext, lazy_gettext, ngettext
@@ -18,9 +22,9 @@ from wtforms import TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from ..domain import accounts, catalog, sales
-from ..domain.errors import DomainError, InvalidTransaction
+from ..domain.errors import DomainError, Immutable, InsufficientStock, InvalidTransaction
 from ..extensions import db
-from ..formatting import local_time, money
+from ..formatting import local_time, money, number
 from ..forms import Form, InlineForm
 from ..labels import STATUS_LABELS, TRANSACTION_FIELDS, status_label
 from ..models import Product, Transaction, TransactionProduct, User
@@ -37,6 +41,7 @@ from .quick_filters import created, created_by_me, equals
 from .validators import blank_to_none, plain_text
 
 MAX_QTY = 1_000_000
+CHOICE_DETAILS = " · "  # between a product's name and its price and stock in the autocomplete
 
 
 class ActiveProductLoader(QueryAjaxModelLoader):
@@ -71,7 +76,21 @@ class ActiveProductLoader(QueryAjaxModelLoader):
     def format(self, model):
         if model is None:
             return None
-        return model.id, f"{model.sku} — {model.name} ({money(model.price)})"
+        # SKU, name, price and stock: enough to choose without opening the product. The
+        # editor shows the part before the first CHOICE_DETAILS once chosen (price and stock
+        # have their own columns there).
+        details = gettext("%(price)s, %(stock)s in stock", price=money(model.price), stock=number(model.stock))
+        return model.id, f"{model.sku} — {model.name}{CHOICE_DETAILS}{details}"
+
+
+class LineTable(InlineModelFormList):
+    """The lines as one table, one row each (Django's TabularInline), instead of a card per line."""
+
+    widget = RenderTemplateWidget("admin/transaction/line_table.html")
+
+
+class LineConverter(InlineModelConverter):
+    inline_field_list_type = LineTable
 
 
 class LineInline(InlineFormAdmin):
@@ -81,10 +100,7 @@ class LineInline(InlineFormAdmin):
     column_labels = {"product": lazy_gettext("Product"), "product_qty": lazy_gettext("Quantity")}
     form_ajax_refs = {"product": ActiveProductLoader()}
     form_args = {
-        "product": {
-            "validators": [InputRequired()],
-            "description": lazy_gettext("Type part of the SKU or name; only active products are offered."),
-        },
+        "product": {"validators": [InputRequired()]},
         "product_qty": {
             "validators": [InputRequired(), NumberRange(min=1, max=MAX_QTY)],
         },
@@ -215,10 +231,12 @@ class TransactionView(SecuredModelView):
     form_args = {"note": {"filters": [blank_to_none], "validators": [Optional(), Length(max=2000), plain_text]}}
     form_overrides = {"note": TextAreaField}
     inline_models = [LineInline(TransactionProduct)]
+    inline_model_form_converter = LineConverter  # the lines drawn as a table
 
     action_rights = {"post": CHANGE, "delete": DELETE}
-    extra_method_rights = {"void_view": CHANGE, "export_lines": VIEW, "product_prices": VIEW}
+    extra_method_rights = {"void_view": CHANGE, "export_lines": VIEW, "product_prices": VIEW, "line_products": VIEW}
     get_one_options = (selectinload(Transaction.lines).joinedload(TransactionProduct.product),)
+    choice_details = CHOICE_DETAILS  # for the editor's script
     statuses = TransactionStatus  # for the templates: model.status == admin_view.statuses.DRAFT
 
     def offers_change(self, record) -> bool:
@@ -322,6 +340,28 @@ class TransactionView(SecuredModelView):
             )
             if outcome.done:
                 flash(gettext("Transaction #%(id)s posted.", id=txn_id), "success")
+            elif isinstance(outcome.error, InsufficientStock) and len(txn_ids) == 1:
+                # The page the user goes back to marks the short lines (a bulk post only
+                # reports: its transactions are not on screen).
+                _remember_refused_lines(txn_id, outcome.error.line_problems)
+        # A draft's post refused: back to the editor it came from, its short lines marked. (A
+        # transaction posted meanwhile is no longer editable: on to its details.)
+        still_draft = not outcome.done and not isinstance(outcome.error, Immutable)
+        refused = len(txn_ids) == 1 and still_draft and get_redirect_target("url_if_refused")
+        return redirect(refused) if refused else None
+
+    def refused_lines(self, txn_id) -> dict[int, str]:
+        """{product id: why} for the lines of the transaction a post just refused, once: the
+        page that shows it marks those lines (as flash() shows a message once)."""
+        refused = session.get(_REFUSED_LINES) or {}
+        if str(txn_id) not in refused:
+            return {}
+        mine = refused.pop(str(txn_id))
+        if refused:
+            session[_REFUSED_LINES] = refused
+        else:
+            session.pop(_REFUSED_LINES)
+        return {int(k): v for k, v in mine.items()}
 
     @action("delete", lazy_gettext("Delete"), lazy_gettext("Delete the selected drafts?"))
     def action_delete(self, ids):
@@ -354,6 +394,24 @@ class TransactionView(SecuredModelView):
         return self.render("admin/transaction/void.html", form=form, txn=txn)
 
     # --- helpers for the editor and the auditors ---
+    @expose("/line-products/")
+    def line_products(self):
+        """Price and stock of the products the editor's lines name: `?id=1` ->
+        {"1": {"price": "10.50", "stock": 4, "stock_text": "4"}}."""
+        ids = [i for i in (parse_id(v) for v in request.args.getlist("id")) if i is not None]
+        ids = ids[: current_app.config["MAX_TRANSACTION_LINES"]]
+        rows = (
+            db.session.execute(select(Product.id, Product.price, Product.stock).where(Product.id.in_(ids)))
+            if ids
+            else []
+        )
+        return jsonify(
+            {
+                str(pid): {"price": f"{price:.2f}", "stock": stock, "stock_text": number(stock)}
+                for pid, price, stock in rows
+            }
+        )
+
     @expose("/prices/")
     def product_prices(self):
         """Prices for the editor's running total: `?id=1&id=2` -> {"1": "10.50", ...}."""
@@ -446,6 +504,15 @@ def _show_on_lines(form, line_problems: dict[int, str]) -> None:
         product = entry.form.product.data
         if product is not None and product.id in line_problems and not form.lines.should_delete(entry):
             entry.form.product.errors = [*entry.form.product.errors, line_problems[product.id]]
+
+
+_REFUSED_LINES = "refused_lines"
+
+
+def _remember_refused_lines(txn_id: int, line_problems: dict[int, str]) -> None:
+    refused = session.get(_REFUSED_LINES, {})
+    refused[str(txn_id)] = {str(k): v for k, v in line_problems.items()}
+    session[_REFUSED_LINES] = refused
 
 
 _LINE_FIELD = re.compile(r"(del-)?lines-(\d+)(?:-|$)")

@@ -27,7 +27,13 @@ class InvalidTransaction(DomainError):
 
 
 class InsufficientStock(DomainError):
-    """Posting would take more stock than there is; the message names each product."""
+    """Posting would take more stock than there is; the message names each product.
+    ``line_problems`` maps the id of each product concerned to what is wrong with its line,
+    so the page can mark those lines."""
+
+    def __init__(self, message: str, line_problems: dict[int, str] | None = None):
+        super().__init__(message)
+        self.line_problems = line_problems or {}
 
 
 class Immutable(DomainError):

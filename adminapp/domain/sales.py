@@ -70,6 +70,13 @@ def _check_and_price_draft(session: Session, txn: Transaction, user: User | None
     _in_product_order(session, [line for line in lines if line in session.new])
 
 
+def only_in_stock(stock: int) -> str:
+    """What a line asking for more than the stock says, as the editor says it while drafting."""
+    if stock <= 0:
+        return gettext("Out of stock")
+    return gettext("Only %(stock)s in stock", stock=number(stock))
+
+
 def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
     """Take the stock, fix the prices and mark the transaction posted, all or nothing, with
     its "post" entry in the audit trail.
@@ -97,10 +104,11 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
     if not lines:
         raise InvalidTransaction(gettext("Transaction #%(id)s has no lines to post.", id=txn.id))
     wanted = _quantities(lines)
-    problems = []
+    problems, line_problems = [], {}
     for product, qty in wanted.items():
         if not product.is_active:
             problems.append(gettext("%(sku)s (%(name)s) is inactive", sku=product.sku, name=product.name))
+            line_problems[product.id] = gettext("This product is inactive and cannot be sold.")
         elif product.stock < qty:
             problems.append(
                 gettext(
@@ -111,9 +119,11 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
                     qty=qty,
                 )
             )
+            line_problems[product.id] = only_in_stock(product.stock)
     if problems:
         raise InsufficientStock(
-            gettext("Transaction #%(id)s was not posted: %(problems)s.", id=txn.id, problems="; ".join(problems))
+            gettext("Transaction #%(id)s was not posted: %(problems)s.", id=txn.id, problems="; ".join(problems)),
+            line_problems,
         )
     stock = _move_stock(session, {product: -qty for product, qty in wanted.items()})
     _fix_prices(session, txn, lines)

@@ -30,6 +30,11 @@
       var chosen = operation && operation.options[operation.selectedIndex];
       if (filter) { name(box, (filter.textContent.replace(/^[\s\u00d7]+/, "") + " " + (chosen ? chosen.text : "")).trim()); }
     });
+    // A message's dismiss cross is hidden from screen readers (aria-hidden) by Flask-Admin,
+    // yet focusable: keep it out of the Tab order too, as the message stays readable anyway.
+    root.querySelectorAll(".alert .close[aria-hidden='true']").forEach(function (button) {
+      button.setAttribute("tabindex", "-1");
+    });
     root.querySelectorAll(".inline-field-list .inline-field label[for]").forEach(function (label) {
       var row = label.closest(".inline-field");
       var target = document.getElementById(label.htmlFor);

@@ -47,6 +47,7 @@ def test_a_transaction_is_built_from_the_keyboard_and_shows_on_the_dashboard(pag
     page.on("dialog", lambda dialog: dialog.accept())
 
     page.focus("#note")
+    page.keyboard.press("Tab")  # into the empty line a new transaction starts with
     for row, search, qty in ((0, "001", "2"), (1, "002", "1"), (2, "003", "5")):
         add_line_with_keyboard(page, row, search, qty)
     # Remove the last line from the keyboard: focus its remove control, press Enter.
@@ -77,16 +78,8 @@ def test_a_transaction_is_built_from_the_keyboard_and_shows_on_the_dashboard(pag
 
 
 def add_line_with_keyboard(page, row, search, qty):
-    """Tab to "Add Lines", press Enter, then choose the product and type the quantity with keys only."""
-    for _ in range(40):
-        if page.evaluate("document.activeElement && document.activeElement.id") == "lines-button":
-            break
-        page.keyboard.press("Tab")
-    expect(page.locator("#lines-button")).to_be_focused()
-    page.keyboard.press("Enter")
-    expect(page.locator(f"#lines-{row}")).to_have_count(1)
-
-    # The focus moves into the new line's product autocomplete: typing searches.
+    """From the focused product of `row`: type to search, Enter to choose, Tab to the quantity
+    (1 to start), type it, Enter: the next line is added, with the focus in its product."""
     expect(page.locator(f"#s2id_lines-{row}-product .select2-focusser")).to_be_focused()
     page.keyboard.type(search)
     expect(page.locator(f"{DROP} .select2-result-selectable")).to_have_count(1)
@@ -94,7 +87,11 @@ def add_line_with_keyboard(page, row, search, qty):
     expect(page.locator(f"#s2id_lines-{row}-product .select2-chosen")).to_contain_text(search)
     page.keyboard.press("Tab")
     expect(page.locator(f"#lines-{row}-product_qty")).to_be_focused()
+    expect(page.locator(f"#lines-{row}-product_qty")).to_have_value("1")
+    page.keyboard.press("ControlOrMeta+a")
     page.keyboard.type(qty)
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#s2id_lines-{row + 1}-product .select2-focusser")).to_be_focused()
 
 
 def test_a_draft_is_deleted_through_the_confirmation_page(page, live_server):

@@ -15,7 +15,7 @@ if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} does not exist: browser tests skipped", allow_module_level=True)
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
 
-from .test_transaction_editor import choose_product  # noqa: E402  (after the skips)
+from .test_transaction_editor import choose_product, money_as_server  # noqa: E402  (after the skips)
 
 pytestmark = pytest.mark.browser
 
@@ -55,16 +55,11 @@ def test_the_running_total_reads_an_indonesian_quantity(staff_page, live_server)
     page = staff_page
     page.goto("/admin/transaction/new/")
     totals = page.locator("#transaction-totals")
-    locale, currency = totals.get_attribute("data-locale"), totals.get_attribute("data-currency")
+    locale = totals.get_attribute("data-locale")
     assert locale == "id"
 
-    def money(amount):
-        return page.evaluate(
-            "([amount, locale, currency]) => new Intl.NumberFormat(locale,"
-            " {style: 'currency', currency: currency, minimumFractionDigits: 2, maximumFractionDigits: 2})"
-            ".format(amount)",
-            [f"{amount:.2f}", locale, currency],
-        )
+    def money(amount):  # as the server prints it in Indonesian
+        return money_as_server(live_server, amount, locale)
 
     page.click("#lines-button")
     choose_product(page, 0, "001", "BRW-001")  # 19.99
