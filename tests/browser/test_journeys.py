@@ -106,7 +106,7 @@ def test_a_draft_is_deleted_through_the_confirmation_page(page, live_server):
     expect(page.locator("#deletion-goes-with li")).to_have_text(["Line: 2 × BRW-001 — Widget"])
     page.click("text=Yes, I'm sure")
 
-    page.wait_for_url("**/admin/transaction/?page_size=20")  # back to the list it came from
+    page.wait_for_url("**/admin/transaction/?page_size=50")  # back to the list it came from
     expect(page.locator(".alert-success")).to_contain_text("was deleted")
     with live_server.session() as session:
         assert session.get(Transaction, txn_id) is None
