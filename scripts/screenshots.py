@@ -53,7 +53,7 @@ def main():
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-                page = browser.new_page(viewport={"width": 1280, "height": 860}, locale="en-US")
+                page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="en-US")
                 page.goto(base + "/login")
                 page.fill("#username", "ayu")
                 page.fill("#password", PASSWORD)
@@ -61,6 +61,9 @@ def main():
                 page.wait_for_url("**/admin/")
                 shoot(page, base + "/admin/", "dashboard.png")
                 shoot(page, base + "/admin/product/?page_size=20", "product-list.png")
+                page.emulate_media(color_scheme="dark")  # as a system set to dark shows it
+                shoot(page, base + "/admin/product/?page_size=20", "product-list-dark.png")
+                page.emulate_media(color_scheme="light")
                 page.goto(base + "/admin/transaction/new/")
                 page.fill("#note", "Counter sale")
                 for row, search in enumerate(["DEMO-00000", "DEMO-00001", "DEMO-00002"]):
