@@ -342,7 +342,7 @@ def test_concurrent_edit_and_post_of_one_draft_stay_consistent(pg, clients, prod
         assert f"Transaction #{txn_id} posted." in results[1][1]
         assert [after["stock"][pid] for pid in items] == [stock_before[pid] - q for pid, q in zip(items, qtys)]
         if qtys == [1, 1, 1]:  # the post won: the edit was refused, not half applied
-            assert "was changed" not in results[0][1]
+            assert "was changed." not in results[0][1]
 
 
 @pytest.mark.parametrize("mode", ["create", "edit"])
@@ -572,7 +572,7 @@ def test_a_price_edit_saved_while_the_product_sells_goes_through_and_keeps_the_s
         results = all_at_once([lambda: edit_price(pg, editor, item, price), lambda: post(seller, txn_id)])
 
         assert_no_unexpected_errors(results)
-        assert "was changed" in results[0][1], results[0][1]
+        assert "was changed." in results[0][1], results[0][1]
         assert f"Transaction #{txn_id} posted." in results[1][1]
     with pg.app_context():
         saved = _db.session.get(Product, item)
@@ -597,5 +597,5 @@ def test_two_people_editing_one_price_still_conflict(pg, clients, product):
     results = all_at_once([lambda: save(alice, forms[0]), lambda: save(bob, forms[1])])
 
     assert_no_unexpected_errors(results)
-    assert sum("was changed" in page for _, page in results) == 1
+    assert sum("was changed." in page for _, page in results) == 1
     assert sum("changed" in page and "not saved" in page for _, page in results) == 1

@@ -403,7 +403,7 @@ def test_edit_product(admin_client, make_product, load):
     )
 
     assert response.status_code == 302
-    assert "was changed" in flashed(admin_client.get(LIST))
+    assert "was changed." in flashed(admin_client.get(LIST))
     product = load(product_id)
     assert (product.name, product.price, product.stock, product.is_active) == ("After", Decimal("2.50"), 9, False)
     assert product.version == 2
