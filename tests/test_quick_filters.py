@@ -441,3 +441,25 @@ def test_products_created_from_a_recent_day_are_found_through_their_ids(app, db,
         assert "= any (cast((select array_agg(" in page_query, page_query
     else:
         assert "array_agg" not in page_query
+
+
+def test_many_recent_products_are_paged_along_the_sort_not_through_their_ids(app, db, admin_client):
+    """A catalogue imported this week: every product is recent. An array of all their ids
+    would be slow; along the SKU index, the first page's rows come at once."""
+    now = utcnow()
+    many = NARROWED_COUNT_CAP + 1
+    with db() as session:
+        session.execute(
+            insert(Product),
+            [
+                dict(sku=f"R-{n:05d}", name="r", price=Decimal(1), stock=1, created_at=now, updated_at=now)
+                for n in range(many)
+            ],
+        )
+    recent = (now - timedelta(days=2)).date()
+
+    with statements(app) as seen:
+        listed = skus(admin_client.get(f"{PRODUCTS}?flt0_created_from={recent}&page_size=20"))
+
+    assert listed == [f"R-{n:05d}" for n in range(20)]
+    assert not any("array_agg" in sql for sql in seen)

@@ -39,6 +39,8 @@ from .formatters import bool_icon, bool_text
 from .helpers import login_redirect, parse_id, without_nul
 from .quick_filters import sidebar
 
+REDIRECT_FIELDS = ("url", "url_if_refused")  # where a form may send the user next
+
 
 def untranslated(text) -> str:
     """The English source of a lazy translated string (a plain string stays as it is)."""
@@ -147,11 +149,13 @@ class SecuredModelView(ModelView):
             right = self.extra_method_rights.get(name) or METHOD_RIGHTS.get(name)
         if right is None or not self.has_right(right):
             abort(403)
-        # Flask-Admin redirects to `url` after a save or delete, and its own check lets
-        # `http:evil.example` through: only a path on this site is accepted.
-        back = request.values.get("url")
-        if back and local_path(back) is None:
-            abort(400)
+        # Flask-Admin redirects to `url` after a save or delete (a refused post goes back to
+        # `url_if_refused`), and its own check lets `http:evil.example` through: only a path
+        # on this site is accepted.
+        for target in REDIRECT_FIELDS:
+            back = request.values.get(target)
+            if back and local_path(back) is None:
+                abort(400)
         return None
 
     @property
@@ -306,7 +310,7 @@ class SecuredModelView(ModelView):
             query = query.order_by(pk.desc() if sort_desc else pk)
         if not execute:
             return None, query
-        paged = listing.page_query(query)
+        paged = listing.page_query(db.session, query)
         rows = (paged.limit(page_size).offset(page * page_size) if page_size else paged).all()
         if indexed is not None and not (indexed.rest or filters):  # the index's count is the list's
             return listing.ListCount.narrowed(matches), rows

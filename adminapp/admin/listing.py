@@ -62,11 +62,13 @@ class ListCount(int):
         return cls(COUNT_CAP, gettext("about %(count)s", count=number(rounded)))
 
 
-def page_query(query):
+def page_query(session: Session, query):
     """The list query as its page reads it. A filter ``column >= value`` that marks the query
     with PAGE_THROUGH_IDS (filters.RecentLocalDateFrom) has the page take the matching ids
     first, as one array from the column's index, computed once, then sort those rows: the
-    sort's own index would be walked through the whole table to reach them."""
+    sort's own index would be walked through the whole table to reach them. Only while they
+    are few (at most NARROWED_COUNT_CAP, counted from the column's index and no further): many
+    matches are met soon along the sort's index, and an array of them all would be slow."""
     marked = query.get_execution_options().get(PAGE_THROUGH_IDS)
     if marked is None:
         return query
@@ -74,6 +76,10 @@ def page_query(query):
     model = column.class_
     key = inspect(model).primary_key[0]
     rows = aliased(model)  # not correlated with the list's own table
+    matching = select(getattr(rows, key.key)).where(getattr(rows, column.key) >= value)
+    few = session.scalar(select(func.count()).select_from(matching.limit(NARROWED_COUNT_CAP + 1).subquery()))
+    if few > NARROWED_COUNT_CAP:
+        return query
     ids = select(func.array_agg(getattr(rows, key.key))).where(getattr(rows, column.key) >= value)
     # ANY of an array, not of a subquery: that would be a join, planned as before.
     return query.filter(getattr(model, key.key) == any_(cast(ids.scalar_subquery(), ARRAY(key.type))))
