@@ -1444,7 +1444,7 @@ def admin_requests(endpoint, http_method, fx: Fixtures):
             ]
         if method == "ajax_update":
             return [(None, {"list_form_pk": fx.new_draft()[0], "note": "inline"})]
-        if method in ("product_prices", "line_products"):
+        if method == "line_products":
             return [({"id": fx.product()}, None)]
     if view == "user" and not get:
         if method == "create_view":

@@ -330,13 +330,13 @@ def test_a_filter_value_out_of_range_is_clamped_or_said(admin, make_product, que
 
 
 @pytest.mark.parametrize("query", [f"id={TOO_BIG}", "id=-1", "id=abc", "id=%00", "&".join(["id=1"] * 2000)])
-def test_the_editors_prices_take_only_ids(admin, make_product, query):
+def test_the_editors_line_products_take_only_ids(admin, make_product, query):
     make_product(price="3.50")
 
-    response = admin.get(f"/admin/transaction/prices/?{query}")
+    response = admin.get(f"/admin/transaction/line-products/?{query}")
 
     assert response.status_code == 200
-    assert response.json in ({}, {"1": "3.50"})
+    assert set(response.json) <= {"1"}
 
 
 @pytest.mark.parametrize("query", ["recent=all", "recent=" + TOO_BIG, "recent=%00", "page=-1"])

@@ -32,7 +32,7 @@ def requests_of_a_working_day(client, product, draft):
         f"/admin/transaction/details/?id={draft}",
         f"/admin/transaction/history/?id={draft}",
         "/admin/transaction/new/",
-        f"/admin/transaction/prices/?id={product}",
+        f"/admin/transaction/line-products/?id={product}",
         "/admin/product/export/csv/",
     ):
         assert client.get(url).status_code < 500, url

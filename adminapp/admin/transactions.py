@@ -234,7 +234,7 @@ class TransactionView(SecuredModelView):
     inline_model_form_converter = LineConverter  # the lines drawn as a table
 
     action_rights = {"post": CHANGE, "delete": DELETE}
-    extra_method_rights = {"void_view": CHANGE, "export_lines": VIEW, "product_prices": VIEW, "line_products": VIEW}
+    extra_method_rights = {"void_view": CHANGE, "export_lines": VIEW, "line_products": VIEW}
     get_one_options = (selectinload(Transaction.lines).joinedload(TransactionProduct.product),)
     choice_details = CHOICE_DETAILS  # for the editor's script
     statuses = TransactionStatus  # for the templates: model.status == admin_view.statuses.DRAFT
@@ -340,15 +340,19 @@ class TransactionView(SecuredModelView):
             )
             if outcome.done:
                 flash(gettext("Transaction #%(id)s posted.", id=txn_id), "success")
-            elif isinstance(outcome.error, InsufficientStock) and len(txn_ids) == 1:
-                # The page the user goes back to marks the short lines (a bulk post only
-                # reports: its transactions are not on screen).
+            elif isinstance(outcome.error, InsufficientStock) and self._posted_from_its_page(txn_id):
+                # The page the user goes back to marks the short lines (a post from the list
+                # only reports: its transactions are not on screen).
                 _remember_refused_lines(txn_id, outcome.error.line_problems)
         # A draft's post refused: back to the editor it came from, its short lines marked. (A
         # transaction posted meanwhile is no longer editable: on to its details.)
         still_draft = not outcome.done and not isinstance(outcome.error, Immutable)
         refused = len(txn_ids) == 1 and still_draft and get_redirect_target("url_if_refused")
         return redirect(refused) if refused else None
+
+    def _posted_from_its_page(self, txn_id) -> bool:
+        """Whether the post came from the transaction's editor or details page, where it goes back."""
+        return "url_if_refused" in request.form or request.form.get("url") == self.get_url(".details_view", id=txn_id)
 
     def refused_lines(self, txn_id) -> dict[int, str]:
         """{product id: why} for the lines of the transaction a post just refused, once: the
@@ -411,14 +415,6 @@ class TransactionView(SecuredModelView):
                 for pid, price, stock in rows
             }
         )
-
-    @expose("/prices/")
-    def product_prices(self):
-        """Prices for the editor's running total: `?id=1&id=2` -> {"1": "10.50", ...}."""
-        ids = [i for i in (parse_id(v) for v in request.args.getlist("id")) if i is not None]
-        ids = ids[: current_app.config["MAX_TRANSACTION_LINES"]]
-        rows = db.session.execute(select(Product.id, Product.price).where(Product.id.in_(ids))) if ids else []
-        return jsonify({str(pid): f"{price:.2f}" for pid, price in rows})
 
     # CSV headers and values stay English and unformatted whatever the user's language:
     # exports are machine-readable.
