@@ -69,7 +69,8 @@ def money_pattern() -> dict:
         text = money(amount)
         first, last = re.search(r"\d", text).start(), len(text) - re.search(r"\d", text[::-1]).start()
         pattern[sign + "prefix"], pattern[sign + "suffix"] = text[:first], text[last:]
-        body = text[first:last]
+        if not sign:
+            body = text[first:last]  # the digits, as the positive amount prints them
     whole, decimal = body, ""
     if digits:
         whole, decimal, _ = re.fullmatch(rf"(.*\d)(\D+)(\d{{{digits}}})", body).groups()

@@ -393,7 +393,7 @@ def line_quantities(line) -> tuple[str, str]:
     return line_quantity({**line, "qty": qty[0]}), line_quantity({**line, "qty": qty[1]})
 
 
-def stock_movement(sku: str, value) -> tuple[str, str]:
+def stock_movement(value) -> tuple[str, str]:
     """A post's or void's stock movement of one product ({sku: [old, new]}) as old and new stock."""
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return _quantity(value[0]), _quantity(value[1])

@@ -22,9 +22,11 @@ OBJECT_TYPES = ["product", "transaction", "user"]  # also the endpoints of their
 
 
 def record_link(entry):
-    """What the entry is about, linked to that record's page for those who may open it (as
-    Django's admin log does; a record deleted since then answers that it no longer exists).
-    The audit trail's Object column and the dashboard's recent actions both show it."""
+    """What the entry is about, linked to that record's details page for those who may open it
+    (as Django's admin log does; a record deleted since then answers that it no longer exists).
+    The audit trail's Object column and the dashboard's recent actions both show it: they
+    speak of what happened, so the link opens the record to read, never its form (unlike a
+    list's first cell, SecuredModelView.record_url, which needs the record itself)."""
     text = object_label(entry.object_type, entry.object_id, entry.object_repr)
     if entry.object_type not in OBJECT_TYPES or entry.object_id is None:
         return text
@@ -33,7 +35,7 @@ def record_link(entry):
     return Markup('<a href="{}">{}</a>').format(url_for(f"{entry.object_type}.details_view", id=entry.object_id), text)
 
 
-def object_link(view, context, entry, name):
+def object_link(view, context, entry, name):  # a Flask-Admin column formatter's arguments
     return record_link(entry)
 
 

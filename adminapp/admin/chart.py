@@ -9,7 +9,7 @@ from decimal import Decimal
 from babel.dates import format_skeleton
 from babel.numbers import format_compact_decimal, get_currency_symbol
 from flask import current_app
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext
 
 from ..formatting import local_date, money, number
 
@@ -77,7 +77,7 @@ def sales_chart(sales: list[tuple[date, Decimal]]) -> SalesChart:
                 y=base - height,
                 width=slot - 2,
                 height=height,
-                title=f"{local_date(day)}: {money(amount)}",
+                title=gettext("%(day)s: %(amount)s", day=local_date(day), amount=money(amount)),
             )
         )
     compact = top_value >= COMPACT_FROM  # one style for the whole axis: "8K" beside "10K", not "8,000"

@@ -31,7 +31,8 @@
       formatSelection: function (data, container, escapeMarkup) {
         if (!data) { return undefined; }
         var text = String(data.text);
-        var cut = texts.choiceDetails ? text.indexOf(texts.choiceDetails) : -1;
+        // The last separator: a product's own name may contain the same sign.
+        var cut = texts.choiceDetails ? text.lastIndexOf(texts.choiceDetails) : -1;
         return escapeMarkup(cut > 0 ? text.slice(0, cut) : text);
       },
       formatMatches: function (count) {
