@@ -340,7 +340,7 @@ class TransactionView(SecuredModelView):
             )
             if outcome.done:
                 flash(gettext("Transaction #%(id)s posted.", id=txn_id), "success")
-            elif isinstance(outcome.error, InsufficientStock) and self._posted_from_its_page(txn_id):
+            elif isinstance(outcome.error, InsufficientStock) and self.posted_from_its_page(txn_id):
                 # The page the user goes back to marks the short lines (a post from the list
                 # only reports: its transactions are not on screen).
                 _remember_refused_lines(txn_id, outcome.error.line_problems)
@@ -350,7 +350,7 @@ class TransactionView(SecuredModelView):
         refused = len(txn_ids) == 1 and still_draft and get_redirect_target("url_if_refused")
         return redirect(refused) if refused else None
 
-    def _posted_from_its_page(self, txn_id) -> bool:
+    def posted_from_its_page(self, txn_id) -> bool:
         """Whether the post came from the transaction's editor or details page, where it goes back."""
         return "url_if_refused" in request.form or request.form.get("url") == self.get_url(".details_view", id=txn_id)
 

@@ -108,6 +108,7 @@ def test_the_list_with_a_message_and_a_search_is_dark_and_passes_axe(dark, live_
     dark.click("input[type=submit][value='Save']")
     alert = dark.locator("div.alert-success")
     expect(alert).to_have_count(1)
+    dark.wait_for_load_state()  # the stylesheets too: the alert is in the DOM before they are read
     assert luminance(dark, "div.alert-success") < 0.05
     dark.goto("/admin/product/?search=BRW")
     assert serious_violations(dark) == []
