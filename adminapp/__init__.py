@@ -123,14 +123,14 @@ def register_listeners(app: Flask) -> None:
     """The app's listeners, on its own engines and on db.session's sessions only: an engine or
     a Session made elsewhere in the process (a script, a test, another library) gets none."""
     from . import sqlite_connections
-    from .domain import audit, guards, sales
+    from .domain import audit, guards, sales, stock
 
     with app.app_context():
         for engine in db.engines.values():
             sqlite_connections.install(engine, app.config["SQLITE_SYNCHRONOUS"])
     # db.session's sessions are of one class shared by every app in the process (db is one
     # object): listened to once, by the first app.
-    for module in (guards, sales, audit):
+    for module in (guards, sales, stock, audit):
         module.install(db.session)
 
 

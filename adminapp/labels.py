@@ -15,7 +15,7 @@ from flask_babel.speaklater import LazyString
 from markupsafe import Markup, escape
 
 from .formatting import local_time, money, number
-from .vocabularies import AuditAction, Language, Role, TransactionStatus
+from .vocabularies import AuditAction, Language, MovementKind, Role, TransactionStatus
 
 # --- the vocabularies (vocabularies.py): one label table each, keyed by its members ---
 
@@ -33,6 +33,14 @@ ROLE_LABELS = {
     Role.ADMIN: lazy_pgettext("role", "admin"),
     Role.STAFF: lazy_pgettext("role", "staff"),
     Role.AUDITOR: lazy_pgettext("role", "auditor"),
+}
+
+MOVEMENT_KIND_LABELS = {
+    MovementKind.OPENING: lazy_pgettext("stock movement", "opening"),
+    MovementKind.RECEIPT: lazy_pgettext("stock movement", "receipt"),
+    MovementKind.ADJUSTMENT: lazy_pgettext("stock movement", "adjustment"),
+    MovementKind.SALE: lazy_pgettext("stock movement", "sale"),
+    MovementKind.RETURN: lazy_pgettext("stock movement", "return"),
 }
 
 # Words, not the stored codes ("password change", not "password_change").
@@ -101,6 +109,10 @@ def role_label(role: str | None) -> str:
 
 def action_label(action: str | None) -> str:
     return _label(ACTION_LABELS, action)
+
+
+def movement_kind_label(kind: str | None) -> str:
+    return _label(MOVEMENT_KIND_LABELS, kind)
 
 
 def language_name(code: str | None) -> str:

@@ -41,6 +41,16 @@ class AuditAction(StrEnum):
     AUDIT_KEYED = "audit_keyed"  # written once, by migration 0007, when it re-keyed the chain
 
 
+class MovementKind(StrEnum):
+    """Why a product's stock moved: one row of the stock ledger (stock_movements) each."""
+
+    OPENING = "opening"  # the stock a product starts with (or had when the ledger began)
+    RECEIPT = "receipt"  # goods received
+    ADJUSTMENT = "adjustment"  # a count correction, breakage, loss
+    SALE = "sale"  # a posted transaction took it
+    RETURN = "return"  # a voided transaction gave it back
+
+
 class Language(StrEnum):
     """The interface languages. English first: the source language and the fallback."""
 

@@ -431,7 +431,7 @@ def edit_price(
     opened: threading.Barrier | None = None,
 ) -> str:
     """Open the product's form, then save it with a new price and everything else as shown
-    (the stock too, with the stock it was opened with: a sale meanwhile is not undone)."""
+    (the stock too, which the form ignores: a sale meanwhile is not undone)."""
     product_id = product_id or random.choice(shared.product_ids)
     url = f"/admin/product/edit/?id={product_id}"
     outcome, page = timed(shared, "open form", None, lambda: browser.request(url))

@@ -227,9 +227,7 @@ def signed_in(app, username, **headers):
 
 
 def product_form(**changes):
-    """A valid product create/edit form; a value of None leaves the field out of the POST.
-
-    Unless given, the stock the form was opened with is the one it sends: the stock left as it was."""
+    """A valid product create/edit form; a value of None leaves the field out of the POST."""
     data = {
         "sku": "NEW-1",
         "name": "New product",
@@ -240,7 +238,6 @@ def product_form(**changes):
         "version": "",
     }
     data.update(changes)
-    data.setdefault("initial_stock", data["stock"])
     return {key: value for key, value in data.items() if value is not None}
 
 

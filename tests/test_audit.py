@@ -126,7 +126,7 @@ def page(response) -> str:
     return html.unescape(flashed(response))
 
 
-def product_form(sku, name, price="12.50", stock="7", active=True, version="", initial_stock=None):
+def product_form(sku, name, price="12.50", stock="7", active=True, version=""):
     data = {
         "sku": sku,
         "name": name,
@@ -134,7 +134,6 @@ def product_form(sku, name, price="12.50", stock="7", active=True, version="", i
         "price": price,
         "stock": stock,
         "version": str(version),
-        "initial_stock": stock if initial_stock is None else initial_stock,
     }
     if active:
         data["is_active"] = "y"

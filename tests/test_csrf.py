@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from adminapp.models import Product, User
 from tests.support import PASSWORD, snapshot
 
-PRODUCT_FORM = {"description": "", "price": "12.50", "stock": "7", "initial_stock": "7", "is_active": "y"}
+PRODUCT_FORM = {"description": "", "price": "12.50", "stock": "7", "is_active": "y"}
 
 
 class FormParser(HTMLParser):

@@ -47,6 +47,12 @@ HELP = {
     "stock": "Units on hand. Posting a transaction takes from it; voiding puts it back.",
     "is_active": "Only active products can be added to transactions.",
 }
+# The edit form shows the stock read-only (it changes only through movements), and says so.
+EDIT_HELP = {
+    **HELP,
+    "stock": "Units on hand. It changes only through stock movements: posting a transaction takes from it, "
+    "voiding puts it back.",
+}
 
 
 def product_edit_url(product_id, **args):
@@ -466,9 +472,9 @@ def test_every_button_keeps_the_list_the_user_came_from(admin_client, make_produ
 
 def test_help_text_is_shown_under_its_field(admin_client, make_product):
     pid = make_product()
-    for url in (PRODUCT_NEW, product_edit_url(pid)):
+    for url, helps in ((PRODUCT_NEW, HELP), (product_edit_url(pid), EDIT_HELP)):
         page = admin_client.get(url).text
-        for field, help_text in HELP.items():
+        for field, help_text in helps.items():
             group = field_group(page, field)
             assert help_in(group) == help_text, (url, field)
             assert group.index(f'id="{field}"') < group.index(help_text[:20]), (url, field)  # under the field
@@ -512,9 +518,7 @@ def test_a_validation_error_on_edit_keeps_the_input_and_the_form_still_saves(adm
 
     response = admin_client.post(
         product_edit_url(pid),
-        data=product_form(
-            sku="ED-1", name="Typed", price="9.999", stock="8", is_active=None, version="1", initial_stock="4"
-        ),
+        data=product_form(sku="ED-1", name="Typed", price="9.999", stock="8", is_active=None, version="1"),
     )
 
     assert response.status_code == 200
@@ -525,8 +529,7 @@ def test_a_validation_error_on_edit_keeps_the_input_and_the_form_still_saves(adm
         field_value(page, "price"),
         field_value(page, "stock"),
         field_value(page, "version"),
-        field_value(page, "initial_stock"),
-    ) == ("Typed", "9.999", "8", "1", "4")  # what the user typed, not the record
+    ) == ("Typed", "9.999", "4", "1")  # what the user typed, not the record; the stock is read-only
     assert not is_checked(page, "is_active")
     assert "Failed to save record." in text(response)
     assert products() == before
@@ -540,11 +543,10 @@ def test_a_validation_error_on_edit_keeps_the_input_and_the_form_still_saves(adm
             stock="8",
             is_active=None,
             version=field_value(page, "version"),
-            initial_stock=field_value(page, "initial_stock"),
         ),
     )
     assert location(fixed) == (PRODUCTS, {})
-    assert products()[0][:6] == ("ED-1", "Typed", None, Decimal("9.99"), 8, False)
+    assert products()[0][:6] == ("ED-1", "Typed", None, Decimal("9.99"), 4, False)
 
 
 def test_help_text_stays_under_a_field_that_has_an_error(admin_client):

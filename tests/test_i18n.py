@@ -328,7 +328,6 @@ def shop(app, db, make_user, make_product):
         "description": "Zqx zqxdesc",
         "price": "25.00",
         "stock": "48",
-        "initial_stock": "48",
         "is_active": "y",
         "version": "2",
     }

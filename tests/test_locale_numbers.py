@@ -148,7 +148,7 @@ ACCEPTED_WHOLE_NUMBERS = [
 
 @pytest.mark.parametrize(("language", "typed", "stored"), ACCEPTED_WHOLE_NUMBERS)
 def test_stock_in_the_users_language_is_stored_exactly(clients, products, language, typed, stored):
-    response = clients[language].post(NEW_PRODUCT, data=product_form(stock=typed, initial_stock=""))
+    response = clients[language].post(NEW_PRODUCT, data=product_form(stock=typed))
 
     assert response.status_code == 302, field_errors(response, "stock")
     [(_, _, _, stock, _)] = products()
@@ -172,7 +172,7 @@ def test_a_browser_asking_for_indonesian_types_indonesian(app, make_user, produc
     make_user("zqx-browser", "admin")
     client = signed_in(app, "zqx-browser", **{"Accept-Language": "id"})
 
-    response = client.post(NEW_PRODUCT, data=product_form(price="45.000,50", stock="1.500", initial_stock=""))
+    response = client.post(NEW_PRODUCT, data=product_form(price="45.000,50", stock="1.500"))
 
     assert response.status_code == 302
     assert [(price, stock) for _, _, price, stock, _ in products()] == [(Decimal("45000.50"), 1500)]
@@ -237,7 +237,7 @@ REFUSED_WHOLE_NUMBERS = [
 def test_a_stock_not_whole_or_unreadable_is_refused_with_how_it_was_read(
     app, clients, products, language, typed, errors
 ):
-    response = clients[language].post(NEW_PRODUCT, data=product_form(stock=typed, initial_stock=""))
+    response = clients[language].post(NEW_PRODUCT, data=product_form(stock=typed))
 
     assert response.status_code == 200
     assert field_errors(response, "stock") == errors(app, language)
@@ -296,7 +296,7 @@ def test_the_product_form_shows_numbers_in_the_users_language_and_saves_them_unc
     assert (field_value(form, "price"), field_value(form, "stock")) == (price, stock)
     response = clients[language].post(
         edit_product_url(product_id),
-        data=product_form(sku="SHOW-1", name="Product 1", price=price, stock=stock, version="1", initial_stock="1500"),
+        data=product_form(sku="SHOW-1", name="Product 1", price=price, stock=stock, version="1"),
     )
 
     assert response.status_code == 302, field_errors(response, "price")
@@ -337,7 +337,7 @@ def test_the_transaction_form_shows_quantities_in_the_users_language_and_saves_t
 def test_the_plain_format_tools_post_works_in_every_language(clients, products, lines, language):
     client = clients[language]
 
-    response = client.post(NEW_PRODUCT, data=product_form(price="45000.50", stock="3", initial_stock=""))
+    response = client.post(NEW_PRODUCT, data=product_form(price="45000.50", stock="3"))
     assert response.status_code == 302, field_errors(response, "price")
     [(product_id, _, price, stock, _)] = products()
     response = client.post(
@@ -380,7 +380,7 @@ def test_the_transaction_details_show_quantities_in_the_users_language(clients, 
 
 @pytest.mark.parametrize("field", ["price", "stock"])
 def test_a_number_of_thousands_of_digits_is_refused_not_an_error(clients, products, field):
-    response = clients["en"].post(NEW_PRODUCT, data=product_form(**{field: "9" * 5000, "initial_stock": ""}))
+    response = clients["en"].post(NEW_PRODUCT, data=product_form(**{field: "9" * 5000}))
 
     assert response.status_code == 200  # it overflowed the range check: a 500
     assert field_errors(response, field)

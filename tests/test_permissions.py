@@ -62,7 +62,7 @@ PUBLIC = {"admin.static"}
 # Values for URL arguments of admin rules.
 URL_ARGUMENTS = {"export_type": "csv"}
 
-PRODUCT_FORM = {"description": "", "price": "12.50", "stock": "7", "initial_stock": "7", "is_active": "y"}
+PRODUCT_FORM = {"description": "", "price": "12.50", "stock": "7", "is_active": "y"}
 
 
 def classify(endpoint: str):

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DatabaseError
 
-from adminapp.models import AuditEntry, Product, Transaction, TransactionProduct, utcnow
+from adminapp.models import AuditEntry, Product, StockMovement, Transaction, TransactionProduct, utcnow
 from adminapp.permissions import ALL, ROLE_RIGHTS
 from tests.support import count_statements, detached, field_errors, flashed, product_form, product_rows, save_draft
 
@@ -394,18 +394,16 @@ def test_edit_product(admin_client, make_product, load):
     assert form.status_code == 200
     assert field_value(form, "version") == "1"
     assert field_value(form, "name") == "Before"
-    assert field_value(form, "initial_stock") == "1"
+    assert field_value(form, "stock") == "1"
     response = admin_client.post(
         edit_url(product_id),
-        data=product_form(
-            sku="ED-1", name="After", price="2.50", stock="9", is_active=None, version="1", initial_stock="1"
-        ),
+        data=product_form(sku="ED-1", name="After", price="2.50", stock="1", is_active=None, version="1"),
     )
 
     assert response.status_code == 302
     assert "was changed." in flashed(admin_client.get(LIST))
     product = load(product_id)
-    assert (product.name, product.price, product.stock, product.is_active) == ("After", Decimal("2.50"), 9, False)
+    assert (product.name, product.price, product.stock, product.is_active) == ("After", Decimal("2.50"), 1, False)
     assert product.version == 2
 
 
@@ -512,6 +510,8 @@ def test_bad_input_on_edit_is_a_form_error(admin_client, make_product, snapshot)
 
     problems = {}
     for field, value, message in BAD_INPUTS:
+        if field == "stock":
+            continue  # the edit form never reads the stock (test_a_stock_sent_to_the_edit_form_is_ignored)
         data = product_form(sku="KEEP-1", version="1")
         data.update(product_form(**{field: value}))
         if value is None:
@@ -643,7 +643,7 @@ def test_stale_edit_is_refused_and_keeps_the_newer_data(admin_client, make_produ
     # the user's input is shown again, not lost
     assert field_value(response, "name") == "Mine"
     assert field_value(response, "price") == "6.00"
-    assert field_value(response, "stock") == "6"
+    assert field_value(response, "stock") == "5"  # read-only: the stock as it is
 
     # reopened at the current version, the same change goes through
     reopened = admin_client.get(edit_url(product_id))
@@ -686,27 +686,9 @@ def test_missing_or_wrong_version_is_refused(admin_client, make_product, snapsho
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("initial_stock", [None, "", "abc", "1.0", "1\x00"])
-def test_a_product_form_without_the_stock_it_was_opened_with_is_refused(
-    admin_client, make_product, snapshot, initial_stock
-):
-    product_id = make_product(sku="INIT-1", name="Original", stock=10)
-    before = snapshot()
-
-    response = admin_client.post(
-        edit_url(product_id),
-        data=product_form(sku="INIT-1", name="Changed", stock="10", version="1", initial_stock=initial_stock),
-    )
-
-    assert response.status_code == 200
-    assert "missing the stock it was opened with" in flashed(response)
-    assert field_value(response, "name") == "Changed"
-    assert snapshot() == before
-
-
 # ------------------------------------------------- stock moved by sales meanwhile
 
-FORM_FIELDS = ("sku", "name", "description", "price", "stock", "version", "initial_stock")
+FORM_FIELDS = ("sku", "name", "description", "price", "stock", "version")
 
 
 def opened_form(response) -> dict:
@@ -733,7 +715,7 @@ def sold(db, staff_client):
 def test_a_product_form_opened_before_a_sale_keeps_the_sale_when_saved(admin_client, make_product, sold, load, db):
     product_id = make_product(sku="SOLD-1", name="Before", stock=10)
     form = opened_form(admin_client.get(edit_url(product_id)))
-    assert (form["stock"], form["initial_stock"], form["version"]) == ("10", "10", "1")
+    assert (form["stock"], form["version"]) == ("10", "1")
 
     sold(product_id, 3)
     assert (load(product_id).stock, load(product_id).version) == (7, 1), "a sale leaves the form current"
@@ -749,42 +731,43 @@ def test_a_product_form_opened_before_a_sale_keeps_the_sale_when_saved(admin_cli
         assert (edit.action, edit.changes) == ("update", {"name": ["Before", "After"]})
 
 
-def test_a_stock_changed_on_a_form_opened_before_a_sale_is_refused_and_the_input_kept(
-    admin_client, make_product, sold, load, snapshot
-):
-    product_id = make_product(sku="SOLD-2", name="Before", stock=10)
+@pytest.mark.parametrize("sent", ["25", "0", "-1", "x", "", None])
+def test_a_stock_sent_to_the_edit_form_is_ignored(admin_client, make_product, sold, load, db, sent):
+    """Stock changes only through movements: the edit form shows it read-only, and a stock
+    forged into the POST (any value, or none) is never applied nor refused; the rest is saved."""
+    product_id = make_product(sku="FORGED-1", name="Before", stock=10)
     form = opened_form(admin_client.get(edit_url(product_id)))
     sold(product_id, 3)
-    before = snapshot()
+    data = {**form, "name": "After", "stock": sent}
 
-    response = admin_client.post(edit_url(product_id), data={**form, "name": "After", "stock": "25"})
-
-    assert response.status_code == 200
-    page = flashed(response)
-    assert "The stock of this product changed from 10 to 7 after you opened it" in page
-    assert "Your changes were not saved" in page
-    assert snapshot() == before
-    assert (field_value(response, "name"), field_value(response, "stock")) == ("After", "25")
-
-    # reopened, the form shows the stock now, and the same change goes through
-    reopened = opened_form(admin_client.get(edit_url(product_id)))
-    assert (reopened["stock"], reopened["initial_stock"]) == ("7", "7")
-    response = admin_client.post(edit_url(product_id), data={**reopened, "name": "After", "stock": "25"})
-    assert response.status_code == 302, flashed(response)
-    assert (load(product_id).name, load(product_id).stock) == ("After", 25)
-
-
-def test_a_stock_changed_on_a_form_opened_before_a_sale_to_what_it_is_now_is_saved(
-    admin_client, make_product, sold, load
-):
-    product_id = make_product(sku="SOLD-3", name="Before", stock=10)
-    form = opened_form(admin_client.get(edit_url(product_id)))
-    sold(product_id, 3)
-
-    response = admin_client.post(edit_url(product_id), data={**form, "stock": "7", "name": "After"})
+    response = admin_client.post(edit_url(product_id), data={k: v for k, v in data.items() if v is not None})
 
     assert response.status_code == 302, flashed(response)
-    assert (load(product_id).name, load(product_id).stock) == ("After", 7)
+    product = load(product_id)
+    assert (product.name, product.stock, product.version) == ("After", 7, 2)
+    with db() as session:
+        changes = session.scalars(
+            select(AuditEntry.changes)
+            .where(AuditEntry.object_type == "product")
+            .order_by(AuditEntry.id.desc())
+            .limit(1)
+        ).one()
+        kinds = session.scalars(
+            select(StockMovement.kind).where(StockMovement.product_id == product_id).order_by(StockMovement.id)
+        ).all()
+    assert changes == {"name": ["Before", "After"]}
+    assert kinds == ["opening", "sale"]
+
+
+def test_the_edit_form_shows_the_stock_read_only_and_the_create_form_takes_it(admin_client, make_product):
+    product_id = make_product(sku="SHOWN-1", stock=4)
+
+    edit = admin_client.get(edit_url(product_id)).text
+    create = admin_client.get(NEW).text
+
+    stock_input = re.compile(r"<input[^>]*\bname=\"stock\"[^>]*>")
+    assert "readonly" in stock_input.search(edit).group(0)
+    assert "readonly" not in stock_input.search(create).group(0)
 
 
 # ------------------------------------------------------------------- delete

@@ -10,7 +10,7 @@ from babel.messages.pofile import read_po
 from flask_babel import force_locale
 
 from adminapp import labels
-from adminapp.vocabularies import AuditAction, Language, Role, TransactionStatus
+from adminapp.vocabularies import AuditAction, Language, MovementKind, Role, TransactionStatus
 
 from .test_i18n import LANGUAGES as TRANSLATED_LANGUAGES
 
@@ -22,6 +22,7 @@ LABELLED = {
     TransactionStatus: (labels.STATUS_LABELS, "transaction status"),
     Role: (labels.ROLE_LABELS, "role"),
     AuditAction: (labels.ACTION_LABELS, "audit action"),
+    MovementKind: (labels.MOVEMENT_KIND_LABELS, "stock movement"),
 }
 
 

@@ -41,11 +41,6 @@ class VersionField(HiddenField):
         pass
 
 
-class InitialValueField(VersionField):
-    """A field's value as the form showed it when opened (Django's hidden initial), set by the
-    view; compared on save, to tell what the user changed from what changed meanwhile."""
-
-
 # The plain format other tools post and the CSV exports write: digits, and in a decimal at most
 # two more after a ".". It reads the same in every language, first: Babel's strict Indonesian
 # parse refuses 45000.50 ("." groups thousands there). Three digits after a "." are left to the
@@ -210,3 +205,19 @@ class LocaleIntegerField(_LocaleNumberField, IntegerField):
 
     def could_be(self, number: Decimal) -> bool:
         return number.is_finite() and number.as_tuple().exponent == 0  # written without decimals
+
+
+class ShownIntegerField(LocaleIntegerField):
+    """A whole number the form shows read-only, as the record holds it: whatever a request sends
+    for it is ignored, and saving the form never writes it (a product's stock, which changes
+    only through the stock ledger's movements)."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        kwargs["render_kw"] = {**(kwargs.get("render_kw") or {}), "readonly": True}
+        super().__init__(label, [], **kwargs)
+
+    def process(self, formdata, data=unset_value, extra_filters=None):
+        super().process(None, data, extra_filters)  # the request's value is never read
+
+    def populate_obj(self, obj, name):
+        pass

@@ -1,7 +1,6 @@
 from decimal import Decimal
 
 from flask_admin.actions import action
-from flask_admin.helpers import is_form_submitted
 from flask_babel import lazy_gettext, ngettext
 from wtforms import fields
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
@@ -13,7 +12,7 @@ from ..labels import PRODUCT_FIELDS
 from ..models import Product
 from ..permissions import CHANGE, DELETE
 from .base import SecuredModelView
-from .fields import InitialValueField, LocaleDecimalField, LocaleIntegerField, VersionField
+from .fields import LocaleDecimalField, LocaleIntegerField, ShownIntegerField, VersionField
 from .filters import AtLeast, AtMost, IntAtOrBelow, LocalDateTo, RecentLocalDateFrom
 from .quick_filters import created, equals, low_stock
 from .validators import Regexp, blank_to_none, cents, finite_decimal, plain_text, strip
@@ -79,8 +78,8 @@ class ProductView(SecuredModelView):
     column_formatters_export = {"price": lambda view, context, model, name: f"{model.price:.2f}"}
     export_types = ["csv"]
 
-    form_columns = ["sku", "name", "description", "price", "stock", "is_active", "version", "initial_stock"]
-    form_extra_fields = {"version": VersionField(), "initial_stock": InitialValueField()}
+    form_columns = ["sku", "name", "description", "price", "stock", "is_active", "version"]
+    form_extra_fields = {"version": VersionField()}
     form_overrides = {
         "description": fields.TextAreaField,
         "price": LocaleDecimalField,
@@ -110,7 +109,7 @@ class ProductView(SecuredModelView):
             "places": 2,
             "validators": [InputRequired(), finite_decimal, NumberRange(min=0, max=MAX_PRICE), cents],
         },
-        "stock": {
+        "stock": {  # on the create form: the opening stock (the edit form shows it read-only)
             "description": lazy_gettext("Units on hand. Posting a transaction takes from it; voiding puts it back."),
             "validators": [InputRequired(), NumberRange(min=0, max=MAX_STOCK)],
         },
@@ -121,16 +120,24 @@ class ProductView(SecuredModelView):
     }
     action_rights = {"activate": CHANGE, "deactivate": CHANGE, "delete": DELETE}
 
-    def edit_form(self, obj=None):
-        form = super().edit_form(obj)
-        if obj is not None and not is_form_submitted():
-            form.initial_stock.data = obj.stock
-        return form
+    def get_edit_form(self):
+        """The create form, but for the stock: shown read-only, where it was, and never written.
+        Stock changes only through the ledger's movements (sales, voids); a ``stock`` sent to
+        the edit form is ignored."""
+        form_class = super().get_edit_form()
+        shown = ShownIntegerField(
+            PRODUCT_FIELDS["stock"],
+            description=lazy_gettext(
+                "Units on hand. It changes only through stock movements: posting a transaction "
+                "takes from it, voiding puts it back."
+            ),
+        )
+        shown.creation_counter = form_class.stock.creation_counter  # in the same place on the page
+        return type(f"{form_class.__name__}Edit", (form_class,), {"stock": shown})
 
     def on_model_change(self, form, model, is_created):
         if not is_created:
             catalog.ensure_current(model, form.version.data, "product")
-            catalog.keep_stock_moves(db.session, model, form.initial_stock.data)
 
     def deletion_preview(self, record):
         return catalog.deletion_preview(db.session, record)

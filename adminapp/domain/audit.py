@@ -60,6 +60,11 @@ def _actor(session: Session) -> Actor:
     return session.info.get("audit_actor") or Actor(username="system")
 
 
+def actor(session: Session) -> Actor:
+    """Who is acting in this session, as its audit entries name them."""
+    return _actor(session)
+
+
 def acting_as(session: Session, user, username: str | None = None) -> Actor:
     """The current actor's address with another identity (for sign-in, before it is known)."""
     return replace(_actor(session), user_id=user.id if user else None, username=user.username if user else username)

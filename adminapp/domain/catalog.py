@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from flask_babel import gettext
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
 from ..labels import status_label, transaction_label
@@ -23,42 +23,6 @@ def ensure_current(record, version_seen, what: str) -> None:
     if seen != record.version:
         change = audit.last_change(object_session(record), what, record.id)
         raise StaleVersion(_stale_message(what, change))
-
-
-def keep_stock_moves(session: Session, product: Product, initial_stock) -> None:
-    """Save an edited product without undoing the stock moved since its form was opened.
-
-    Posting and voiding move stock without a new version, so a sale does not make every
-    open product form stale. Such a form still shows the stock it was opened with
-    (``initial_stock``): left as it was, the stock is not written and the sales stand;
-    changed while the stock moved, the save is refused, as the figure it replaces is no
-    longer the one the user saw."""
-    try:
-        seen = int(initial_stock)
-    except (TypeError, ValueError):
-        raise StaleVersion(
-            gettext("This product form is missing the stock it was opened with; reopen the product and try again.")
-        ) from None
-    entered = product.stock
-    if entered == seen:
-        history = inspect(product).attrs.stock.history
-        if history.deleted:
-            product.stock = history.deleted[0]  # the stock as loaded: the UPDATE then leaves it out
-        return
-    # Read under the row lock, so no sale moves it between this check and the UPDATE (and before
-    # this product's own UPDATE: no autoflush).
-    with session.no_autoflush:
-        current = session.scalar(select(Product.stock).where(Product.id == product.id).with_for_update(key_share=True))
-    if current not in (seen, entered):
-        raise StaleVersion(
-            gettext(
-                "The stock of this product changed from %(seen)s to %(current)s after you opened it (sales or "
-                "voids). Your changes were not saved: reopen the product to see the current stock, then "
-                "enter yours again.",
-                seen=seen,
-                current=current,
-            )
-        )
 
 
 # One whole sentence per case, so each language can order its words freely.

@@ -45,3 +45,7 @@ class AlreadyPosted(Immutable):
     reload after the response was lost). Said as news, not as a failure."""
 
     flash_category = "info"
+
+
+class MovementsAreFinal(Immutable):
+    """A stock movement cannot be changed or deleted: a correction is a new movement."""

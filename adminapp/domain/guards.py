@@ -8,6 +8,9 @@ statement on an audited table unless its caller marks it as recording its own en
 
     session.execute(update(Product)..., execution_options=guards.RECORDS_ITS_OWN_ENTRY)
 
+The stock ledger (stock_movements) takes no bulk UPDATE or DELETE at all, marked or not: its
+movements are final (domain/stock.py refuses the flushes that would change them).
+
 Plain SQL (``text()``) and connection-level writes do not pass through here; on PostgreSQL
 the triggers of migration 0008 (models/triggers.py) stand behind them.
 """
@@ -15,12 +18,14 @@ the triggers of migration 0008 (models/triggers.py) stand behind them.
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState
 
-from ..models import AuditEntry, Product, Transaction, TransactionProduct, User
+from ..models import AuditEntry, Product, StockMovement, Transaction, TransactionProduct, User
 
 # The tables whose changes the audit trail records (or, for audit_entries, is).
 AUDITED_TABLES = frozenset(
     model.__table__.name for model in (Product, Transaction, TransactionProduct, User, AuditEntry)
 )
+# Tables whose rows are never changed nor deleted, whatever the caller records.
+APPEND_ONLY_TABLES = frozenset({StockMovement.__table__.name})
 OPTION = "records_own_audit"
 # The execution options of a bulk statement whose caller writes the audit entry for its change.
 RECORDS_ITS_OWN_ENTRY = {OPTION: True}
@@ -47,6 +52,11 @@ def _refuse_unrecorded_bulk_writes(state: ORMExecuteState) -> None:
     if not (state.is_update or state.is_delete):
         return
     table = _target(state.statement)
+    if getattr(table, "name", None) in APPEND_ONLY_TABLES:
+        raise UnrecordedWrite(
+            f"{table.name} is append-only: a bulk {'UPDATE' if state.is_update else 'DELETE'} of it is refused. "
+            "A correction is a new movement."
+        )
     if getattr(table, "name", None) not in AUDITED_TABLES or state.execution_options.get(OPTION):
         return
     kind = "UPDATE" if state.is_update else "DELETE"

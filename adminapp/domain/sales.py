@@ -5,6 +5,7 @@ decision, and never commits: the caller (a view or a CLI command) commits once.
 """
 
 from collections import Counter
+from datetime import datetime
 from decimal import Decimal
 
 from flask_babel import gettext
@@ -15,10 +16,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..formatting import local_time, number
 from ..labels import status_label
 from ..models import Product, Transaction, TransactionProduct, User, utcnow
-from ..vocabularies import AuditAction, TransactionStatus
+from ..vocabularies import AuditAction, MovementKind, TransactionStatus
 from . import audit, guards, sqlite_lock
 from .deletion import DeletionPreview, Related, refusal_of
 from .errors import AlreadyPosted, Immutable, InsufficientStock, InvalidTransaction, NotFound
+from .stock import write_moves
 
 FINAL_STATUSES = (TransactionStatus.POSTED, TransactionStatus.VOID)
 
@@ -125,7 +127,8 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
             gettext("Transaction #%(id)s was not posted: %(problems)s.", id=txn.id, problems="; ".join(problems)),
             line_problems,
         )
-    stock = _move_stock(session, {product: -qty for product, qty in wanted.items()})
+    now = utcnow()
+    stock = _move_stock(session, {product: -qty for product, qty in wanted.items()}, MovementKind.SALE, now, user, txn)
     _fix_prices(session, txn, lines)
     _change_status(
         session,
@@ -133,7 +136,7 @@ def post(session: Session, txn: Transaction, user: User | None) -> Transaction:
         AuditAction.POST,
         stock,
         status=TransactionStatus.POSTED,
-        posted_at=utcnow(),
+        posted_at=now,
         posted_by=user,
         total=sum((line_total(line) for line in lines), Decimal("0.00")),
     )
@@ -156,14 +159,15 @@ def void(session: Session, txn: Transaction, user: User | None, reason: str) -> 
             )
         )
     lines = _lines_locking_products(session, txn)
-    stock = _move_stock(session, _quantities(lines))
+    now = utcnow()
+    stock = _move_stock(session, _quantities(lines), MovementKind.RETURN, now, user, txn, reason)
     _change_status(
         session,
         txn,
         AuditAction.VOID,
         stock,
         status=TransactionStatus.VOID,
-        voided_at=utcnow(),
+        voided_at=now,
         voided_by=user,
         void_reason=reason,
     )
@@ -208,24 +212,34 @@ def _quantities(lines: list[TransactionProduct]) -> Counter:
     return quantities
 
 
-def _move_stock(session: Session, changes: dict[Product, int]) -> dict:
-    """Add each change to its product's stock in one statement; the movements, {sku: [old, new]},
-    for the audit entry of the post or void.
+def _move_stock(
+    session: Session,
+    changes: dict[Product, int],
+    kind: MovementKind,
+    at: datetime,
+    user: User | None,
+    txn: Transaction,
+    reason: str | None = None,
+) -> dict:
+    """Add each change to its product's stock in one statement, and write its movement in the
+    stock ledger in one more; the movements, {sku: [old, new]}, for the audit entry of the post
+    or void (one entry for them all).
 
     The products are locked, so the stock read is the stock changed. The version is left
-    alone: a sale does not make an open product form stale (catalog.keep_stock_moves keeps
-    that form from undoing it)."""
+    alone: a sale does not make an open product form stale."""
     if not changes:
         return {}
+    rows = [(product.id, change, product.stock + change) for product, change in changes.items()]
     moves = (
-        values(column("id", Integer), column("change", Integer), name="moves")
-        .data([(product.id, change) for product, change in changes.items()])
+        values(column("id", Integer), column("change", Integer), column("after", Integer), name="moves")
+        .data(rows)
         .cte("moves")
     )
     session.execute(
         update(Product).where(Product.id == moves.c.id).values(stock=Product.stock + moves.c.change),
         execution_options={"synchronize_session": False, **guards.RECORDS_ITS_OWN_ENTRY},
     )
+    write_moves(session, moves, kind, at, user.id if user is not None else None, txn.id, reason)
     movements = {}
     for product, change in sorted(changes.items(), key=lambda item: item[0].id):
         movements[product.sku] = [product.stock, product.stock + change]

@@ -4,7 +4,9 @@ Products are spread over the last two years, transactions over the time their pr
 existed: mostly posted, some drafts and voids, each by a real user. The data is written
 set-based (no ORM object per row), together with the audit entries the app itself would
 have written, in one valid chain in time order: a created product or transaction, every post
-and void. The whole seed is one unit of work: the caller commits it once.
+and void; and the stock ledger's movements, in time order too: each new product's opening,
+each post's sales and each void's returns, so seeded stock reconciles with its movements.
+The whole seed is one unit of work: the caller commits it once.
 """
 
 import heapq
@@ -13,6 +15,7 @@ import random
 import secrets
 from array import array
 from bisect import bisect_right
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,8 +23,8 @@ from decimal import Decimal
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from ..models import AuditEntry, Product, Transaction, TransactionProduct, User, utcnow
-from ..vocabularies import AuditAction, Role, TransactionStatus
+from ..models import AuditEntry, Product, StockMovement, Transaction, TransactionProduct, User, utcnow
+from ..vocabularies import AuditAction, MovementKind, Role, TransactionStatus
 from . import accounts, audit, bulk, sqlite_lock
 from .errors import DomainError
 
@@ -147,6 +150,7 @@ def _filled_tables(connection, products: int, transactions: int, lines_each: int
         Transaction.__table__: transactions,
         TransactionProduct.__table__: transactions * lines_each,
         AuditEntry.__table__: products + transactions * 2,
+        StockMovement.__table__: products + transactions * lines_each,
     }
     return [table for table, rows in adding.items() if bulk.worth_rebuilding(connection, table, rows)]
 
@@ -356,6 +360,9 @@ class _Story:
         self.catalog, self.users = None, []
         self.events, self.order = [], itertools.count()
         self.entries, self.finished = [], []
+        # Movements in time order, written as soon as the sales they name are: a sale still
+        # to be voided is written later, so the movements after its post wait with it.
+        self.movements, self.unwritten = deque(), set()
         self.counts = {status: 0 for status in TransactionStatus}
 
     def push(self, moment: datetime, kind: str, item) -> None:
@@ -382,8 +389,18 @@ class _Story:
             moment, _, kind, item = heapq.heappop(self.events)
             if kind == "product":
                 self.entries.append(_product_entry(self.actor, item))
+                self.movements.append(_opening(self.actor, item))
                 continue
             follow_up = _EVENTS[kind](self.rng, self.catalog, self.users, item, moment, self.entries)
+            if kind == AuditAction.POST and item.row["status"] == TransactionStatus.POSTED:
+                self.unwritten.add(item.row["id"])
+                self.movements.extend(_movements(self.catalog, item, MovementKind.SALE, moment, item.row["posted_by"]))
+            elif kind == AuditAction.VOID:
+                self.movements.extend(
+                    _movements(
+                        self.catalog, item, MovementKind.RETURN, moment, item.row["voided_by"], item.row["void_reason"]
+                    )
+                )
             if follow_up and follow_up[0] <= self.now:
                 self.push(follow_up[0], follow_up[1], item)
             else:
@@ -411,6 +428,11 @@ class _Story:
             audit.append(connection, self.entries)
         for sale in sales:
             self.counts[sale.row["status"]] += 1
+            self.unwritten.discard(sale.row["id"])
+        ready = []
+        while self.movements and self.movements[0]["transaction_id"] not in self.unwritten:
+            ready.append(self.movements.popleft())
+        bulk.insert_rows(connection, StockMovement.__table__, ready)
         self.entries, self.finished = [], []
 
 
@@ -528,6 +550,35 @@ def _move_stock(catalog: Catalog, sale: _Sale, sign: int) -> dict:
         catalog.stock[index] = before + sign * qty
         stock[catalog.skus[index]] = [before, catalog.stock[index]]
     return stock
+
+
+def _movement(product_id, kind, quantity, after, moment, user_id, reason=None, transaction_id=None) -> dict:
+    return {
+        "product_id": product_id,
+        "kind": str(kind),
+        "quantity": quantity,
+        "stock_after": after,
+        "created_at": moment,
+        "user_id": user_id,
+        "reason": reason,
+        "reference": None,
+        "transaction_id": transaction_id,
+    }
+
+
+def _opening(actor: audit.Actor, row) -> dict:
+    """A new product's opening movement, as the app writes on every create."""
+    return _movement(row["id"], MovementKind.OPENING, row["stock"], row["stock"], row["created_at"], actor.user_id)
+
+
+def _movements(catalog: Catalog, sale: _Sale, kind, moment, user_id, reason=None) -> list[dict]:
+    """A post's (or void's) movements, one per line in product order, with the stock it left
+    (``_move_stock`` has just moved it)."""
+    sign = -1 if kind == MovementKind.SALE else 1
+    return [
+        _movement(catalog.ids[index], kind, sign * qty, catalog.stock[index], moment, user_id, reason, sale.row["id"])
+        for index, qty in sorted(sale.lines, key=lambda line: catalog.ids[line[0]])
+    ]
 
 
 def _entry(actor: audit.Actor, action: AuditAction, row: dict, changes: dict, moment: datetime) -> dict:

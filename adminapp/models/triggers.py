@@ -3,6 +3,9 @@
 - ``audit_entries`` is append-only: UPDATE, DELETE and TRUNCATE are refused.
 - A posted or void transaction is frozen: no UPDATE or DELETE but the void (posted -> void,
   changing only the void's own columns and the version).
+- ``stock_movements`` (the stock ledger) is append-only: UPDATE and TRUNCATE are refused, and
+  DELETE too but for the movements of a product being deleted (ON DELETE CASCADE: the product
+  row is gone by then).
 - The lines of a posted or void transaction are frozen: no INSERT, UPDATE or DELETE. A line may
   still be written with a transaction inserted posted or void by the same database transaction
   (the seed COPYs finished sales, then their lines): that is its creation, not a change. "By
@@ -16,7 +19,8 @@ replica`` skips them, the DBA's way to repair data (README, "PostgreSQL"). The l
 statement-level over transition tables, so a COPY of 100,000 lines costs one join, not a
 trigger call per row.
 
-Made by ``create_all`` through these events and by migration 0008, which holds a copy of this SQL.
+Made by ``create_all`` through these events and by migrations 0008 and 0012 (the ledger's), which
+hold a copy of this SQL.
 """
 
 from sqlalchemy import DDL, event
@@ -24,6 +28,7 @@ from sqlalchemy import DDL, event
 from ..vocabularies import TransactionStatus
 from .audit import AuditEntry
 from .sales import Transaction, TransactionProduct
+from .stock import StockMovement
 
 # The statuses the functions compare, as SQL literals: 'draft'.
 _DRAFT, _POSTED, _VOID = (
@@ -102,10 +107,26 @@ END $$""",
     "REFERENCING OLD TABLE AS old_lines FOR EACH STATEMENT EXECUTE FUNCTION transaction_products_final_frozen()",
 ]
 
+STOCK_MOVEMENTS = [
+    """CREATE OR REPLACE FUNCTION stock_movements_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND TG_LEVEL = 'ROW' AND NOT EXISTS (SELECT FROM products WHERE id = OLD.product_id) THEN
+        RETURN OLD;  -- its product was deleted: the movements go with it
+    END IF;
+    RAISE EXCEPTION 'stock_movements is append-only: % refused', TG_OP
+        USING HINT = 'A DBA lifts this for a repair with SET session_replication_role = replica.';
+END $$""",
+    "CREATE TRIGGER stock_movements_append_only BEFORE UPDATE OR DELETE ON stock_movements "
+    "FOR EACH ROW EXECUTE FUNCTION stock_movements_append_only()",
+    "CREATE TRIGGER stock_movements_no_truncate BEFORE TRUNCATE ON stock_movements "
+    "FOR EACH STATEMENT EXECUTE FUNCTION stock_movements_append_only()",
+]
+
 GUARDS = {
     AuditEntry.__table__: AUDIT_ENTRIES,
     Transaction.__table__: TRANSACTIONS,
     TransactionProduct.__table__: TRANSACTION_PRODUCTS,
+    StockMovement.__table__: STOCK_MOVEMENTS,
 }
 TRIGGERS = {
     "audit_entries": ["audit_entries_append_only"],
@@ -115,8 +136,14 @@ TRIGGERS = {
         "transaction_products_update_frozen",
         "transaction_products_delete_frozen",
     ],
+    "stock_movements": ["stock_movements_append_only", "stock_movements_no_truncate"],
 }
-FUNCTIONS = ["audit_entries_append_only", "transactions_final_frozen", "transaction_products_final_frozen"]
+FUNCTIONS = [
+    "audit_entries_append_only",
+    "transactions_final_frozen",
+    "transaction_products_final_frozen",
+    "stock_movements_append_only",
+]
 
 for _table, _statements in GUARDS.items():
     for _statement in _statements:
