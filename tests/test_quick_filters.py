@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import insert
 
-from adminapp.admin.listing import NARROWED_COUNT_CAP
+from adminapp.admin.listing import COUNT_CAP, NARROWED_COUNT_CAP
 from adminapp.models import Product, User, utcnow
 from tests.support import another_app, insert_transactions, signed_in, statements
 
@@ -447,7 +447,7 @@ def test_many_recent_products_are_paged_along_the_sort_not_through_their_ids(app
     """A catalogue imported this week: every product is recent. An array of all their ids
     would be slow; along the SKU index, the first page's rows come at once."""
     now = utcnow()
-    many = NARROWED_COUNT_CAP + 1
+    many = COUNT_CAP + 1
     with db() as session:
         session.execute(
             insert(Product),

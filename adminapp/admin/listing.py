@@ -67,8 +67,9 @@ def page_query(session: Session, query):
     with PAGE_THROUGH_IDS (filters.RecentLocalDateFrom) has the page take the matching ids
     first, as one array from the column's index, computed once, then sort those rows: the
     sort's own index would be walked through the whole table to reach them. Only while they
-    are few (at most NARROWED_COUNT_CAP, counted from the column's index and no further): many
-    matches are met soon along the sort's index, and an array of them all would be slow."""
+    are at most COUNT_CAP (counted from the column's index, no further): sorting that many
+    takes milliseconds, while an array of 300,000 took 0.7 s, and so many matches are
+    usually met soon along the sort's index."""
     marked = query.get_execution_options().get(PAGE_THROUGH_IDS)
     if marked is None:
         return query
@@ -77,8 +78,8 @@ def page_query(session: Session, query):
     key = inspect(model).primary_key[0]
     rows = aliased(model)  # not correlated with the list's own table
     matching = select(getattr(rows, key.key)).where(getattr(rows, column.key) >= value)
-    few = session.scalar(select(func.count()).select_from(matching.limit(NARROWED_COUNT_CAP + 1).subquery()))
-    if few > NARROWED_COUNT_CAP:
+    few = session.scalar(select(func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery()))
+    if few > COUNT_CAP:
         return query
     ids = select(func.array_agg(getattr(rows, key.key))).where(getattr(rows, column.key) >= value)
     # ANY of an array, not of a subquery: that would be a join, planned as before.
