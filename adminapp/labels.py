@@ -290,6 +290,9 @@ AUDIT_FIELDS = {
     "hash": lazy_gettext("Hash"),
     # keys of the "changes" of entries that are not model changes
     "reason": lazy_gettext("Reason"),
+    # a receipt's or adjustment's entry: the kind of stock movement and its reference
+    "movement": lazy_gettext("Stock movement"),
+    "reference": lazy_gettext("Reference"),
     # the entry migration 0007 wrote when it keyed the chain
     "legacy_last_id": lazy_gettext("Last entry before keying"),
     "legacy_head_hash": lazy_gettext("Hash of that entry"),
@@ -347,6 +350,8 @@ def change_value(field: str, value) -> str:
         return role_label(value)
     if field == "locale":
         return language_name(value)
+    if field == "movement":
+        return movement_kind_label(value)
     if field == "password" and value == "changed":
         return gettext("changed")
     if field == "reason":

@@ -1425,6 +1425,8 @@ def admin_requests(endpoint, http_method, fx: Fixtures):
             ]
         if method == "ajax_update":
             return [(None, {"list_form_pk": fx.product(), "name": "Edited inline"})]
+    if view == "product" and method == "adjust_view":
+        return [({"id": fx.product(stock=5)}, None if get else {"kind": "receipt", "quantity": "3"})]
     if view == "transaction":
         if method == "void_view":
             posted = fx.posted((fx.product(stock=50), 1))
@@ -1547,6 +1549,7 @@ WRITES = [  # (endpoint, http method): the write requests an admin makes to prov
     ("transaction.delete_view", "POST"),
     ("transaction.action_view", "POST"),
     ("transaction.void_view", "POST"),
+    ("product.adjust_view", "POST"),
 ]
 
 

@@ -41,6 +41,7 @@ METHOD_KIND = {
 
 # A view's own @expose methods, classified per view.
 VIEW_METHOD_KIND = {
+    "product": {"adjust_view": WRITE},
     "transaction": {"void_view": WRITE, "export_lines": READ, "line_products": READ},
     "audit": {"checkpoint_view": READ},
 }
