@@ -29,6 +29,7 @@ PAGES = [
     "/admin/product/edit/?id=1",
     "/admin/product/details/?id=1",
     "/admin/product/delete/?id=1",
+    "/admin/product/adjust/?id=1",
     "/admin/transaction/",
     # filtered through the one-click filters and the Add Filter form, and searched
     "/admin/product/?search=BRW&flt0_active_equals=1&flt1_created_from=2000-01-01",
