@@ -43,6 +43,7 @@ PAGES = [
 
 
 def serious_violations(page):
+    page.wait_for_load_state()  # after a click that submits: the new page, its scripts run
     page.add_script_tag(path=str(AXE))
     violations = page.evaluate("async () => (await axe.run(document)).violations")
     return [
